@@ -1,0 +1,25 @@
+# rflow: `make demo` sets up and runs the main job; `make test` sets up and runs every test.
+GO ?= go
+
+.PHONY: setup build demo test bench clean
+
+# setup installs the pinned ONNX Runtime library into .ort/ (verified by sha256; nothing fetched
+# when a verified copy is present).
+setup:
+	./scripts/install-ort.sh
+
+build: setup
+	$(GO) build -o bin/rflow ./cmd/rflow
+
+demo: build
+	./bin/rflow version
+
+test: setup
+	$(GO) vet ./...
+	$(GO) test ./...
+
+bench: setup
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

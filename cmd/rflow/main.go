@@ -1,0 +1,138 @@
+// Command rflow generates images with SD3- and FLUX-style rectified-flow models exported to ONNX.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+)
+
+// command is one subcommand. run gets the arguments after the subcommand name.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, out, errOut io.Writer) error
+}
+
+// commands is the dispatch table; each subcommand lives in its own file.
+func commands() []command {
+	return []command{
+		{name: "version", summary: "print rflow, Go and ONNX Runtime versions and the execution providers", run: runVersion},
+	}
+}
+
+// usageError marks a mistake in how rflow was called: exit status 2 and the subcommand's usage.
+type usageError struct {
+	fs  *pflag.FlagSet
+	err error
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// errHelp is returned when the user asked for help; usage goes to stdout and the exit status is 0.
+var errHelp = pflag.ErrHelp
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one rflow invocation and returns the exit status: 0 success, 1 failure, 2 usage error.
+func run(ctx context.Context, args []string, out, errOut io.Writer) int {
+	if len(args) == 0 {
+		printHelp(errOut)
+		return 2
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "--help":
+		if len(args) > 1 {
+			if c, ok := lookup(args[1]); ok {
+				_ = c.run(ctx, []string{"--help"}, out, errOut)
+				return 0
+			}
+			fmt.Fprintf(errOut, "rflow: unknown command %q\n\n", args[1])
+			printHelp(errOut)
+			return 2
+		}
+		printHelp(out)
+		return 0
+	}
+	c, ok := lookup(name)
+	if !ok {
+		fmt.Fprintf(errOut, "rflow: unknown command %q\n\n", name)
+		printHelp(errOut)
+		return 2
+	}
+	err := c.run(ctx, args[1:], out, errOut)
+	var ue *usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(errOut, "rflow %s: %v\n\n", name, ue.err)
+		printUsage(errOut, name, ue.fs)
+		return 2
+	default:
+		fmt.Fprintf(errOut, "rflow %s: %s\n", name, oneLine(err.Error()))
+		return 1
+	}
+}
+
+func lookup(name string) (command, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprintln(w, "rflow turns text prompts into images with SD3- and FLUX-style rectified-flow models (ONNX).")
+	fmt.Fprintln(w, "\nUsage: rflow <command> [flags]\n\nCommands:")
+	cs := commands()
+	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'rflow help <command>' or 'rflow <command> --help' for a command's flags.")
+}
+
+func printUsage(w io.Writer, name string, fs *pflag.FlagSet) {
+	c, _ := lookup(name)
+	fmt.Fprintf(w, "Usage: rflow %s [flags]\n\n%s.\n\nFlags:\n%s", name, c.summary, fs.FlagUsages())
+}
+
+// parseFlags parses a subcommand's flags, turning pflag's errors into usage errors and --help into
+// usage on out.
+func parseFlags(fs *pflag.FlagSet, args []string, out io.Writer) error {
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			printUsage(out, fs.Name(), fs)
+			return errHelp
+		}
+		return &usageError{fs: fs, err: err}
+	}
+	return nil
+}
+
+// oneLine folds a multi-line error (ORT's messages carry newlines) into the one line rflow prints.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}

@@ -1,0 +1,229 @@
+// Package half converts between float32 and the 16-bit float formats ONNX
+// models use (IEEE 754 binary16 and bfloat16).
+//
+// All conversions are exact or correctly rounded (round-to-nearest, ties to
+// even), NaNs stay NaNs, and nothing allocates per element. The code is pure
+// Go bit manipulation: the common case (a normal value in range) is a few
+// integer instructions and one well-predicted branch, and the rare cases
+// (subnormals, Inf, NaN, overflow) sit in separate out-of-line functions so
+// the hot loops stay small.
+package half
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"unsafe"
+)
+
+// Bit patterns of float32 values that bound the binary16 fast path.
+const (
+	f32AbsMask = 0x7fffffff
+	f32Inf     = 0x7f800000 // +Inf; anything above it (after masking the sign) is NaN
+
+	// |f| in [2^-14, 2^16) gives a normal binary16 result or rounds up to
+	// Inf; both fall out of the same add-and-shift.
+	f32MinNormal16 = 0x38800000 // 2^-14, the smallest normal binary16
+	f32Overflow16  = 0x47800000 // 2^16; at or above it the result is Inf
+	f32Rebias16    = (127 - 15) << 23
+
+	// |f| <= 2^-25 rounds to zero: 2^-25 is exactly half the smallest
+	// subnormal, and the tie goes to the even neighbour, 0.
+	f32HalfMinSub16 = 0x33000000
+)
+
+// FromFloat32 converts f to binary16 bits with round-to-nearest-even.
+// Values of magnitude >= 65520 become ±Inf, subnormal results are rounded
+// correctly, ±0 keeps its sign, and a NaN stays a NaN: the result is quiet,
+// keeps the sign and the top 9 payload bits, and never collapses into Inf.
+func FromFloat32(f float32) uint16 {
+	u := math.Float32bits(f)
+	a := u & f32AbsMask
+	if a-f32MinNormal16 < f32Overflow16-f32MinNormal16 {
+		// Rebias the exponent and round the 13 dropped mantissa bits:
+		// adding 0xfff plus the lowest kept bit rounds to nearest-even, and a
+		// carry out of the mantissa bumps the exponent (up to Inf) for free.
+		return uint16(u>>16)&0x8000 | uint16((a-f32Rebias16+0xfff+(a>>13)&1)>>13)
+	}
+	return fromFloat32Slow(u)
+}
+
+// fromFloat32Slow handles everything outside the normal binary16 range.
+// It is kept out of line so FromFloat32 and the slice loop stay small.
+//
+//go:noinline
+func fromFloat32Slow(u uint32) uint16 {
+	sign := uint16(u>>16) & 0x8000
+	a := u & f32AbsMask
+	switch {
+	case a > f32Inf:
+		// Setting the quiet bit keeps the mantissa non-zero, so a NaN
+		// whose payload lives only in the dropped low bits cannot become Inf.
+		return sign | 0x7e00 | uint16(a>>13)&0x3ff
+	case a >= f32Overflow16:
+		return sign | 0x7c00
+	case a <= f32HalfMinSub16:
+		// Also keeps float32 subnormals away from the FPU below, where
+		// some CPUs take a slow microcode path for them.
+		return sign
+	default:
+		// |f| in (2^-25, 2^-14): adding 0.5 (whose ulp is 2^-24, the
+		// binary16 subnormal spacing) makes the FPU do the
+		// round-to-nearest-even for us. The result is 0.5 + n*2^-24, and n,
+		// the subnormal mantissa, is read off the low bits. n can reach
+		// 1024, which is exactly the bit pattern of the smallest normal.
+		return sign | uint16(math.Float32bits(math.Float32frombits(a)+0.5)-0x3f000000)
+	}
+}
+
+// ToFloat32 converts binary16 bits to float32. Every binary16 value,
+// subnormals included, is exactly representable, so this is exact. A NaN's
+// payload (including its quiet bit) is kept in the top mantissa bits.
+func ToFloat32(h uint16) float32 {
+	if (h&0x7c00)-0x0400 < 0x7c00-0x0400 { // exponent field in [1, 30]: normal
+		return math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)<<13 + f32Rebias16))
+	}
+	return toFloat32Slow(h)
+}
+
+// toFloat32Slow handles zero, subnormals, Inf and NaN.
+//
+//go:noinline
+func toFloat32Slow(h uint16) float32 {
+	sign := uint32(h&0x8000) << 16
+	m := uint32(h & 0x3ff)
+	if h&0x7c00 != 0 {
+		// Inf or NaN: copy the mantissa bit for bit (no FPU operation, so a
+		// signalling NaN is not quieted on the way).
+		return math.Float32frombits(sign | f32Inf | m<<13)
+	}
+	// Zero or subnormal, m * 2^-24: both steps are exact in float32.
+	return math.Float32frombits(sign | math.Float32bits(float32(m)*0x1p-24))
+}
+
+// BFloat16FromFloat32 converts f to bfloat16 bits (the top half of a float32)
+// with round-to-nearest-even on the dropped low 16 bits. Finite values that
+// round past the largest bfloat16 become ±Inf, as RNE prescribes. A NaN stays
+// a quiet NaN with its sign and top payload bits.
+func BFloat16FromFloat32(f float32) uint16 {
+	u := math.Float32bits(f)
+	if u&f32AbsMask > f32Inf {
+		// Rounding could carry a NaN's mantissa into Inf (or truncation
+		// could zero it); forcing the quiet bit prevents both.
+		return uint16(u>>16) | 0x40
+	}
+	return uint16((u + 0x7fff + (u>>16)&1) >> 16)
+}
+
+// BFloat16ToFloat32 converts bfloat16 bits to float32; exact, since bfloat16
+// is a truncated float32.
+func BFloat16ToFloat32(h uint16) float32 {
+	return math.Float32frombits(uint32(h) << 16)
+}
+
+// ErrShortDst is wrapped by the slice conversions when dst has fewer
+// elements than src; test for it with errors.Is.
+var ErrShortDst = errors.New("half: destination shorter than source")
+
+func shortDst(dst, src int) error {
+	return fmt.Errorf("%w: len(dst)=%d < len(src)=%d", ErrShortDst, dst, src)
+}
+
+// f32Bits views a float32 slice as its bit patterns, so the loops below load
+// straight into integer registers instead of bouncing through an XMM register.
+func f32Bits(s []float32) []uint32 {
+	return unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
+}
+
+// EncodeFloat16 converts src to binary16 bits in dst[:len(src)], exactly as
+// FromFloat32 does element by element. dst must have at least len(src)
+// elements; otherwise nothing is written and an error wrapping ErrShortDst is
+// returned.
+func EncodeFloat16(dst []uint16, src []float32) error {
+	if len(dst) < len(src) {
+		return shortDst(len(dst), len(src))
+	}
+	s := f32Bits(src)
+	dst = dst[:len(s)]
+	for i, u := range s {
+		// FromFloat32 inlined by hand (it is over the compiler's inlining
+		// budget), written as "compute, then override if out of range" so
+		// the common case is straight-line code with the slow call out of
+		// line.
+		a := u & f32AbsMask
+		r := uint16(u>>16)&0x8000 | uint16((a-f32Rebias16+0xfff+(a>>13)&1)>>13)
+		if a-f32MinNormal16 >= f32Overflow16-f32MinNormal16 {
+			r = fromFloat32Slow(u)
+		}
+		dst[i] = r
+	}
+	return nil
+}
+
+// DecodeFloat16 converts binary16 bits in src to float32 in dst[:len(src)],
+// exactly as ToFloat32 does. dst must have at least len(src) elements;
+// otherwise nothing is written and an error wrapping ErrShortDst is returned.
+func DecodeFloat16(dst []float32, src []uint16) error {
+	if len(dst) < len(src) {
+		return shortDst(len(dst), len(src))
+	}
+	d := f32Bits(dst)
+	d = d[:len(src)]
+	for i, h := range src {
+		// ToFloat32 with the call inlined by hand (it is over the
+		// compiler's inlining budget).
+		r := uint32(h&0x8000)<<16 | (uint32(h&0x7fff)<<13 + f32Rebias16)
+		if (h&0x7c00)-0x0400 >= 0x7c00-0x0400 {
+			r = math.Float32bits(toFloat32Slow(h))
+		}
+		d[i] = r
+	}
+	return nil
+}
+
+// EncodeBFloat16 converts src to bfloat16 bits in dst[:len(src)], exactly as
+// BFloat16FromFloat32 does. dst must have at least len(src) elements;
+// otherwise nothing is written and an error wrapping ErrShortDst is returned.
+func EncodeBFloat16(dst []uint16, src []float32) error {
+	if len(dst) < len(src) {
+		return shortDst(len(dst), len(src))
+	}
+	s := f32Bits(src)
+	dst = dst[:len(s)]
+	for i, u := range s {
+		// Branch-free: the NaN case is a conditional move.
+		r := uint16((u + 0x7fff + (u>>16)&1) >> 16)
+		if u&f32AbsMask > f32Inf {
+			r = uint16(u>>16) | 0x40
+		}
+		dst[i] = r
+	}
+	return nil
+}
+
+// DecodeBFloat16 converts bfloat16 bits in src to float32 in dst[:len(src)].
+// dst must have at least len(src) elements; otherwise nothing is written and
+// an error wrapping ErrShortDst is returned.
+func DecodeBFloat16(dst []float32, src []uint16) error {
+	if len(dst) < len(src) {
+		return shortDst(len(dst), len(src))
+	}
+	d := f32Bits(dst)
+	d = d[:len(src)]
+	for i, h := range src {
+		d[i] = uint32(h) << 16
+	}
+	return nil
+}
+
+// AsBytes views u as bytes without copying, for handing fp16/bf16 buffers to
+// ONNX Runtime, which takes raw tensor data. The bytes are in host order,
+// which is little-endian (what ONNX expects) on every platform ONNX Runtime
+// supports for Go (amd64, arm64). The result aliases u: writes through
+// either are visible in both.
+func AsBytes(u []uint16) []byte {
+	if len(u) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(u))), 2*len(u))
+}

@@ -1,0 +1,73 @@
+package ort
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestFindLibraryExplicitMissing(t *testing.T) {
+	_, err := FindLibrary("/nonexistent/libonnxruntime.so")
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/libonnxruntime.so") || !strings.Contains(err.Error(), "--ort-lib") {
+		t.Fatalf("want an error naming the path and the flag, got %v", err)
+	}
+	t.Setenv(LibraryEnv, "/also/missing.so")
+	_, err = FindLibrary("")
+	if err == nil || !strings.Contains(err.Error(), "/also/missing.so") || !strings.Contains(err.Error(), LibraryEnv) {
+		t.Fatalf("want an error naming the env path, got %v", err)
+	}
+}
+
+func TestFindLibraryNotFoundListsSearched(t *testing.T) {
+	t.Setenv(LibraryEnv, "")
+	t.Setenv("LD_LIBRARY_PATH", "/rflow-test-ld-path")
+	t.Setenv("PATH", "") // no python3: the pip step is skipped
+	t.Chdir(t.TempDir())
+	path, err := FindLibrary("")
+	if err == nil {
+		t.Skipf("a system ONNX Runtime exists at %s; the not-found path cannot be exercised here", path)
+	}
+	var nf *LibraryNotFoundError
+	if !errors.As(err, &nf) || !errors.Is(err, ErrLibraryNotFound) {
+		t.Fatalf("want LibraryNotFoundError, got %v", err)
+	}
+	wd, _ := os.Getwd()
+	msg := err.Error()
+	for _, want := range []string{filepath.Join(wd, ".ort"), "/rflow-test-ld-path", "/usr/local/lib", "make setup", LibraryEnv} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not mention %q: %s", want, msg)
+		}
+	}
+}
+
+func TestFindLibraryVersionedName(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "libonnxruntime.so.1.24.3")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := libraryIn(dir); got != p {
+		t.Fatalf("libraryIn = %q, want the pip-style versioned file %q", got, p)
+	}
+}
+
+func TestCompareVersions(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want int
+	}{{"1.24.3", "1.24.0", 1}, {"1.23.2", "1.24.0", -1}, {"1.24.0", "1.24", 0}, {"1.100.0", "1.24.0", 1}, {"2.0.0-dev", "1.24.0", 1}} {
+		if got := compareVersions(c.a, c.b); got != c.want {
+			t.Errorf("compareVersions(%s, %s) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
+}
+
+func TestProbeRejectsNonLibrary(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "libonnxruntime.so")
+	_ = os.WriteFile(p, []byte("not an ELF file"), 0o644)
+	if _, _, err := probeLibrary(p); err == nil || !strings.Contains(err.Error(), p) {
+		t.Fatalf("want a load error naming %s, got %v", p, err)
+	}
+}

@@ -1,0 +1,9 @@
+package ort_test
+
+import (
+	"testing"
+
+	"github.com/rflowrt/rflow/internal/ort/orttest"
+)
+
+func TestMain(m *testing.M) { orttest.Main(m) }

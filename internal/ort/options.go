@@ -1,0 +1,217 @@
+package ort
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+
+	ortgo "github.com/yalue/onnxruntime_go"
+)
+
+// Provider names an ONNX Runtime execution provider.
+type Provider string
+
+// The execution providers rflow knows how to configure.
+const (
+	CPU      Provider = "cpu"
+	CUDA     Provider = "cuda"
+	TensorRT Provider = "tensorrt"
+	CoreML   Provider = "coreml"
+	DirectML Provider = "directml"
+)
+
+// Providers lists every provider name ParseProvider accepts.
+func Providers() []Provider { return []Provider{CPU, CUDA, TensorRT, CoreML, DirectML} }
+
+// ParseProvider turns a user's provider name into a Provider ("" means cpu).
+func ParseProvider(s string) (Provider, error) {
+	if s == "" {
+		return CPU, nil
+	}
+	for _, p := range Providers() {
+		if strings.EqualFold(s, string(p)) {
+			return p, nil
+		}
+	}
+	names := make([]string, 0, 5)
+	for _, p := range Providers() {
+		names = append(names, string(p))
+	}
+	return "", fmt.Errorf("unknown execution provider %q (valid: %s)", s, strings.Join(names, ", "))
+}
+
+// OptLevel is ORT's graph optimization level.
+type OptLevel int
+
+// Graph optimization levels. The zero value is ORT's default, all optimizations.
+const (
+	OptAll OptLevel = iota
+	OptExtended
+	OptBasic
+	OptDisabled
+)
+
+// SessionOptions configure one session. The zero value runs on the CPU with one intra-op thread per
+// core, ORT's default spinning and all graph optimizations, and no optimized-graph cache.
+type SessionOptions struct {
+	// Provider is the execution provider; "" is cpu. The CPU provider is always appended last, so
+	// nodes another provider cannot run still run.
+	Provider Provider
+	// DeviceID selects the GPU for cuda, tensorrt and directml (default 0).
+	DeviceID int
+	// GPUMemLimit caps the CUDA arena in bytes; 0 leaves it unlimited.
+	GPUMemLimit int64
+	// IntraOpThreads is the number of threads one operator may use; 0 means runtime.NumCPU().
+	IntraOpThreads int
+	// NoSpinning stops idle intra-op threads from spinning: less CPU burnt between Runs on a shared
+	// machine, slightly more latency for short Runs. Tests set it.
+	NoSpinning bool
+	// OptLevel is the graph optimization level (zero value: all).
+	OptLevel OptLevel
+	// CacheDir, when set, keeps ORT's optimized graph on disk keyed by model hash, ORT version,
+	// provider, optimization level and CPU, so the next load of the same model skips optimization.
+	// For tensorrt it holds TensorRT's engine cache instead.
+	CacheDir string
+	// Outputs names the outputs to compute, in order; nil computes all of the model's outputs.
+	Outputs []string
+}
+
+// ProviderError says that the loaded library cannot run a requested execution provider.
+type ProviderError struct {
+	Provider Provider
+	Library  string
+	Err      error
+}
+
+func (e *ProviderError) Error() string {
+	hint := "use --provider cpu"
+	switch e.Provider {
+	case CUDA, TensorRT:
+		hint = "point --ort-lib at a GPU build of ONNX Runtime (e.g. the libonnxruntime.so from pip's onnxruntime-gpu, with its CUDA libraries installed), or use --provider cpu"
+	case CoreML:
+		hint = "CoreML needs ONNX Runtime on macOS; use --provider cpu"
+	case DirectML:
+		hint = "DirectML needs the onnxruntime-directml build on Windows; use --provider cpu"
+	}
+	return fmt.Sprintf("execution provider %s is not available in %s: %v; %s", e.Provider, e.Library, e.Err, hint)
+}
+
+func (e *ProviderError) Unwrap() error { return e.Err }
+
+// ErrProviderUnavailable is matched (errors.Is) by every ProviderError.
+var ErrProviderUnavailable = errors.New("execution provider unavailable")
+
+// Is makes errors.Is(err, ErrProviderUnavailable) true for a ProviderError.
+func (e *ProviderError) Is(target error) bool { return target == ErrProviderUnavailable }
+
+// newORTOptions builds the wrapper's options. The caller destroys them.
+func newORTOptions(o SessionOptions) (*ortgo.SessionOptions, error) {
+	so, err := ortgo.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	if err := configureOptions(so, o); err != nil {
+		so.Destroy()
+		return nil, err
+	}
+	return so, nil
+}
+
+func configureOptions(so *ortgo.SessionOptions, o SessionOptions) error {
+	threads := o.IntraOpThreads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	if err := so.SetIntraOpNumThreads(threads); err != nil {
+		return fmt.Errorf("intra-op threads: %w", err)
+	}
+	if o.NoSpinning {
+		if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+			return fmt.Errorf("spinning: %w", err)
+		}
+	}
+	if err := so.SetGraphOptimizationLevel(ortLevel(o.OptLevel)); err != nil {
+		return fmt.Errorf("graph optimization level: %w", err)
+	}
+	if err := appendProvider(so, o); err != nil {
+		return &ProviderError{Provider: o.Provider, Library: LibraryPath(), Err: err}
+	}
+	return nil
+}
+
+func ortLevel(l OptLevel) ortgo.GraphOptimizationLevel {
+	switch l {
+	case OptExtended:
+		return ortgo.GraphOptimizationLevelEnableExtended
+	case OptBasic:
+		return ortgo.GraphOptimizationLevelEnableBasic
+	case OptDisabled:
+		return ortgo.GraphOptimizationLevelDisableAll
+	}
+	return ortgo.GraphOptimizationLevelEnableAll
+}
+
+func appendProvider(so *ortgo.SessionOptions, o SessionOptions) error {
+	dev := strconv.Itoa(o.DeviceID)
+	switch o.Provider {
+	case "", CPU:
+		return nil
+	case CUDA:
+		po, err := ortgo.NewCUDAProviderOptions()
+		if err != nil {
+			return err
+		}
+		defer po.Destroy()
+		opts := map[string]string{"device_id": dev}
+		if o.GPUMemLimit > 0 {
+			opts["gpu_mem_limit"] = strconv.FormatInt(o.GPUMemLimit, 10)
+		}
+		if err := po.Update(opts); err != nil {
+			return err
+		}
+		return so.AppendExecutionProviderCUDA(po)
+	case TensorRT:
+		po, err := ortgo.NewTensorRTProviderOptions()
+		if err != nil {
+			return err
+		}
+		defer po.Destroy()
+		opts := map[string]string{"device_id": dev}
+		if o.CacheDir != "" {
+			opts["trt_engine_cache_enable"] = "1"
+			opts["trt_engine_cache_path"] = o.CacheDir
+		}
+		if err := po.Update(opts); err != nil {
+			return err
+		}
+		return so.AppendExecutionProviderTensorRT(po)
+	case CoreML:
+		return so.AppendExecutionProviderCoreMLV2(map[string]string{})
+	case DirectML:
+		return so.AppendExecutionProviderDirectML(o.DeviceID)
+	}
+	_, err := ParseProvider(string(o.Provider))
+	return err
+}
+
+// AvailableProviders probes which execution providers the loaded library can configure. cpu is always
+// present; a GPU provider appears only when its provider library (and, for CUDA, its runtime) loads.
+func AvailableProviders() ([]Provider, error) {
+	if err := checkInit(); err != nil {
+		return nil, err
+	}
+	var out []Provider
+	for _, p := range Providers() {
+		so, err := ortgo.NewSessionOptions()
+		if err != nil {
+			return nil, err
+		}
+		if appendProvider(so, SessionOptions{Provider: p}) == nil {
+			out = append(out, p)
+		}
+		so.Destroy()
+	}
+	return out, nil
+}
