@@ -255,7 +255,7 @@ func TestSweepFloat32(t *testing.T) {
 }
 
 // TestExhaustiveFloat32 checks all 2^32 float32 inputs against the reference.
-// It takes about a minute, so it only runs with HALF_EXHAUSTIVE=1.
+// It takes about 3 minutes on 2 cores, so it only runs with HALF_EXHAUSTIVE=1.
 func TestExhaustiveFloat32(t *testing.T) {
 	if os.Getenv("HALF_EXHAUSTIVE") == "" {
 		t.Skip("set HALF_EXHAUSTIVE=1 to check all 2^32 inputs")
@@ -496,8 +496,14 @@ func sliceInputs() []float32 {
 		xs = append(xs, float32(r.NormFloat64()*math.Exp2(float64(r.IntN(60)-30))))
 		xs = append(xs, math.Float32frombits(r.Uint32()))
 	}
-	xs = append(xs, 0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)),
-		65504, 65520, 0x1p-25, 0x1p-24, math.Float32frombits(0x7f800001), math.Float32frombits(0xffc00000), 0.1)
+	inf := float32(math.Inf(1))
+	for _, x := range []float32{
+		0, 0.1, 65504, 65520, 65536, 0x1p-25, 0x1p-24, 0x1p-14, 1023.5 * 0x1p-24,
+		math.MaxFloat32, math.SmallestNonzeroFloat32, 0x1p-126, inf,
+		math.Float32frombits(0x7f800001), math.Float32frombits(0x7fc00000),
+	} {
+		xs = append(xs, x, -x, math.Nextafter32(x, 0), math.Nextafter32(x, inf), -math.Nextafter32(x, inf))
+	}
 	return xs
 }
 
@@ -558,6 +564,22 @@ func TestSlicesMatchScalar(t *testing.T) {
 		for _, g := range f[len(src):] {
 			if g != 42 {
 				t.Fatalf("%s: decode wrote past len(src)", c.name)
+			}
+		}
+
+		// The same float32 sweep as TestSweepFloat32, through the slice
+		// loop, which has its own copy of the scalar logic.
+		sweep := make([]float32, 0, 1<<32/sweepStep+1)
+		for i := uint64(0); i < 1<<32; i += sweepStep {
+			sweep = append(sweep, math.Float32frombits(uint32(i)))
+		}
+		sh := make([]uint16, len(sweep))
+		if err := c.enc(sh, sweep); err != nil {
+			t.Fatalf("%s: encode sweep: %v", c.name, err)
+		}
+		for i, x := range sweep {
+			if want := c.senc(x); sh[i] != want {
+				t.Fatalf("%s: encode sweep (%#08x) = %#04x, scalar %#04x", c.name, math.Float32bits(x), sh[i], want)
 			}
 		}
 
