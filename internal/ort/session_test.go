@@ -103,25 +103,7 @@ func TestRunMatchesGoReference(t *testing.T) {
 					}
 				}
 			}
-			tx := mustInput(t, s, "x", batch, in)
-			tx2 := mustInput(t, s, "x2", batch, out)
-			ty, err := s.NewOutput("y", batch, out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := tx.SetFloat32(x); err != nil {
-				t.Fatal(err)
-			}
-			if err := tx2.SetFloat32(x2); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Run(context.Background(), []*ort.Tensor{tx, tx2}, []*ort.Tensor{ty}); err != nil {
-				t.Fatal(err)
-			}
-			got := make([]float32, batch*out)
-			if err := ty.ReadFloat32(got); err != nil {
-				t.Fatal(err)
-			}
+			got := runMLP(t, s, x, x2, batch, in, out)
 			if d := maxDiff(got, mlpRef(x, x2, w, bias, batch, in, out)); d > tc.tol {
 				t.Fatalf("max |ORT - Go reference| = %g, want <= %g", d, tc.tol)
 			}
@@ -269,7 +251,7 @@ func TestExternalData(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			got := runMLP(t, s, x, x2, in, out)
+			got := runMLP(t, s, x, x2, 1, in, out)
 			if d := maxDiff(got, want); d > 1e-6 {
 				t.Fatalf("max diff %g", d)
 			}
@@ -280,10 +262,11 @@ func TestExternalData(t *testing.T) {
 	}
 }
 
-func runMLP(t testing.TB, s *ort.Session, x, x2 []float32, in, out int64) []float32 {
+// runMLP runs mlpModel on a batch through the typed-tensor API, converting to the declared dtype.
+func runMLP(t testing.TB, s *ort.Session, x, x2 []float32, batch, in, out int64) []float32 {
 	t.Helper()
-	tx, tx2 := mustInput(t, s, "x", 1, in), mustInput(t, s, "x2", 1, out)
-	ty := must(t)(s.NewOutput("y", 1, out))
+	tx, tx2 := mustInput(t, s, "x", batch, in), mustInput(t, s, "x2", batch, out)
+	ty := must(t)(s.NewOutput("y", batch, out))
 	if err := tx.SetFloat32(x); err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +276,11 @@ func runMLP(t testing.TB, s *ort.Session, x, x2 []float32, in, out int64) []floa
 	if err := s.Run(context.Background(), []*ort.Tensor{tx, tx2}, []*ort.Tensor{ty}); err != nil {
 		t.Fatal(err)
 	}
-	return append([]float32(nil), ty.Float32s()...)
+	got := make([]float32, batch*out)
+	if err := ty.ReadFloat32(got); err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 func TestSignatureSymbolicDims(t *testing.T) {
@@ -465,7 +452,7 @@ func TestOptimizedGraphCache(t *testing.T) {
 		if s.FromCache() != wantCached {
 			t.Fatalf("load %d: FromCache = %v, want %v", i, s.FromCache(), wantCached)
 		}
-		if d := maxDiff(runMLP(t, s, x, x2, in, out), want); d > 1e-6 {
+		if d := maxDiff(runMLP(t, s, x, x2, 1, in, out), want); d > 1e-6 {
 			t.Fatalf("load %d: max diff %g", i, d)
 		}
 		s.Close()
