@@ -25,6 +25,7 @@ type command struct {
 // commands is the dispatch table; each subcommand lives in its own file.
 func commands() []command {
 	return []command{
+		{name: "schedule", summary: "print the σ schedule and the timesteps the model sees", run: runSchedule},
 		{name: "version", summary: "print rflow, Go and ONNX Runtime versions and the execution providers", run: runVersion},
 	}
 }
@@ -91,6 +92,9 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 		return 1
 	}
 }
+
+// errorsAs is errors.As, named so subcommand files need not import errors for one call.
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
 
 func lookup(name string) (command, bool) {
 	for _, c := range commands() {
