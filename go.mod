@@ -7,3 +7,5 @@ require (
 	github.com/yalue/onnxruntime_go v1.27.0
 	google.golang.org/protobuf v1.36.12
 )
+
+require golang.org/x/text v0.44.0

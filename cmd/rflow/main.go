@@ -26,6 +26,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{name: "schedule", summary: "print the σ schedule and the timesteps the model sees", run: runSchedule},
+		{name: "tokenize", summary: "print the token ids a CLIP or T5 tokenizer gives a text", run: runTokenize},
 		{name: "version", summary: "print rflow, Go and ONNX Runtime versions and the execution providers", run: runVersion},
 	}
 }

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/rflowrt/rflow/pipeline"
+	"github.com/rflowrt/rflow/scheduler"
+	"github.com/rflowrt/rflow/textenc"
+)
+
+// tokenizerKinds maps --tokenizer to the model-folder subdirectory per family.
+var tokenizerKinds = map[string]map[scheduler.Family]string{
+	"clip":   {scheduler.FamilySD3: "tokenizer", scheduler.FamilyFLUX: "tokenizer"},
+	"clip-g": {scheduler.FamilySD3: "tokenizer_2"},
+	"t5":     {scheduler.FamilySD3: "tokenizer_3", scheduler.FamilyFLUX: "tokenizer_2"},
+}
+
+func runTokenize(ctx context.Context, args []string, out, errOut io.Writer) error {
+	fs := pflag.NewFlagSet("tokenize", pflag.ContinueOnError)
+	kind := fs.String("tokenizer", "", "clip, clip-g or t5")
+	model := fs.StringP("model", "m", "", "model folder: the tokenizer comes from its tokenizer/, tokenizer_2/ or tokenizer_3/")
+	dir := fs.String("dir", "", "a tokenizer folder (tokenizer.json, vocab.json+merges.txt or spiece.model); its configs decide padding")
+	text := fs.String("text", "", "text to tokenize")
+	pad := fs.Bool("pad", false, "truncate and pad to the encoder length (CLIP: 77; T5: 256 for SD3, 512 for FLUX and plain folders)")
+	maxLen := fs.Int("max-length", 0, "encoder length for --pad (T5 --max-sequence-length)")
+	slow := fs.Bool("slow", false, "CLIP only: reproduce diffusers' slow CLIPTokenizer without ftfy")
+	asJSON := fs.Bool("json", false, `print {"ids":[…]}`)
+	if err := parseFlags(fs, args, out); err != nil {
+		return err
+	}
+	usage := func(format string, a ...any) error { return &usageError{fs: fs, err: fmt.Errorf(format, a...)} }
+	if fs.NArg() > 0 {
+		return usage("unexpected argument %q (quote the text and pass it with --text)", fs.Arg(0))
+	}
+	if _, ok := tokenizerKinds[*kind]; !ok {
+		return usage("--tokenizer must be clip, clip-g or t5, got %q", *kind)
+	}
+	if (*model == "") == (*dir == "") {
+		return usage("give exactly one of --model DIR and --dir TOKENIZER_DIR")
+	}
+	if *maxLen < 0 {
+		return usage("--max-length must be positive")
+	}
+	tokDir, length := *dir, *maxLen
+	if *model != "" {
+		mi, err := pipeline.ReadModelIndex(*model)
+		if err != nil {
+			return err
+		}
+		sub, ok := tokenizerKinds[*kind][mi.Family]
+		if !ok {
+			return fmt.Errorf("a %s model has no %s tokenizer", mi.Family, *kind)
+		}
+		tokDir = filepath.Join(*model, sub)
+		if *kind == "t5" && length == 0 {
+			p, _ := scheduler.LookupPreset(map[scheduler.Family]string{scheduler.FamilySD3: "sd3", scheduler.FamilyFLUX: "flux-dev"}[mi.Family])
+			length = p.MaxSequenceLength
+		}
+	}
+	var tok textenc.Tokenizer
+	var err error
+	if *kind == "t5" {
+		tok, err = textenc.LoadT5Tokenizer(tokDir, textenc.T5Options{})
+	} else {
+		tok, err = textenc.LoadCLIPTokenizer(tokDir, textenc.CLIPOptions{SlowCompat: *slow})
+	}
+	if err != nil {
+		return err
+	}
+	ids := tok.Encode(*text)
+	if *pad {
+		ids = tok.EncodePadded(*text, length)
+	}
+	if *asJSON {
+		return json.NewEncoder(out).Encode(struct {
+			IDs []int64 `json:"ids"`
+		}{ids})
+	}
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = fmt.Sprint(id)
+	}
+	fmt.Fprintf(out, "%d ids: %s\n", len(ids), strings.Join(s, " "))
+	return nil
+}
