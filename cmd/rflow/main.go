@@ -25,6 +25,7 @@ type command struct {
 // commands is the dispatch table; each subcommand lives in its own file.
 func commands() []command {
 	return []command{
+		{name: "noise", summary: "print torch-compatible initial noise for a seed and shape", run: runNoise},
 		{name: "schedule", summary: "print the σ schedule and the timesteps the model sees", run: runSchedule},
 		{name: "tokenize", summary: "print the token ids a CLIP or T5 tokenizer gives a text", run: runTokenize},
 		{name: "version", summary: "print rflow, Go and ONNX Runtime versions and the execution providers", run: runVersion},
