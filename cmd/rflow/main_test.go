@@ -24,7 +24,7 @@ func TestVersion(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"rflow ", "go1.", "onnxruntime 1.24.3 " + lib, "execution providers: cpu"} {
+	for _, want := range []string{"rflow ", "go1.", "onnxruntime 1.24.3 " + lib, "execution providers: cpu", "embedded demo models: demo-sd3 ("} {
 		if !strings.Contains(out, want) {
 			t.Errorf("version output lacks %q:\n%s", want, out)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/rflowrt/rflow/assets"
 	"github.com/rflowrt/rflow/internal/ort"
 )
 
@@ -26,6 +27,11 @@ func runVersion(ctx context.Context, args []string, out, errOut io.Writer) error
 		return &usageError{fs: fs, err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	fmt.Fprintf(out, "rflow %s (%s %s/%s)\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	var demos []string
+	for _, n := range assets.Names() {
+		demos = append(demos, fmt.Sprintf("%s (%.1f kB)", n, float64(assets.Size(n))/1000))
+	}
+	fmt.Fprintf(out, "embedded demo models: %s\n", strings.Join(demos, ", "))
 	if err := of.init(); err != nil {
 		return err
 	}
