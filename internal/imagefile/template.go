@@ -1,0 +1,145 @@
+package imagefile
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// TemplateVars are the values an output-name template can refer to.
+type TemplateVars struct {
+	Seed    uint64
+	Index   int // image index within the run, from 0
+	Prompt  string
+	Steps   int
+	Sampler string
+	Width   int
+	Height  int
+	Model   string
+}
+
+// templateNames lists the placeholders in the order error messages show them.
+var templateNames = []string{"seed", "index", "prompt", "steps", "sampler", "width", "height", "model"}
+
+func (v TemplateVars) lookup(name string) (string, bool) {
+	switch name {
+	case "seed":
+		return strconv.FormatUint(v.Seed, 10), true
+	case "index":
+		return strconv.Itoa(v.Index), true
+	case "prompt":
+		return Slug(v.Prompt), true
+	case "steps":
+		return strconv.Itoa(v.Steps), true
+	case "sampler":
+		return safeComponent(v.Sampler), true
+	case "width":
+		return strconv.Itoa(v.Width), true
+	case "height":
+		return strconv.Itoa(v.Height), true
+	case "model":
+		return safeComponent(v.Model), true
+	}
+	return "", false
+}
+
+// ExpandTemplate expands the placeholders of an output-name template: {seed}, {index},
+// {prompt} (the prompt's [Slug]), {steps}, {sampler}, {width}, {height} and {model}. "{{" and
+// "}}" stand for literal braces; a lone "}" is kept. Sampler and model names have path
+// separators and characters that Windows forbids in file names replaced by '_', so a value never
+// adds a directory level; the template's own text may. An unknown or unclosed placeholder is an
+// error that lists the valid names, and so is an empty template.
+func ExpandTemplate(tmpl string, v TemplateVars) (string, error) {
+	if tmpl == "" {
+		return "", errors.New("imagefile: empty output name template")
+	}
+	var b strings.Builder
+	for i := 0; i < len(tmpl); {
+		c := tmpl[i]
+		switch {
+		case c == '{' && strings.HasPrefix(tmpl[i:], "{{"), c == '}' && strings.HasPrefix(tmpl[i:], "}}"):
+			b.WriteByte(c)
+			i += 2
+		case c == '{':
+			end := strings.IndexByte(tmpl[i:], '}')
+			if end < 0 {
+				return "", fmt.Errorf("imagefile: template %q: unclosed '{' at byte %d (write {{ for a literal brace)", tmpl, i)
+			}
+			name := tmpl[i+1 : i+end]
+			val, ok := v.lookup(name)
+			if !ok {
+				return "", fmt.Errorf("imagefile: template %q: unknown placeholder {%s}; valid: %s (write {{ for a literal brace)",
+					tmpl, name, validPlaceholders())
+			}
+			b.WriteString(val)
+			i += end + 1
+		default:
+			b.WriteByte(c)
+			i++
+		}
+	}
+	return b.String(), nil
+}
+
+func validPlaceholders() string {
+	names := make([]string, len(templateNames))
+	for i, n := range templateNames {
+		names[i] = "{" + n + "}"
+	}
+	return strings.Join(names, ", ")
+}
+
+// safeComponent makes a value safe as part of one file-name component: '/', '\\', control
+// characters and the characters Windows forbids (:*?"<>|) become '_', and a value of only dots
+// ("." or "..") becomes underscores.
+func safeComponent(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || strings.ContainsRune(`/\:*?"<>|`, r) {
+			return '_'
+		}
+		return r
+	}, valid(s))
+	if s != "" && strings.Trim(s, ".") == "" {
+		s = strings.Repeat("_", len(s))
+	}
+	return s
+}
+
+// slugMax is the longest slug Slug returns.
+const slugMax = 48
+
+// Slug turns a prompt into a file-name-safe slug: ASCII letters and digits are kept (letters
+// lower-cased), every run of other characters becomes one '-', leading and trailing '-' are
+// dropped, and the result is cut to at most 48 characters (again without a trailing '-'). A
+// prompt with no ASCII letter or digit gives "image".
+func Slug(s string) string {
+	b := make([]byte, 0, slugMax+1)
+	gap := false
+	for _, r := range s {
+		switch {
+		case r >= 'A' && r <= 'Z':
+			r += 'a' - 'A'
+		case (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9'):
+		default:
+			gap = true
+			continue
+		}
+		if gap && len(b) > 0 {
+			b = append(b, '-')
+		}
+		gap = false
+		b = append(b, byte(r))
+		if len(b) >= slugMax {
+			break
+		}
+	}
+	if len(b) > slugMax {
+		b = b[:slugMax]
+	}
+	out := strings.TrimRight(string(b), "-")
+	if out == "" {
+		return "image"
+	}
+	return out
+}
