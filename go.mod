@@ -8,4 +8,9 @@ require (
 	google.golang.org/protobuf v1.36.12
 )
 
-require golang.org/x/text v0.44.0
+require (
+	github.com/disintegration/imaging v1.6.2
+	golang.org/x/text v0.44.0
+)
+
+require golang.org/x/image v0.48.0 // indirect

@@ -1,0 +1,93 @@
+package vae
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/rflowrt/rflow/internal/ort"
+)
+
+// Decoder runs a vae_decoder export: latent_sample [B, C, h, w] (VAE space) → sample [B, 3, H, W]
+// with H = ScaleFactor·h, W = ScaleFactor·w, nominally in [−1, 1] and not clamped. Its methods may
+// be called from several goroutines; the runs are serialised.
+type Decoder struct {
+	g   *graph
+	cfg Config
+}
+
+// LoadDecoder loads the vae_decoder model at path (usually <model>/vae_decoder/model.onnx) with the
+// latent space cfg (usually ReadConfig of its folder). It checks the signature: one rank-4 float
+// input (Optimum names it latent_sample) with cfg.LatentChannels channels and one rank-4 output with
+// 3, each either declared or symbolic, in float32, float16 or bfloat16; fixed sizes must agree with
+// cfg.ScaleFactor. An export with a fixed batch size is run in chunks of that size.
+func LoadDecoder(ctx context.Context, path string, so ort.SessionOptions, cfg Config) (*Decoder, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("load vae decoder %s: %w", path, err)
+	}
+	g, err := openGraph(ctx, "vae decoder", path, so, cfg.LatentChannels, 3)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.checkSpatial(g.in, g.out, cfg.ScaleFactor); err != nil {
+		g.close()
+		return nil, err
+	}
+	return &Decoder{g: g, cfg: cfg}, nil
+}
+
+// Config is the latent space the decoder was loaded with.
+func (d *Decoder) Config() Config { return d.cfg }
+
+// Decode turns model-space latents [b, C, h, w] (what the sampler produces) into pixels
+// [b, 3, S·h, S·w] (S = Config().ScaleFactor) in the decoder's range, nominally [−1, 1]. It applies
+// latents/scaling_factor + shift_factor in float32 first (Config.Unscale), as diffusers' SD3 and
+// FLUX pipelines do before vae.decode. NaN or ±Inf in the latents, or in what the decoder returns,
+// is a *NonFiniteError with Stage StageLatents or StageDecode.
+func (d *Decoder) Decode(ctx context.Context, latents []float32, b, h, w int) ([]float32, error) {
+	if err := d.checkInput(latents, b, h, w); err != nil {
+		return nil, err
+	}
+	out, err := d.decode(ctx, latents, b, h, w)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckFinite(StageDecode, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkInput validates Decode's arguments: sizes, the output size, finite latents.
+func (d *Decoder) checkInput(latents []float32, b, h, w int) error {
+	if d == nil || d.g == nil {
+		return fmt.Errorf("vae decode: no decoder")
+	}
+	if err := checkLen("vae decode: latents", latents, b, d.cfg.LatentChannels, h, w); err != nil {
+		return err
+	}
+	sf := d.cfg.ScaleFactor
+	if _, err := volume(b, 3, h, sf, w, sf); err != nil {
+		return fmt.Errorf("vae decode: output: %w", err)
+	}
+	return CheckFinite(StageLatents, latents)
+}
+
+// decode unscales and runs the graph, without checks.
+func (d *Decoder) decode(ctx context.Context, latents []float32, b, h, w int) ([]float32, error) {
+	in := make([]float32, len(latents))
+	d.cfg.Unscale(in, latents)
+	sf := d.cfg.ScaleFactor
+	out, err := d.g.run(ctx, in, [4]int{b, d.cfg.LatentChannels, h, w}, [4]int{b, 3, sf * h, sf * w})
+	if err != nil {
+		return nil, fmt.Errorf("vae decode %d×%d latents to %d×%d pixels: %w", h, w, sf*h, sf*w, err)
+	}
+	return out, nil
+}
+
+// Close releases the session. It is safe to call twice.
+func (d *Decoder) Close() error {
+	if d == nil {
+		return nil
+	}
+	return d.g.close()
+}
