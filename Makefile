@@ -11,8 +11,9 @@ setup:
 build: setup
 	$(GO) build -o bin/rflow ./cmd/rflow
 
+# The README's demo prompt, drawn by the embedded analytic demo model into demo.png.
 demo: build
-	./bin/rflow version
+	./bin/rflow txt2img -p "a green star on a black background" -o demo.png --overwrite
 
 test: setup
 	$(GO) vet ./...
@@ -22,4 +23,4 @@ bench: setup
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin demo.png

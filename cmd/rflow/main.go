@@ -28,6 +28,7 @@ func commands() []command {
 		{name: "inspect", summary: "list a model folder's components, signatures and tokenizers, and every problem found", run: runInspect},
 		{name: "noise", summary: "print torch-compatible initial noise for a seed and shape", run: runNoise},
 		{name: "schedule", summary: "print the σ schedule and the timesteps the model sees", run: runSchedule},
+		{name: "txt2img", summary: "generate images from a prompt (default model: the embedded demo)", run: runTxt2img},
 		{name: "tokenize", summary: "print the token ids a CLIP or T5 tokenizer gives a text", run: runTokenize},
 		{name: "version", summary: "print rflow, Go and ONNX Runtime versions and the execution providers", run: runVersion},
 	}

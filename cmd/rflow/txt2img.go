@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"image"
+	_ "image/jpeg" // --init-image formats
+	_ "image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/rflowrt/rflow/assets"
+	"github.com/rflowrt/rflow/internal/ort"
+	"github.com/rflowrt/rflow/internal/rng"
+	"github.com/rflowrt/rflow/pipeline"
+	"github.com/rflowrt/rflow/scheduler"
+)
+
+// txt2imgFlags are rflow txt2img's flags; names follow stable-diffusion.cpp and diffusers.
+type txt2imgFlags struct {
+	model, prompt, negative, prompt2, prompt3  string
+	width, height, steps                       int
+	cfg, guidance, trueCFG, shift, strength    float64
+	sampler, sched, sigmas, rngKind, batchMode string
+	seed                                       uint64
+	batchCount, batchSize                      int
+	initImage, provider                        string
+	deviceID, threads, maxSeq, clipSkip        int
+	previewEvery                               int
+	previewPath, timings, out                  string
+	vaeTiling, keep, overwrite, quiet, jpeg    bool
+	ort                                        *ortFlags
+}
+
+func addTxt2imgFlags(fs *pflag.FlagSet) *txt2imgFlags {
+	f := &txt2imgFlags{}
+	fs.StringVarP(&f.model, "model", "m", "", "model folder (diffusers/Optimum ONNX layout) or an embedded demo: "+strings.Join(assets.Names(), ", ")+" (default "+assets.Default+")")
+	fs.StringVarP(&f.prompt, "prompt", "p", "", "the prompt (required)")
+	fs.StringVarP(&f.negative, "negative-prompt", "n", "", "negative prompt (SD3 CFG, FLUX true CFG)")
+	fs.StringVar(&f.prompt2, "prompt-2", "", "prompt for CLIP-G (SD3) or T5 (FLUX); default: --prompt")
+	fs.StringVar(&f.prompt3, "prompt-3", "", "prompt for T5 (SD3); default: --prompt")
+	fs.IntVarP(&f.width, "width", "W", 0, "image width, a multiple of 16 (default: the model's)")
+	fs.IntVarP(&f.height, "height", "H", 0, "image height, a multiple of 16 (default: the model's)")
+	fs.IntVar(&f.steps, "steps", 0, "denoising steps (default: SD3 28, FLUX-dev 28, schnell 4)")
+	fs.Float64Var(&f.cfg, "cfg-scale", 0, "classifier-free guidance scale; > 1 runs a negative pass (default: SD3 7.0)")
+	fs.Float64Var(&f.guidance, "guidance", 0, "FLUX-dev distilled guidance (default 3.5)")
+	fs.Float64Var(&f.trueCFG, "true-cfg-scale", 0, "FLUX true CFG scale; > 1 with -n runs two passes per step")
+	fs.StringVar(&f.sampler, "sampler", "", "sampler: "+strings.Join(scheduler.SamplerNames(), ", ")+" (default euler)")
+	fs.StringVar(&f.sched, "scheduler", "", "schedule: "+strings.Join(scheduler.SchedulerNames(), ", ")+" (default: the model's)")
+	fs.Float64Var(&f.shift, "flow-shift", 0, "static σ shift (replaces the model's; 0 keeps it)")
+	fs.StringVar(&f.sigmas, "sigmas", "", "comma-separated custom σ list (decreasing in [0, 1])")
+	fs.Uint64VarP(&f.seed, "seed", "s", 0, "seed (default: random, printed)")
+	fs.StringVar(&f.rngKind, "rng", string(rng.TorchCPU), "noise generator: torch-cpu (diffusers CPU generator, ComfyUI) or philox (A1111 NV, sd.cpp cuda)")
+	fs.StringVar(&f.batchMode, "batch-mode", "one-generator", "noise for a batch: one-generator or seed-per-image")
+	fs.IntVarP(&f.batchCount, "batch-count", "b", 1, "number of runs; run i uses seed + i·batch-size")
+	fs.IntVar(&f.batchSize, "batch-size", 1, "images per run (one transformer batch)")
+	fs.StringVar(&f.initImage, "init-image", "", "img2img: the starting image (PNG or JPEG), resized and cropped to the size")
+	fs.Float64Var(&f.strength, "strength", 0.75, "img2img: how much of the schedule to run (0 keeps the image, 1 ignores it)")
+	fs.StringVar(&f.provider, "provider", "cpu", "execution provider: cpu, cuda, tensorrt, coreml, directml")
+	fs.IntVar(&f.deviceID, "device-id", 0, "GPU index for cuda, tensorrt and directml")
+	fs.IntVar(&f.threads, "threads", 0, "intra-op threads (default: number of cores)")
+	fs.IntVar(&f.maxSeq, "max-sequence-length", 0, "T5 tokens (default: SD3 256, FLUX-dev 512, schnell 256)")
+	fs.IntVar(&f.clipSkip, "clip-skip", 0, "SD3: skip this many final CLIP layers")
+	fs.IntVar(&f.previewEvery, "preview-every", 0, "write a latent preview every N steps (0: off)")
+	fs.StringVar(&f.previewPath, "preview-path", "preview.png", "where --preview-every writes")
+	fs.BoolVar(&f.vaeTiling, "vae-tiling", false, "decode the VAE in tiles (large images)")
+	fs.BoolVar(&f.keep, "keep-models", false, "keep every model loaded (faster repeated runs, more memory)")
+	fs.StringVar(&f.timings, "timings", "", "write timings as JSON to FILE, or - for stdout")
+	fs.BoolVar(&f.overwrite, "overwrite", false, "replace existing output files")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but errors")
+	fs.StringVarP(&f.out, "output", "o", "output.png", "output path; {seed}, {index}, {prompt} expand; .jpg/.jpeg writes JPEG")
+	f.ort = addORTFlags(fs)
+	return f
+}
+
+func runTxt2img(ctx context.Context, args []string, out, errOut io.Writer) error {
+	fs := pflag.NewFlagSet("txt2img", pflag.ContinueOnError)
+	f := addTxt2imgFlags(fs)
+	if err := parseFlags(fs, args, out); err != nil {
+		return err
+	}
+	req, err := f.request(fs)
+	if err != nil {
+		return &usageError{fs: fs, err: err}
+	}
+	if err := f.ort.init(); err != nil {
+		return err
+	}
+	m, err := openModel(f.model)
+	if err != nil {
+		return err
+	}
+	so, err := f.sessionOptions()
+	if err != nil {
+		return &usageError{fs: fs, err: err}
+	}
+	log := newReporter(errOut, f.quiet)
+	if !fs.Changed("seed") {
+		req.Seed = randomSeed()
+	}
+	log.linef("rflow: model %s (%s), seed %d", m.Name, m.Family, req.Seed)
+	p := pipeline.New(m, pipeline.Options{Session: so, KeepModels: f.keep})
+	defer p.Close()
+	return f.runBatches(ctx, p, m, req, log, out)
+}
+
+// request turns the flags into a pipeline request (the seed is filled in by the caller).
+func (f *txt2imgFlags) request(fs *pflag.FlagSet) (pipeline.Request, error) {
+	if f.prompt == "" {
+		return pipeline.Request{}, errors.New("-p/--prompt is required")
+	}
+	if f.batchCount < 1 || f.batchSize < 1 {
+		return pipeline.Request{}, fmt.Errorf("--batch-count and --batch-size must be at least 1")
+	}
+	kind, err := rng.ParseKind(f.rngKind)
+	if err != nil {
+		return pipeline.Request{}, err
+	}
+	mode, err := rng.ParseBatchMode(f.batchMode)
+	if err != nil {
+		return pipeline.Request{}, err
+	}
+	r := pipeline.Request{Prompt: f.prompt, Prompt2: f.prompt2, Prompt3: f.prompt3, NegativePrompt: f.negative,
+		Width: f.width, Height: f.height, Steps: f.steps, CFGScale: f.cfg, Guidance: f.guidance, TrueCFGScale: f.trueCFG,
+		Sampler: f.sampler, Scheduler: f.sched, FlowShift: f.shift, Seed: f.seed, RNG: kind, BatchMode: mode,
+		BatchSize: f.batchSize, MaxSequenceLength: f.maxSeq, ClipSkip: f.clipSkip, VAETiling: f.vaeTiling,
+		PreviewEvery: f.previewEvery}
+	if f.sigmas != "" {
+		if r.Sigmas, err = parseFloats(f.sigmas); err != nil {
+			return r, fmt.Errorf("--sigmas: %v", err)
+		}
+	}
+	if f.initImage != "" {
+		if r.InitImage, err = readImage(f.initImage); err != nil {
+			return r, err
+		}
+		r.Strength = f.strength
+	} else if fs.Changed("strength") {
+		return r, errors.New("--strength needs --init-image")
+	}
+	return r, nil
+}
+
+func readImage(path string) (image.Image, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--init-image: %w", err)
+	}
+	defer fh.Close()
+	img, _, err := image.Decode(fh)
+	if err != nil {
+		return nil, fmt.Errorf("--init-image %s: not a PNG or JPEG image: %w", path, err)
+	}
+	return img, nil
+}
+
+// openModel opens a model folder, or an embedded demo by name ("" is the default demo).
+func openModel(name string) (*pipeline.Model, error) {
+	if name == "" {
+		name = assets.Default
+	}
+	for _, d := range assets.Names() {
+		if name == d {
+			return pipeline.OpenDemo(d)
+		}
+	}
+	return pipeline.Open(name)
+}
+
+func (f *txt2imgFlags) sessionOptions() (ort.SessionOptions, error) {
+	p, err := ort.ParseProvider(f.provider)
+	if err != nil {
+		return ort.SessionOptions{}, err
+	}
+	so := ort.SessionOptions{Provider: p, DeviceID: f.deviceID, IntraOpThreads: f.threads}
+	if dir, err := os.UserCacheDir(); err == nil {
+		so.CacheDir = filepath.Join(dir, "rflow", "ort-cache")
+	}
+	return so, nil
+}
+
+func randomSeed() uint64 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return uint64(binary.LittleEndian.Uint32(b[:])) // torch keeps 32 bits of a seed
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rflowrt/rflow/internal/imagefile"
+	"github.com/rflowrt/rflow/pipeline"
+)
+
+// runTotals add up the timings of all runs for --timings.
+type runTotals struct {
+	Steps         int   `json:"steps"`
+	TokenizeMS    int64 `json:"tokenize_ms"`
+	EncodeMS      int64 `json:"encode_ms"`
+	LoadMS        int64 `json:"load_ms"`
+	DenoiseMS     int64 `json:"denoise_ms"`
+	TransformerMS int64 `json:"transformer_ms"`
+	SchedulerMS   int64 `json:"scheduler_ms"`
+	DecodeMS      int64 `json:"decode_ms"`
+	WriteMS       int64 `json:"write_ms"`
+	TotalMS       int64 `json:"total_ms"`
+	PeakRSSBytes  int64 `json:"peak_rss_bytes"`
+	Images        int   `json:"images"`
+}
+
+func (t *runTotals) add(tm pipeline.Timings) {
+	ms := func(d time.Duration) int64 { return d.Milliseconds() }
+	t.Steps += tm.Steps
+	t.TokenizeMS += ms(tm.Tokenize)
+	t.EncodeMS += ms(tm.Encode)
+	t.LoadMS += ms(tm.Load)
+	t.DenoiseMS += ms(tm.Denoise)
+	t.TransformerMS += ms(tm.Transformer)
+	t.SchedulerMS += ms(tm.Scheduler)
+	t.DecodeMS += ms(tm.Decode)
+	t.PeakRSSBytes = max(t.PeakRSSBytes, tm.PeakRSSBytes)
+}
+
+// runBatches runs --batch-count generations and writes every image as soon as its run finishes, so an
+// interrupt loses only the run in progress.
+func (f *txt2imgFlags) runBatches(ctx context.Context, p *pipeline.Pipeline, m *pipeline.Model, req pipeline.Request, log *reporter, out io.Writer) error {
+	start := time.Now()
+	var totals runTotals
+	if f.previewEvery > 0 {
+		req.OnPreview = func(step int, img *image.NRGBA) {
+			if err := imagefile.Write(f.previewPath, img, imagefile.Params{}, imagefile.WriteOptions{Overwrite: true}); err != nil {
+				log.linef("rflow: preview: %v", err)
+			}
+		}
+	}
+	base := req.Seed
+	for run := 0; run < f.batchCount; run++ {
+		req.Seed = base + uint64(run*req.BatchSize)
+		res, err := p.Generate(ctx, req, log.progress(run, f.batchCount))
+		log.done()
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted during run %d of %d; nothing of that run was written", run+1, f.batchCount)
+			}
+			return err
+		}
+		totals.add(res.Timings)
+		w := time.Now()
+		for j, img := range res.Images {
+			path, err := f.writeImage(m, req, res, run, j, img)
+			if err != nil {
+				return err
+			}
+			log.linef("rflow: wrote %s", path)
+		}
+		totals.WriteMS += time.Since(w).Milliseconds()
+		totals.Images += len(res.Images)
+	}
+	totals.TotalMS = time.Since(start).Milliseconds()
+	return f.writeTimings(totals, out)
+}
+
+// imageSeed is the seed that reproduces image j of a run on its own: seed+j when each image has its own
+// generator, else the run's seed (the image is then entry j of that seed's batch).
+func imageSeed(res pipeline.Result, j int) uint64 {
+	if res.Settings.BatchMode == "seed-per-image" {
+		return res.Settings.Seed + uint64(j)
+	}
+	return res.Settings.Seed
+}
+
+func (f *txt2imgFlags) writeImage(m *pipeline.Model, req pipeline.Request, res pipeline.Result, run, j int, img image.Image) (string, error) {
+	index := run*req.BatchSize + j
+	tmpl := f.out
+	if f.batchCount*req.BatchSize > 1 && !strings.Contains(tmpl, "{") {
+		ext := filepath.Ext(tmpl)
+		tmpl = strings.TrimSuffix(tmpl, ext) + "-{index}" + ext
+	}
+	s := res.Settings
+	path, err := imagefile.ExpandTemplate(tmpl, imagefile.TemplateVars{Seed: imageSeed(res, j), Index: index, Prompt: req.Prompt,
+		Steps: s.Steps, Sampler: s.Sampler, Width: s.Width, Height: s.Height, Model: m.Name})
+	if err != nil {
+		return "", fmt.Errorf("-o %s: %w", f.out, err)
+	}
+	params := imagefile.Params{Prompt: req.Prompt, NegativePrompt: req.NegativePrompt, Steps: s.Steps,
+		Sampler: imagefile.SamplerDisplayName(s.Sampler), ScheduleType: imagefile.ScheduleDisplayName(s.Scheduler),
+		CFGScale: s.CFGScale, DistilledCFGScale: s.Guidance, Seed: imageSeed(res, j), Width: s.Width, Height: s.Height,
+		Model: m.Name, DenoisingStrength: s.Strength, ClipSkip: s.ClipSkip, RNG: imagefile.RNGDisplayName(s.RNG),
+		Version: "rflow " + versionString()}
+	if s.Shift != 0 {
+		params.Extra = append(params.Extra, imagefile.KV{Key: "Shift", Value: fmt.Sprint(s.Shift)})
+	}
+	settings, err := json.Marshal(struct {
+		Model   string            `json:"model"`
+		Dir     string            `json:"model_dir"`
+		Family  string            `json:"family"`
+		Prompt  [3]string         `json:"prompts"`
+		Neg     string            `json:"negative_prompt"`
+		Index   int               `json:"batch_index"`
+		Version string            `json:"version"`
+		Set     pipeline.Resolved `json:"settings"`
+	}{m.Name, m.Dir, string(m.Family), [3]string{req.Prompt, req.Prompt2, req.Prompt3}, req.NegativePrompt, j, versionString(), s})
+	if err != nil {
+		return "", err
+	}
+	err = imagefile.Write(path, img, params, imagefile.WriteOptions{Overwrite: f.overwrite, RflowJSON: settings})
+	return path, err
+}
+
+func (f *txt2imgFlags) writeTimings(t runTotals, out io.Writer) error {
+	if f.timings == "" {
+		return nil
+	}
+	data, err := json.MarshalIndent(t, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	if f.timings == "-" {
+		_, err = out.Write(data)
+		return err
+	}
+	if err := os.WriteFile(f.timings, data, 0o644); err != nil {
+		return fmt.Errorf("--timings: %w", err)
+	}
+	return nil
+}

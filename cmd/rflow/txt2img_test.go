@@ -1,0 +1,158 @@
+package main
+
+import (
+	"encoding/json"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rflowrt/rflow/assets"
+	"github.com/rflowrt/rflow/internal/imagefile"
+	"github.com/rflowrt/rflow/internal/onnx"
+	"github.com/rflowrt/rflow/internal/ort/orttest"
+	"github.com/rflowrt/rflow/internal/testmodels"
+)
+
+func needORT(t *testing.T) string {
+	t.Helper()
+	lib := orttest.Library()
+	if lib == "" {
+		t.Skip("no ONNX Runtime library: run make setup")
+	}
+	return lib
+}
+
+// classifyPNG decodes a written image and classifies it against the demo's components.
+func classifyPNG(t *testing.T, path string) assets.Component {
+	t.Helper()
+	fh, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	img, err := png.Decode(fh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	rgb := make([]float32, 3*w*h)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			r, g, bl, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+			for c, v := range []uint32{r, g, bl} {
+				rgb[c*w*h+y*w+x] = float32(v>>8)/127.5 - 1
+			}
+		}
+	}
+	comp, _ := assets.Classify(rgb, h, w)
+	return comp
+}
+
+func TestTxt2imgDemo(t *testing.T) {
+	lib := needORT(t)
+	dir := t.TempDir()
+	for _, c := range []struct{ model, prompt, want string }{
+		{"", "a green star on a black background", "green star on black"},
+		{"demo-flux", "a white ring on a purple background", "white ring on purple"},
+	} {
+		out := filepath.Join(dir, "img-"+c.model+".png")
+		code, _, errOut := runCLI("txt2img", "--ort-lib", lib, "-m", c.model, "-p", c.prompt, "-s", "11", "-o", out, "-q")
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", c.model, code, errOut)
+		}
+		if got := classifyPNG(t, out).String(); got != c.want {
+			t.Errorf("%s: drew %q, want %q", c.model, got, c.want)
+		}
+		text, err := imagefile.ReadPNGText(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(text["parameters"], c.prompt+"\nSteps: 28, Sampler: Euler") || !strings.Contains(text["parameters"], "Seed: 11, Size: 256x256") {
+			t.Errorf("%s: parameters %q", c.model, text["parameters"])
+		}
+		var rf map[string]any
+		if err := json.Unmarshal([]byte(text["rflow"]), &rf); err != nil || rf["settings"] == nil {
+			t.Errorf("%s: rflow chunk %q: %v", c.model, text["rflow"], err)
+		}
+	}
+}
+
+func TestTxt2imgOutputsAndTimings(t *testing.T) {
+	lib := needORT(t)
+	dir := t.TempDir()
+	timings := filepath.Join(dir, "t.json")
+	out := filepath.Join(dir, "red.png")
+	code, _, errOut := runCLI("txt2img", "--ort-lib", lib, "-p", "a red circle", "-s", "5", "-b", "2", "--steps", "8",
+		"-o", out, "--timings", timings, "-q")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, name := range []string{"red-0.png", "red-1.png"} {
+		if c := classifyPNG(t, filepath.Join(dir, name)); c.Shape != "circle" || c.Color != "red" {
+			t.Errorf("%s: drew %v", name, c)
+		}
+	}
+	var tm map[string]float64
+	data, _ := os.ReadFile(timings)
+	if err := json.Unmarshal(data, &tm); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"steps", "tokenize_ms", "encode_ms", "denoise_ms", "transformer_ms", "scheduler_ms", "decode_ms", "write_ms", "total_ms", "peak_rss_bytes"} {
+		if _, ok := tm[k]; !ok {
+			t.Errorf("timings lack %s: %s", k, data)
+		}
+	}
+	if tm["steps"] != 16 || tm["peak_rss_bytes"] <= 0 {
+		t.Errorf("timings %s", data)
+	}
+	// A second run refuses to overwrite and says how to.
+	code, _, errOut = runCLI("txt2img", "--ort-lib", lib, "-p", "a red circle", "-s", "5", "-o", filepath.Join(dir, "red-0.png"), "-q")
+	if code != 1 || !strings.Contains(errOut, "--overwrite") {
+		t.Errorf("existing file: exit %d, %q", code, errOut)
+	}
+}
+
+func TestTxt2imgFixtureModel(t *testing.T) {
+	lib := needORT(t)
+	dir := testmodels.Cached(t, testmodels.Options{Kind: testmodels.KindSD3, Size: testmodels.SizeTiny, IDs: onnx.Int64, Precision: onnx.Float})
+	out := filepath.Join(t.TempDir(), "sd3.png")
+	code, _, errOut := runCLI("txt2img", "--ort-lib", lib, "-m", dir, "-p", "a cat", "-n", "blurry", "-W", "64", "-H", "64",
+		"--steps", "2", "--cfg-scale", "4", "--sampler", "heun", "-o", out, "-q")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	fh, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	cfg, _, err := image.DecodeConfig(fh)
+	if err != nil || cfg.Width != 64 || cfg.Height != 64 {
+		t.Fatalf("image %+v, %v", cfg, err)
+	}
+}
+
+func TestTxt2imgErrors(t *testing.T) {
+	lib := needORT(t)
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{}, 2, "--prompt is required"},
+		{[]string{"-p", "x", "-W", "500"}, 1, "not a multiple of 16"},
+		{[]string{"-p", "x", "--sampler", "nope"}, 1, "euler"},
+		{[]string{"-p", "x", "--provider", "vulkan"}, 2, "cpu, cuda"},
+		{[]string{"-p", "x", "-m", t.TempDir()}, 1, "model_index.json"},
+		{[]string{"-p", "x", "--strength", "0.5"}, 2, "--init-image"},
+	} {
+		code, _, errOut := runCLI(append([]string{"txt2img", "--ort-lib", lib, "-o", filepath.Join(t.TempDir(), "x.png")}, c.args...)...)
+		if code != c.code || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v: exit %d (want %d), stderr %q (want %q)", c.args, code, c.code, errOut, c.want)
+		}
+	}
+}

@@ -1,0 +1,9 @@
+package pipeline
+
+import (
+	"testing"
+
+	"github.com/rflowrt/rflow/internal/ort/orttest"
+)
+
+func TestMain(m *testing.M) { orttest.Main(m) }

@@ -1,0 +1,244 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rflowrt/rflow/internal/ort"
+	"github.com/rflowrt/rflow/scheduler"
+	"github.com/rflowrt/rflow/textenc"
+	"github.com/rflowrt/rflow/vae"
+)
+
+// models holds a pipeline's loaded components and applies its memory policy: with keep, every session
+// stays loaded until Close; otherwise each stage loads what it needs and releases it when done, so the
+// text encoders are gone before the transformer loads and the transformer before the VAE decoder.
+// Tokenizers are small and always kept.
+type models struct {
+	m    *Model
+	so   ort.SessionOptions
+	keep bool
+
+	clipTok [2]*textenc.CLIPTokenizer // SD3: CLIP-L, CLIP-G; FLUX: [0]
+	t5Tok   *textenc.T5Tokenizer
+
+	clip     [2]*textenc.CLIPEncoder
+	clipSkip int // the ClipSkip the SD3 CLIP encoders were loaded with
+	t5       *textenc.T5Encoder
+	trans    *ort.Session
+	dec      *vae.Decoder
+	enc      *vae.Encoder
+
+	loadTime time.Duration // session creation time, reset per Generate
+	events   emitter
+}
+
+// vaeConfig is the model's VAE latent space as package vae takes it.
+func (ms *models) vaeConfig() vae.Config {
+	c := ms.m.VAE
+	return vae.Config{ScalingFactor: c.ScalingFactor, ShiftFactor: c.ShiftFactor, LatentChannels: c.LatentChannels,
+		ScaleFactor: c.ScaleFactor}
+}
+
+// path returns a component's model file or an error naming the missing component.
+func (ms *models) path(name string) (string, error) {
+	c := ms.m.Components[name]
+	if c == nil {
+		return "", fmt.Errorf("pipeline: the model folder %s has no %s", ms.m.Dir, name)
+	}
+	return c.Path, nil
+}
+
+// load creates one component's session through f, timing it and reporting a load event.
+func (ms *models) load(name string, f func(path string) error) error {
+	path, err := ms.path(name)
+	if err != nil {
+		return err
+	}
+	ms.events.emit(Event{Stage: StageLoad, Component: name})
+	if err := timed(&ms.loadTime, func() error { return f(path) }); err != nil {
+		return fmt.Errorf("pipeline: load %s: %w", name, err)
+	}
+	return nil
+}
+
+// tokenizers loads the family's tokenizers once.
+func (ms *models) tokenizers() error {
+	if ms.clipTok[0] != nil {
+		return nil
+	}
+	clipNames, t5Name := []string{"tokenizer", "tokenizer_2"}, "tokenizer_3"
+	if ms.m.Family == scheduler.FamilyFLUX {
+		clipNames, t5Name = []string{"tokenizer"}, "tokenizer_2"
+	}
+	var toks [2]*textenc.CLIPTokenizer
+	for i, name := range clipNames {
+		dir, ok := ms.m.Tokenizers[name]
+		if !ok {
+			return fmt.Errorf("pipeline: the model folder %s has no %s", ms.m.Dir, name)
+		}
+		// diffusers loads the class model_index.json names: the slow CLIPTokenizer for SD3 and FLUX.
+		slow := ms.m.Index.Components[name][1] != "CLIPTokenizerFast"
+		t, err := textenc.LoadCLIPTokenizer(dir, textenc.CLIPOptions{SlowCompat: slow})
+		if err != nil {
+			return fmt.Errorf("pipeline: %s: %w", name, err)
+		}
+		toks[i] = t
+	}
+	if dir, ok := ms.m.Tokenizers[t5Name]; ok && ms.hasT5() {
+		t, err := textenc.LoadT5Tokenizer(dir, textenc.T5Options{})
+		if err != nil {
+			return fmt.Errorf("pipeline: %s: %w", t5Name, err)
+		}
+		ms.t5Tok = t
+	}
+	ms.clipTok = toks
+	return nil
+}
+
+// t5Component is the T5 encoder's component name.
+func (ms *models) t5Component() string {
+	if ms.m.Family == scheduler.FamilyFLUX {
+		return compTextEncoder2
+	}
+	return compTextEncoder3
+}
+
+// hasT5 reports whether the folder has a T5 encoder (SD3 may not; FLUX must).
+func (ms *models) hasT5() bool { return ms.m.Has(ms.t5Component()) }
+
+// textEncoders loads the tokenizers and text encoders; SD3's CLIP encoders expose the hidden layer
+// clipSkip selects as well as the penultimate one.
+func (ms *models) textEncoders(ctx context.Context, clipSkip int) error {
+	if err := ms.tokenizers(); err != nil {
+		return err
+	}
+	flux := ms.m.Family == scheduler.FamilyFLUX
+	if !flux && ms.clip[0] != nil && ms.clipSkip != clipSkip {
+		ms.closeText() // the hidden-state outputs a session computes are fixed when it is created
+	}
+	clipNames := []string{compTextEncoder, compTextEncoder2}
+	if flux {
+		clipNames = clipNames[:1]
+	}
+	for i, name := range clipNames {
+		if ms.clip[i] != nil {
+			continue
+		}
+		o := textenc.CLIPEncoderOptions{Session: ms.so, Hidden: !flux, ClipSkip: clipSkip}
+		err := ms.load(name, func(path string) (err error) {
+			ms.clip[i], err = textenc.LoadCLIPEncoder(ctx, path, o)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	ms.clipSkip = clipSkip
+	if ms.t5 != nil || !ms.hasT5() {
+		return nil
+	}
+	return ms.load(ms.t5Component(), func(path string) (err error) {
+		ms.t5, err = textenc.LoadT5Encoder(ctx, path, ms.so)
+		return err
+	})
+}
+
+// transformer loads the transformer session, computing only the prediction output.
+func (ms *models) transformer(ctx context.Context) (*ort.Session, error) {
+	if ms.trans != nil {
+		return ms.trans, nil
+	}
+	so := ms.so
+	so.Outputs = []string{ms.m.Transformer.Output}
+	err := ms.load(compTransformer, func(path string) (err error) {
+		ms.trans, err = ort.NewSession(ctx, path, so)
+		return err
+	})
+	return ms.trans, err
+}
+
+// decoder loads the VAE decoder.
+func (ms *models) decoder(ctx context.Context) (*vae.Decoder, error) {
+	if ms.dec != nil {
+		return ms.dec, nil
+	}
+	err := ms.load(compVAEDecoder, func(path string) (err error) {
+		ms.dec, err = vae.LoadDecoder(ctx, path, ms.so, ms.vaeConfig())
+		return err
+	})
+	return ms.dec, err
+}
+
+// encoder loads the VAE encoder (img2img).
+func (ms *models) encoder(ctx context.Context) (*vae.Encoder, error) {
+	if ms.enc != nil {
+		return ms.enc, nil
+	}
+	err := ms.load(compVAEEncoder, func(path string) (err error) {
+		ms.enc, err = vae.LoadEncoder(ctx, path, ms.so, ms.vaeConfig())
+		return err
+	})
+	return ms.enc, err
+}
+
+// closeText releases the text encoders.
+func (ms *models) closeText() error {
+	var errs []error
+	for i, c := range ms.clip {
+		if c != nil {
+			errs = append(errs, c.Close())
+			ms.clip[i] = nil
+		}
+	}
+	if ms.t5 != nil {
+		errs = append(errs, ms.t5.Close())
+		ms.t5 = nil
+	}
+	return errors.Join(errs...)
+}
+
+func (ms *models) closeTransformer() error {
+	if ms.trans == nil {
+		return nil
+	}
+	err := ms.trans.Close()
+	ms.trans = nil
+	return err
+}
+
+func (ms *models) closeDecoder() error {
+	if ms.dec == nil {
+		return nil
+	}
+	err := ms.dec.Close()
+	ms.dec = nil
+	return err
+}
+
+func (ms *models) closeEncoder() error {
+	if ms.enc == nil {
+		return nil
+	}
+	err := ms.enc.Close()
+	ms.enc = nil
+	return err
+}
+
+// release applies the memory policy after a stage: close releases unless every model is kept.
+func (ms *models) release(close func() error) error {
+	if ms.keep {
+		return nil
+	}
+	if err := close(); err != nil {
+		return fmt.Errorf("pipeline: release: %w", err)
+	}
+	return nil
+}
+
+// closeAll releases every session whatever the policy.
+func (ms *models) closeAll() error {
+	return errors.Join(ms.closeText(), ms.closeTransformer(), ms.closeDecoder(), ms.closeEncoder())
+}

@@ -1,0 +1,189 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"time"
+
+	"github.com/rflowrt/rflow/internal/rng"
+)
+
+// Request is one generation: prompts, size, schedule, guidance, noise and optional init image. The zero
+// value of every field other than Prompt selects the model's default (see each field).
+type Request struct {
+	// Prompt is the text to draw. SD3: Prompt2 goes to CLIP-G and Prompt3 to T5; FLUX: Prompt goes to CLIP
+	// and Prompt2 to T5 (Prompt3 is unused). Empty Prompt2/Prompt3 default to Prompt, as in diffusers.
+	Prompt, Prompt2, Prompt3 string
+	// NegativePrompt (and its _2/_3 variants, defaulting to it) is the unconditional text of SD3 CFG and
+	// FLUX true CFG; "" by default. SD3 encodes it with clip skip 0 whatever ClipSkip is (diffusers).
+	NegativePrompt, NegativePrompt2, NegativePrompt3 string
+
+	// Width and Height are the image size in pixels, multiples of 16. 0 takes the model's default: the
+	// transformer config's sample_size × the VAE factor (SD3 1024, the demos 256), else the VAE
+	// config's sample_size (FLUX 1024).
+	Width, Height int
+	// Steps is the number of denoising steps (σ intervals); 0 takes the family's default: SD3 28,
+	// FLUX.1-dev 28, FLUX.1-schnell (no guidance input) 4. With Sigmas it may be 0.
+	Steps int
+
+	// CFGScale is SD3's guidance_scale: > 1 runs classifier-free guidance with [uncond, cond] batched in
+	// one transformer run per step, v = vu + g·(vc − vu). 0 takes the default: 7.0 (diffusers), and 1.0
+	// (off) for the embedded demos, whose transformer computes the prompt's exact velocity already.
+	// Any value ≤ 1 other than 0 turns CFG off. Ignored (no error) for FLUX, which uses TrueCFGScale.
+	CFGScale float64
+	// Guidance is FLUX.1-dev's distilled guidance input (default 3.5). Ignored for models without a
+	// guidance input (FLUX.1-schnell, SD3).
+	Guidance float64
+	// TrueCFGScale is FLUX's true CFG: > 1 together with a NegativePrompt runs a second (negative)
+	// transformer pass per step and v = v_neg + s·(v − v_neg). Default 1 (off). Ignored for SD3.
+	TrueCFGScale float64
+
+	// SLGLayers turns on SD3.5 skip-layer guidance with these transformer blocks skipped (diffusers
+	// skip_guidance_layers; e.g. 7, 8, 9 for SD3.5-medium). It needs CFG and an export with a
+	// skip-layers input; asking for it otherwise is an error. Empty: off.
+	SLGLayers []int
+	// SLGScale is skip_layer_guidance_scale (0 → 2.8); SLGStart and SLGStop bound the steps i where
+	// it applies, steps·start < i < steps·stop (0 → 0.01 and 0.2), as fractions of Steps.
+	SLGScale, SLGStart, SLGStop float64
+
+	// Sampler is a scheduler.SamplerNames entry ("" → euler); Scheduler a scheduler.SchedulerNames entry
+	// ("" → the model's own scheduler_config.json class). Unknown names are errors listing the valid ones.
+	Sampler, Scheduler string
+	// FlowShift > 0 replaces the model's static or dynamic shift by this static shift; 0 keeps it.
+	FlowShift float64
+	// Sigmas is a custom σ list (strictly decreasing in [0, 1]; a terminal 0 is appended); it overrides
+	// Scheduler and FlowShift.
+	Sigmas []float64
+
+	// Seed seeds the initial noise (and, through scheduler.StepNoiseSeed, the noise of stochastic
+	// samplers). RNG is the generator (zero: torch-cpu, as diffusers' CPU generator); BatchMode how a
+	// batch gets its noise (zero: one generator for the whole batch, as diffusers).
+	Seed      uint64
+	RNG       rng.Kind
+	BatchMode rng.BatchMode
+	// BatchSize is the number of images drawn in one denoising run (default 1).
+	BatchSize int
+
+	// InitImage turns the run into img2img: the image is resized to Width×Height, encoded with the VAE
+	// encoder (the latent distribution's mean; diffusers samples it with the noise generator, which
+	// shifts its noise — rflow keeps the noise of txt2img) and noised to the schedule's σ at Strength.
+	InitImage image.Image
+	// Strength is how much of the schedule img2img runs, in [0, 1] (diffusers get_timesteps): 1 starts
+	// from pure noise (txt2img with the same seed), 0 runs no step and returns the encoded image.
+	// Note that the zero value is 0; callers that want diffusers' default pass 0.6 (the CLI: 0.75).
+	Strength float64
+
+	// MaxSequenceLength is the T5 token count (0 → SD3 256, FLUX.1-dev 512, FLUX.1-schnell 256; ≤ 512).
+	MaxSequenceLength int
+	// ClipSkip (SD3) uses CLIP's hidden_states[-(ClipSkip+2)]; 0 is the penultimate layer.
+	ClipSkip int
+
+	// VAETiling decodes the latents in overlapping tiles (less memory for large images).
+	VAETiling bool
+
+	// PreviewEvery > 0 calls OnPreview with a latent→RGB preview of the first image's x0 prediction after
+	// every PreviewEvery-th step (and after the last).
+	PreviewEvery int
+	OnPreview    func(step int, img *image.NRGBA)
+}
+
+// Resolved is every setting a run used, defaults filled in: enough to reproduce it.
+type Resolved struct {
+	Width, Height, Steps int
+	BatchSize            int
+	Sampler, Scheduler   string
+	// CFGScale is SD3's guidance scale (1: no CFG), Guidance FLUX.1-dev's guidance input (0 when the
+	// model has none), TrueCFGScale FLUX's true CFG scale (1: off).
+	CFGScale, Guidance, TrueCFGScale float64
+	// Shift is the static shift the schedule used; under dynamic shifting it is e^Mu, the equivalent
+	// static shift, and Mu the resolution shift μ (0 otherwise).
+	Shift, Mu float64
+	// Sigmas are the σ the sampler walked (img2img: from the start σ), terminal 0 included;
+	// ModelTimesteps the values fed to the transformer's timestep input at those σ.
+	Sigmas, ModelTimesteps []float64
+	Seed                   uint64
+	RNG, BatchMode         string
+	MaxSequenceLength      int
+	ClipSkip               int
+	// Strength is the img2img strength (0 for txt2img); StartStep the schedule index img2img started at.
+	Strength  float64
+	StartStep int
+}
+
+// Result is what Generate returns.
+type Result struct {
+	// Images are the decoded pictures, one per batch entry, Width×Height.
+	Images []*image.NRGBA
+	// Noise is the initial noise and Latents the final latents, NCHW [BatchSize, C, H/8, W/8] in model
+	// space (before the VAE's unscaling), for saving and replaying.
+	Noise, Latents []float32
+	Settings       Resolved
+	Timings        Timings
+}
+
+// Event reports progress: Stage "load" (before a session is created; Component names it), "encode"
+// (text encoding; Step 0 before, 1 after), "denoise" (after step Step of Total, 1-based, Sigma the
+// step's start σ), "decode" (Step 0 before, 1 after).
+type Event struct {
+	Stage       string
+	Step, Total int
+	Sigma       float64
+	// Component is the model component being loaded (load events only).
+	Component string
+}
+
+// Event stages.
+const (
+	StageLoad    = "load"
+	StageEncode  = "encode"
+	StageDenoise = "denoise"
+	StageDecode  = "decode"
+)
+
+// Timings are where a run's time went.
+type Timings struct {
+	// Steps is the number of denoising steps run.
+	Steps int
+	// Load is time spent creating ONNX Runtime sessions (0 for sessions kept from an earlier run).
+	Load time.Duration
+	// Tokenize and Encode are the prompt tokenization and the text-encoder runs.
+	Tokenize, Encode time.Duration
+	// Denoise is the whole sampling loop; Transformer the time inside transformer runs and Scheduler
+	// the sampler's own arithmetic and callbacks (Denoise − time in the model function). What is left
+	// (Denoise − Transformer − Scheduler) is the pipeline's per-step Go work: copies, packing, guidance.
+	Denoise, Transformer, Scheduler time.Duration
+	// Decode is the VAE decode (img2img: plus the encode of the init image).
+	Decode time.Duration
+	// Total is Generate's wall time.
+	Total time.Duration
+	// PeakRSSBytes is the process's peak resident set size so far (getrusage maxrss; 0 where the
+	// platform has no such counter).
+	PeakRSSBytes int64
+}
+
+// SizeError reports a width or height the model cannot draw.
+type SizeError struct {
+	Field  string // "width" or "height"
+	Value  int
+	Reason string
+}
+
+func (e *SizeError) Error() string {
+	return fmt.Sprintf("pipeline: %s %d %s", e.Field, e.Value, e.Reason)
+}
+
+// ErrSLGUnsupported is wrapped when skip-layer guidance is asked of a model or export that cannot do it.
+var ErrSLGUnsupported = errors.New("skip-layer guidance unsupported")
+
+// checkMultiple16 rejects a side that is not a positive multiple of 16 and suggests the nearest ones.
+func checkMultiple16(field string, v int) error {
+	if v < 16 {
+		return &SizeError{Field: field, Value: v, Reason: "is too small; the smallest size is 16"}
+	}
+	if v%16 != 0 {
+		lo := v / 16 * 16
+		return &SizeError{Field: field, Value: v, Reason: fmt.Sprintf("is not a multiple of 16; try %d or %d", lo, lo+16)}
+	}
+	return nil
+}
