@@ -385,6 +385,9 @@ func (p *Pipeline) stepCallback(ctx context.Context, pl *plan, d *denoiser) sche
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if pl.req.OnStep != nil {
+			pl.req.OnStep(st)
+		}
 		p.ms.events.emit(Event{Stage: StageDenoise, Step: st.Index + 1, Total: total, Sigma: st.Sigma})
 		if every > 0 && pl.req.OnPreview != nil && ((st.Index+1)%every == 0 || st.Index+1 == total) {
 			p.preview(pl, st)

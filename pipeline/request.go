@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rflowrt/rflow/internal/rng"
+	"github.com/rflowrt/rflow/scheduler"
 )
 
 // Request is one generation: prompts, size, schedule, guidance, noise and optional init image. The zero
@@ -86,6 +87,11 @@ type Request struct {
 	// every PreviewEvery-th step (and after the last).
 	PreviewEvery int
 	OnPreview    func(step int, img *image.NRGBA)
+
+	// OnStep, if set, sees every sampler step (latents after the step, the x0 prediction, σ, model
+	// calls so far) — for trajectory metrics in comparison runs. Its slices are only valid during the
+	// call; copy what you keep.
+	OnStep func(scheduler.Step)
 }
 
 // Resolved is every setting a run used, defaults filled in: enough to reproduce it.
