@@ -100,7 +100,7 @@ func (t *CLIPTokenizer) Token(id int64) string {
 // appendContent appends the ids of text without BOS/EOS.
 func (t *CLIPTokenizer) appendContent(dst []int64, text string) []int64 {
 	if !utf8.ValidString(text) {
-		text = clipValidUTF8(text)
+		text = validRunes(text)
 	}
 	if t.slow {
 		text = t.slowPrepass(text)
@@ -116,17 +116,6 @@ func (t *CLIPTokenizer) appendContent(dst []int64, text string) []int64 {
 		pos = end
 	}
 	return dst
-}
-
-// clipValidUTF8 replaces every invalid byte of s by U+FFFD (strings.ToValidUTF8 would replace a run
-// of them by one).
-func clipValidUTF8(s string) string {
-	var b strings.Builder
-	b.Grow(len(s) + 8)
-	for _, r := range s {
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // slowPrepass runs clipSlowPrepass on every piece of text between added tokens (the slow tokenizer

@@ -103,7 +103,7 @@ func (t *T5Tokenizer) VocabSize() int { return t.vocabSz }
 // appendContent appends the ids of text without the post-processor's special tokens.
 func (t *T5Tokenizer) appendContent(ids []int64, text string) []int64 {
 	if !utf8.ValidString(text) {
-		text = t5ValidUTF8(text)
+		text = validRunes(text)
 	}
 	t.raw.split(text, func(seg string, start int, id int64) {
 		if id >= 0 {
@@ -131,16 +131,6 @@ func (t *T5Tokenizer) appendPieces(ids []int64, s string, first bool) []int64 {
 	}
 	t.meta.pieces(s, first, func(p string) { ids = t.model.encode(ids, p) })
 	return ids
-}
-
-// t5ValidUTF8 turns every byte that does not start a valid UTF-8 sequence into U+FFFD.
-func t5ValidUTF8(s string) string {
-	var b strings.Builder
-	b.Grow(len(s) + 8)
-	for _, r := range s {
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // resetCache empties the piece cache (cold-cache benchmarks and tests).

@@ -3,6 +3,8 @@
 // encoder outputs.
 package textenc
 
+import "strings"
+
 // Tokenizer is what the pipelines need from a tokenizer. Implementations are safe for concurrent use.
 type Tokenizer interface {
 	// Encode returns the ids of text with the model's special tokens (CLIP: BOS … EOS; T5: … EOS),
@@ -16,4 +18,16 @@ type Tokenizer interface {
 	PadID() int64
 	// MaxLength is the folder's model_max_length (CLIP 77; T5 512), the default for EncodePadded.
 	MaxLength() int
+}
+
+// validRunes replaces every byte of s that does not start a valid UTF-8 sequence by U+FFFD, as Go's
+// range loop reads it (strings.ToValidUTF8 would replace a whole run of bad bytes by one U+FFFD). Both
+// tokenizers see invalid input this way.
+func validRunes(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for _, r := range s {
+		b.WriteRune(r)
+	}
+	return b.String()
 }
