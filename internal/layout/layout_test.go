@@ -1,0 +1,61 @@
+// Package layout holds a test that keeps the import graph to DESIGN.md's table.
+package layout
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/rflowrt/rflow"
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+	Standard   bool
+}
+
+// TestImportGraph checks the edges DESIGN.md fixes: scheduler and internal/rng use only the standard
+// library; onnxruntime_go (cgo) is imported by internal/ort alone; internal/onnx stays free of cgo;
+// only cmd/rflow imports pipeline; nothing imports cmd.
+func TestImportGraph(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go tool not on PATH")
+	}
+	out, err := exec.Command(gobin, "list", "-json", module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	var pkgs []pkg
+	for dec.More() {
+		var p pkg
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) < 10 {
+		t.Fatalf("go list found only %d packages", len(pkgs))
+	}
+	stdlibOnly := map[string]bool{module + "/scheduler": true, module + "/internal/rng": true}
+	for _, p := range pkgs {
+		for _, imp := range p.Imports {
+			rel := strings.TrimPrefix(imp, module+"/")
+			switch {
+			case stdlibOnly[p.ImportPath] && strings.Contains(strings.Split(imp, "/")[0], "."):
+				t.Errorf("%s must use only the standard library, imports %s", p.ImportPath, imp)
+			case imp == "github.com/yalue/onnxruntime_go" && p.ImportPath != module+"/internal/ort":
+				t.Errorf("%s imports onnxruntime_go; only internal/ort may (the one cgo package)", p.ImportPath)
+			case strings.HasPrefix(rel, "cmd/"):
+				t.Errorf("%s imports a command (%s)", p.ImportPath, imp)
+			case rel == "pipeline" && !strings.HasPrefix(strings.TrimPrefix(p.ImportPath, module+"/"), "cmd/"):
+				t.Errorf("%s imports pipeline; only commands may", p.ImportPath)
+			case p.ImportPath == module+"/internal/onnx" && strings.HasPrefix(rel, "internal/ort"):
+				t.Errorf("internal/onnx must stay free of cgo, imports %s", imp)
+			}
+		}
+	}
+}
