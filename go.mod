@@ -3,7 +3,7 @@ module github.com/rflowrt/rflow
 go 1.26.8
 
 require (
-	github.com/spf13/pflag v1.1.0
+	github.com/spf13/pflag v1.0.10
 	github.com/yalue/onnxruntime_go v1.27.0
 	google.golang.org/protobuf v1.36.12
 )
