@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/rflowrt/rflow/assets"
+	"github.com/rflowrt/rflow/scheduler"
+)
+
+// compareFlags are rflow compare's flags.
+type compareFlags struct {
+	model, analytic, path, reference, out string
+	prompts                               []string
+	seeds, samplers, steps                string
+	schedulers, shifts                    string
+	width, height, samples, projections   int
+	cell                                  int
+	cfg, guidance                         float64
+	provider                              string
+	threads                               int
+	overwrite, quiet                      bool
+	ort                                   *ortFlags
+}
+
+func addCompareFlags(fs *pflag.FlagSet) *compareFlags {
+	f := &compareFlags{}
+	fs.StringVarP(&f.model, "model", "m", "", "model folder or embedded demo ("+strings.Join(assets.Names(), ", ")+"); default "+assets.Default+" unless --analytic")
+	fs.StringVar(&f.analytic, "analytic", "", "compare on an analytic flow with exact ground truth instead of a model: gmm (the 2-D 3-component mixture) or gmm:D (D dimensions)")
+	fs.StringVar(&f.path, "path", "linear", "analytic runs: probability path linear (rectified flow), cosine (VP flow matching) or both")
+	fs.StringArrayVarP(&f.prompts, "prompt", "p", nil, "prompt (repeatable; model runs)")
+	fs.StringVar(&f.seeds, "seeds", "1", "comma-separated seeds; every cell of a seed starts from the same noise")
+	fs.StringVar(&f.samplers, "samplers", "euler,heun,dpmpp_2m", "comma-separated samplers (grid rows): "+strings.Join(scheduler.SamplerNames(), ", "))
+	fs.StringVar(&f.steps, "steps", "8,16,32", "comma-separated step counts (grid columns)")
+	fs.StringVar(&f.schedulers, "schedulers", "", "comma-separated σ schedules (default: the model's; analytic: flowmatch, uniform in σ)")
+	fs.StringVar(&f.shifts, "shifts", "", "comma-separated static σ shifts (default: the model's; analytic: 1)")
+	fs.StringVar(&f.reference, "reference", "heun:100", "model runs: the reference, sampler:steps on the model's own schedule")
+	fs.IntVar(&f.samples, "samples", 2000, "analytic runs: points per cell (all start from the seed's noise)")
+	fs.IntVar(&f.projections, "projections", 128, "analytic runs: directions of the sliced Wasserstein distance")
+	fs.IntVarP(&f.width, "width", "W", 0, "model runs: image width (default: the model's)")
+	fs.IntVarP(&f.height, "height", "H", 0, "model runs: image height (default: the model's)")
+	fs.Float64Var(&f.cfg, "cfg-scale", 0, "model runs: SD3 guidance scale (default: the model's)")
+	fs.Float64Var(&f.guidance, "guidance", 0, "model runs: FLUX-dev distilled guidance (default 3.5)")
+	fs.IntVar(&f.cell, "cell", 128, "grid thumbnail size in pixels")
+	fs.StringVar(&f.provider, "provider", "cpu", "model runs: execution provider")
+	fs.IntVar(&f.threads, "threads", 0, "model runs: intra-op threads (default: number of cores)")
+	fs.StringVar(&f.out, "out", "", "output folder for grid.png, metrics.csv, report.md and the plots (required)")
+	fs.BoolVar(&f.overwrite, "overwrite", false, "replace the outputs of an earlier comparison in --out")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but errors")
+	f.ort = addORTFlags(fs)
+	return f
+}
+
+// compareSpec is the validated grid.
+type compareSpec struct {
+	samplers   []scheduler.SamplerInfo
+	steps      []int
+	seeds      []uint64
+	schedulers []string  // "" = default
+	shifts     []float64 // 0 = default
+	args       []string  // the command line, for report.md
+}
+
+func runCompare(ctx context.Context, args []string, out, errOut io.Writer) error {
+	fs := pflag.NewFlagSet("compare", pflag.ContinueOnError)
+	f := addCompareFlags(fs)
+	if err := parseFlags(fs, args, out); err != nil {
+		return err
+	}
+	spec, err := f.spec(fs)
+	if err != nil {
+		return &usageError{fs: fs, err: err}
+	}
+	spec.args = args
+	if err := f.prepareOut(); err != nil {
+		return err
+	}
+	log := newReporter(errOut, f.quiet)
+	var res *compareResult
+	if f.analytic != "" {
+		res, err = f.runAnalytic(ctx, spec, log)
+	} else {
+		res, err = f.runModel(ctx, spec, log)
+	}
+	if err != nil {
+		return err
+	}
+	if err := res.write(f.out, f.cell); err != nil {
+		return err
+	}
+	log.linef("rflow: wrote %s (grid.png, metrics.csv, report.md, %s)", f.out, strings.Join(res.plotNames(), ", "))
+	return nil
+}
+
+// spec validates the flags.
+func (f *compareFlags) spec(fs *pflag.FlagSet) (compareSpec, error) {
+	var s compareSpec
+	if f.out == "" {
+		return s, errors.New("--out is required")
+	}
+	if f.analytic != "" && fs.Changed("model") {
+		return s, errors.New("--analytic and -m/--model exclude each other")
+	}
+	if f.analytic != "" {
+		if _, err := parseAnalytic(f.analytic); err != nil {
+			return s, err
+		}
+	} else {
+		if _, _, err := parseReference(f.reference); err != nil {
+			return s, err
+		}
+		if len(f.prompts) == 0 {
+			return s, errors.New("-p/--prompt is required for model runs (or use --analytic gmm)")
+		}
+		if fs.Changed("path") {
+			return s, errors.New("--path needs --analytic: models have the path they were trained on")
+		}
+	}
+	if f.path != "linear" && f.path != "cosine" && f.path != "both" {
+		return s, fmt.Errorf("--path %q: want linear, cosine or both", f.path)
+	}
+	if f.samples < 2 || f.samples > 1_000_000 || f.projections < 1 || f.cell < 16 || f.cell > 1024 {
+		return s, fmt.Errorf("--samples must be in [2, 1e6], --projections ≥ 1, --cell in [16, 1024]")
+	}
+	var err error
+	if s.samplers, err = parseSamplers(f.samplers); err != nil {
+		return s, err
+	}
+	if s.steps, err = parseStepList(f.steps); err != nil {
+		return s, err
+	}
+	if s.seeds, err = parseSeeds(f.seeds); err != nil {
+		return s, err
+	}
+	s.schedulers, s.shifts = []string{""}, []float64{0}
+	if f.schedulers != "" {
+		s.schedulers = splitList(f.schedulers)
+	}
+	if f.shifts != "" {
+		if s.shifts, err = parseFloats(f.shifts); err != nil {
+			return s, fmt.Errorf("--shifts: %v", err)
+		}
+		for _, v := range s.shifts {
+			if !(v > 0) || v > 1000 {
+				return s, fmt.Errorf("--shifts: %v: want a shift in (0, 1000]", v)
+			}
+		}
+	}
+	return s, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseSamplers(s string) ([]scheduler.SamplerInfo, error) {
+	names := splitList(s)
+	if len(names) == 0 {
+		return nil, errors.New("--samplers: no sampler named")
+	}
+	var out []scheduler.SamplerInfo
+	for _, n := range names {
+		info, err := scheduler.LookupSampler(n)
+		if err != nil {
+			return nil, fmt.Errorf("--samplers: %w", err)
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+func parseStepList(s string) ([]int, error) {
+	var out []int
+	for _, p := range splitList(s) {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > scheduler.MaxSteps {
+			return nil, fmt.Errorf("--steps: %q: want whole numbers in [1, %d]", p, scheduler.MaxSteps)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("--steps: no step count given")
+	}
+	return out, nil
+}
+
+func parseSeeds(s string) ([]uint64, error) {
+	var out []uint64
+	for _, p := range splitList(s) {
+		n, err := strconv.ParseUint(p, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("--seeds: %q: want non-negative whole numbers", p)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("--seeds: no seed given")
+	}
+	return out, nil
+}
+
+// prepareOut creates the output folder and refuses to replace an earlier comparison's files
+// without --overwrite.
+func (f *compareFlags) prepareOut() error {
+	if err := os.MkdirAll(f.out, 0o755); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	if f.overwrite {
+		return nil
+	}
+	for _, name := range []string{"metrics.csv", "report.md", "grid.png"} {
+		if _, err := os.Stat(filepath.Join(f.out, name)); err == nil {
+			return fmt.Errorf("%s already exists; pass --overwrite to replace it", filepath.Join(f.out, name))
+		}
+	}
+	return nil
+}

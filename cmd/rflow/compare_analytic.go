@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rflowrt/rflow/internal/report"
+	"github.com/rflowrt/rflow/scheduler"
+)
+
+// analyticMixture is --analytic gmm's target: three components with means at radius 1.5 at angles
+// 90°, 210° and 330° in the first two coordinates (coordinates beyond the second are ±0.5,
+// alternating per component and coordinate), standard deviations 0.5, 0.4, 0.3 and weights 0.5, 0.3,
+// 0.2. Well separated enough that the flow curves, wide enough that 8 steps are in the asymptotic
+// regime of the samplers' orders.
+func analyticMixture(dim int) (*scheduler.GaussianMixture, error) {
+	var means [][]float64
+	for k := range 3 {
+		a := math.Pi/2 + 2*math.Pi*float64(k)/3
+		mu := make([]float64, dim)
+		mu[0] = 1.5 * math.Cos(a)
+		if dim > 1 {
+			mu[1] = 1.5 * math.Sin(a)
+		}
+		for d := 2; d < dim; d++ {
+			mu[d] = 0.5 * float64(1-2*((k+d)%2))
+		}
+		means = append(means, mu)
+	}
+	return scheduler.NewGaussianMixture(means, []float64{0.5, 0.4, 0.3}, []float64{0.5, 0.3, 0.2})
+}
+
+// parseAnalytic reads "gmm" or "gmm:D".
+func parseAnalytic(s string) (int, error) {
+	name, d, ok := strings.Cut(s, ":")
+	if name != "gmm" {
+		return 0, fmt.Errorf("--analytic %q: want gmm or gmm:D", s)
+	}
+	if !ok {
+		return 2, nil
+	}
+	dim, err := strconv.Atoi(d)
+	if err != nil || dim < 1 || dim > 4096 {
+		return 0, fmt.Errorf("--analytic %q: D must be a whole number in [1, 4096]", s)
+	}
+	return dim, nil
+}
+
+func (f *compareFlags) paths() []scheduler.Path {
+	switch f.path {
+	case "cosine":
+		return []scheduler.Path{scheduler.Cosine}
+	case "both":
+		return []scheduler.Path{scheduler.Linear, scheduler.Cosine}
+	}
+	return []scheduler.Path{scheduler.Linear}
+}
+
+// analyticSeed is one seed's shared data: start points, exact target draws and the plot window.
+type analyticSeed struct {
+	seed   uint64
+	start  []float32
+	target []float64
+	bounds report.Bounds
+}
+
+func newAnalyticSeed(g *scheduler.GaussianMixture, seed uint64, n int) (analyticSeed, error) {
+	s := analyticSeed{seed: seed, start: make([]float32, n*g.Dim()), target: make([]float64, n*g.Dim())}
+	r := rand.New(rand.NewPCG(seed, 0x57a27))
+	for j := range s.start {
+		s.start[j] = float32(r.NormFloat64())
+	}
+	if err := g.Sample(rand.New(rand.NewPCG(seed, 0x7a26e7)), s.target); err != nil {
+		return s, err
+	}
+	s.bounds = report.ScatterBounds(s.target, g.Dim())
+	return s, nil
+}
+
+// runAnalytic runs the grid on the analytic mixture for every path, schedule block and seed.
+func (f *compareFlags) runAnalytic(ctx context.Context, spec compareSpec, log *reporter) (*compareResult, error) {
+	dim, err := parseAnalytic(f.analytic)
+	if err != nil {
+		return nil, err
+	}
+	g, err := analyticMixture(dim)
+	if err != nil {
+		return nil, err
+	}
+	res := &compareResult{analytic: true, title: "rflow compare: analytic Gaussian mixture", command: commandLine(spec.args)}
+	res.settings = f.analyticSettings(spec, dim)
+	var exact []exactStats
+	for _, seed := range spec.seeds {
+		sd, err := newAnalyticSeed(g, seed, f.samples)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range f.paths() {
+			run := &analyticRun{f: f, spec: spec, flow: &scheduler.AnalyticFlow{Target: g, Path: p}, sd: sd, truth: map[[2]float64][]float64{}}
+			es, err := run.exactStats(ctx)
+			if err != nil {
+				return nil, err
+			}
+			exact = append(exact, es)
+			for _, sched := range spec.schedulers {
+				for _, shift := range spec.shifts {
+					log.linef("rflow: %s path, seed %d, schedule %s, shift %g", p.Name(), seed, defaultLabel(sched), shift)
+					if err := run.block(ctx, res, sched, shift); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+	}
+	res.sections = analyticSections(exact, res.rows, f.path == "both")
+	return res, nil
+}
+
+func defaultLabel(s string) string {
+	if s == "" {
+		return "default"
+	}
+	return s
+}
+
+func (f *compareFlags) analyticSettings(spec compareSpec, dim int) [][2]string {
+	return [][2]string{
+		{"target", fmt.Sprintf("Gaussian mixture in %d-D: 3 components, means at radius 1.5 at 90°/210°/330° (coordinates beyond 2: ±0.5), std 0.5/0.4/0.3, weights 0.5/0.3/0.2", dim)},
+		{"paths", f.path},
+		{"samplers", f.samplers},
+		{"steps", f.steps},
+		{"schedules", defaultLabel(f.schedulers) + " (diffusers FlowMatchEuler σ with the default config: uniform 1 → 1/1000, then 0)"},
+		{"shifts", defaultLabel(f.shifts)},
+		{"seeds", f.seeds},
+		{"points per cell", strconv.Itoa(f.samples)},
+		{"reference", "exact transport of the same start points: float64 Dormand–Prince 5(4) at rtol = atol = 1e-10 on the closed-form velocity"},
+		{"distribution distance", fmt.Sprintf("sliced 2-Wasserstein over %d fixed random directions to %d exact target draws", f.projections, f.samples)},
+		{"straightness", "S = Σ Δσ·‖ū − vᵢ‖² / (L·‖ū‖²) over the sampler's own steps (vᵢ from each step's x0 prediction; ū = (x_start − x_end)/L, L the σ range; batch sums)"},
+		{"seconds", "sampler wall time (closed-form model, so mostly arithmetic)"},
+	}
+}
+
+// analyticRun measures one (path, seed): exact solutions are cached per σ range.
+type analyticRun struct {
+	f     *compareFlags
+	spec  compareSpec
+	flow  *scheduler.AnalyticFlow
+	sd    analyticSeed
+	truth map[[2]float64][]float64
+}
+
+func (a *analyticRun) exact(ctx context.Context, from, to float64) ([]float64, error) {
+	k := [2]float64{from, to}
+	if t, ok := a.truth[k]; ok {
+		return t, nil
+	}
+	t := make([]float64, len(a.sd.start))
+	if err := a.flow.Transport(ctx, t, a.sd.start, from, to, 1e-10); err != nil {
+		return nil, err
+	}
+	a.truth[k] = t
+	return t, nil
+}
+
+// analyticSigmas builds the σ list of one cell.
+func analyticSigmas(sched string, shift float64, steps int) (scheduler.Schedule, error) {
+	cfg := scheduler.DefaultFlowMatchConfig()
+	s, err := scheduler.BuildSchedule(scheduler.ScheduleRequest{Family: scheduler.FamilySD3, Config: cfg, Steps: steps, Scheduler: sched, Shift: shift})
+	if err != nil {
+		return s, fmt.Errorf("schedule %s, shift %g, %d steps: %w", defaultLabel(sched), shift, steps, err)
+	}
+	return s, nil
+}
+
+// block runs every sampler × steps cell of one schedule block and adds its rows and grid.
+func (a *analyticRun) block(ctx context.Context, res *compareResult, sched string, shift float64) error {
+	dim := a.flow.Target.Dim()
+	grid := report.Grid{Title: fmt.Sprintf("%s path, schedule %s, shift %s, seed %d", a.flow.Path.Name(), defaultLabel(sched), shiftLabel(shift), a.sd.seed)}
+	for _, n := range a.spec.steps {
+		grid.ColLabels = append(grid.ColLabels, fmt.Sprintf("%d steps", n))
+	}
+	grid.ColLabels = append(grid.ColLabels, "exact")
+	for si, s := range a.spec.samplers {
+		grid.RowLabels = append(grid.RowLabels, s.Name)
+		var cells []image.Image
+		for _, n := range a.spec.steps {
+			row, x, err := a.cell(ctx, s, sched, shift, n)
+			if err != nil {
+				return err
+			}
+			res.rows = append(res.rows, row)
+			cells = append(cells, report.Scatter(widen64(x), a.sd.target, dim, a.sd.bounds, a.f.cell, samplerColor(si)))
+		}
+		if si == 0 {
+			t, err := a.exact(ctx, 1, 0)
+			if err != nil {
+				return err
+			}
+			cells = append(cells, report.Scatter(t, a.sd.target, dim, a.sd.bounds, a.f.cell, color.NRGBA{0, 0, 0, 255}))
+		}
+		grid.Cells = append(grid.Cells, cells)
+	}
+	res.blocks = append(res.blocks, grid)
+	return nil
+}
+
+func shiftLabel(s float64) string {
+	if s == 0 {
+		return "default"
+	}
+	return strconv.FormatFloat(s, 'g', -1, 64)
+}
+
+// cell runs one sampler for n steps from the seed's start points and measures it.
+func (a *analyticRun) cell(ctx context.Context, s scheduler.SamplerInfo, sched string, shift float64, n int) (report.Row, []float32, error) {
+	sch, err := analyticSigmas(sched, shift, n)
+	if err != nil {
+		return report.Row{}, nil, err
+	}
+	sig := sch.Sigmas
+	x := append([]float32(nil), a.sd.start...)
+	meter := scheduler.NewStraightness(a.flow.Path)
+	nfe := 0
+	o := scheduler.DefaultOptions()
+	o.Path = a.flow.Path
+	o.Noise = seededNoise(scheduler.StepNoiseSeed(a.sd.seed))
+	o.Callback = func(st scheduler.Step) error { nfe = st.NFE; return meter.Observe(st) }
+	start := time.Now()
+	if err := s.Func(ctx, a.flow, x, sig, o); err != nil {
+		return report.Row{}, nil, fmt.Errorf("%s, %d steps: %w", s.Name, n, err)
+	}
+	row := report.Row{Sampler: s.Name, Scheduler: sch.Scheduler, Shift: effectiveShift(shift), Steps: n, NFE: nfe,
+		Seconds: time.Since(start).Seconds(), PSNR: math.NaN(), SSIM: math.NaN(), Path: a.flow.Path.Name(), Seed: a.sd.seed}
+	truth, err := a.exact(ctx, sig[0], sig[len(sig)-1])
+	if err != nil {
+		return row, nil, err
+	}
+	if row.RMSE, row.MaxAbs, err = scheduler.ErrorStats(x, truth); err != nil {
+		return row, nil, err
+	}
+	if row.Straightness, err = meter.Value(a.sd.start); err != nil {
+		row.Straightness = math.NaN()
+	}
+	row.Wasserstein, err = scheduler.SlicedWasserstein(widen64(x), a.sd.target, a.flow.Target.Dim(), a.f.projections, 1)
+	if err != nil {
+		row.Wasserstein = math.NaN() // a diverged sampler (Inf/NaN): the RMSE already says so
+	}
+	return row, x, nil
+}
+
+func effectiveShift(s float64) float64 {
+	if s == 0 {
+		return 1 // DefaultFlowMatchConfig's shift
+	}
+	return s
+}
+
+// seededNoise is the step noise of stochastic samplers on analytic runs (PCG, standard normal).
+func seededNoise(seed uint64) scheduler.NoiseSource {
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	return scheduler.NoiseFunc(func(dst []float32, _, _ float64) error {
+		for j := range dst {
+			dst[j] = float32(r.NormFloat64())
+		}
+		return nil
+	})
+}
+
+func widen64(x []float32) []float64 {
+	out := make([]float64, len(x))
+	for j, v := range x {
+		out[j] = float64(v)
+	}
+	return out
+}
+
+// samplerColor is row si's dot colour in the scatter grid.
+func samplerColor(si int) color.NRGBA {
+	palette := []color.NRGBA{{31, 119, 180, 255}, {214, 39, 40, 255}, {44, 160, 44, 255}, {148, 103, 189, 255},
+		{255, 127, 14, 255}, {140, 86, 75, 255}, {227, 119, 194, 255}, {23, 190, 207, 255}}
+	return palette[si%len(palette)]
+}
