@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/rflowrt/rflow/internal/ort"
-	"github.com/rflowrt/rflow/internal/rng"
 	"github.com/rflowrt/rflow/vae"
 )
 
@@ -33,6 +32,8 @@ type Pipeline struct {
 	ms *models
 	// observe, when set (tests), sees every transformer pass's raw output.
 	observe func(kind string, raw []float32)
+	// conds caches per-prompt conditioning for runs with Request.Items.
+	conds *condCache
 }
 
 // New returns a pipeline for m. It loads nothing; sessions are created by Generate.
@@ -102,8 +103,7 @@ func (p *Pipeline) generate(ctx context.Context, pl *plan) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	shape := []int{pl.batch, pl.c, pl.h, pl.w}
-	res.Noise, err = rng.Noise(pl.req.RNG, pl.req.Seed, shape, pl.req.BatchMode)
+	res.Noise, err = pl.noise()
 	if err != nil {
 		return res, fmt.Errorf("pipeline: noise: %w", err)
 	}
@@ -130,9 +130,12 @@ func (p *Pipeline) encodeText(ctx context.Context, pl *plan, tm *Timings) (condi
 	ev.emit(Event{Stage: StageEncode, Total: 1})
 	var cond conditioning
 	var err error
-	if pl.flux {
+	switch {
+	case len(pl.req.Items) > 0:
+		cond, err = p.encodeItems(ctx, pl, tm)
+	case pl.flux:
 		cond, err = p.encodeFlux(ctx, pl, tm)
-	} else {
+	default:
 		cond, err = p.encodeSD3(ctx, pl, tm)
 	}
 	if err != nil {

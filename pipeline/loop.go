@@ -9,7 +9,6 @@ import (
 	"github.com/rflowrt/rflow/internal/half"
 	"github.com/rflowrt/rflow/internal/onnx"
 	"github.com/rflowrt/rflow/internal/ort"
-	"github.com/rflowrt/rflow/internal/rng"
 	"github.com/rflowrt/rflow/scheduler"
 	"github.com/rflowrt/rflow/vae"
 )
@@ -347,14 +346,11 @@ func (p *Pipeline) denoise(ctx context.Context, pl *plan, cond conditioning, x [
 	o := scheduler.DefaultOptions()
 	o.Callback = p.stepCallback(ctx, pl, d)
 	if pl.sampler.Stochastic {
-		src, err := rng.New(pl.req.RNG, scheduler.StepNoiseSeed(pl.req.Seed))
+		src, err := stepNoise(pl)
 		if err != nil {
 			return errors.Join(fmt.Errorf("pipeline: step noise: %w", err), d.close())
 		}
-		o.Noise = scheduler.NoiseFunc(func(dst []float32, _, _ float64) error {
-			src.Randn(dst)
-			return nil
-		})
+		o.Noise = src
 	}
 	start := time.Now()
 	err = pl.sampler.Func(ctx, d, x, pl.sigmas, o)

@@ -69,6 +69,9 @@ func (p *Pipeline) isDemo() bool { return slices.Contains(assets.Names(), p.m.Na
 func (p *Pipeline) resolve(r Request) (*plan, error) {
 	pr := p.preset()
 	pl := &plan{req: r, flux: p.m.Family == scheduler.FamilyFLUX, c: p.m.VAE.LatentChannels}
+	if err := resolveItems(&pl.req); err != nil {
+		return nil, err
+	}
 	if err := p.resolveSize(pl); err != nil {
 		return nil, err
 	}

@@ -65,6 +65,10 @@ type Request struct {
 	BatchMode rng.BatchMode
 	// BatchSize is the number of images drawn in one denoising run (default 1).
 	BatchSize int
+	// Items, if not empty, draws one image per item in one denoising run, each with its own prompt
+	// and seed (see BatchItem): Prompt, Prompt2, Prompt3, Seed and BatchMode are then unused, and
+	// BatchSize must be 0 or len(Items).
+	Items []BatchItem
 
 	// InitImage turns the run into img2img: the image is resized to Width×Height, encoded with the VAE
 	// encoder (the latent distribution's mean; diffusers samples it with the noise generator, which

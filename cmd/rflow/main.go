@@ -26,6 +26,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{name: "compare", summary: "compare samplers × steps × schedules on a model or an analytic flow: grid, metrics, orders, plots", run: runCompare},
+		{name: "batch", summary: "generate every image of a manifest, sharded, resumable, models loaded once", run: runBatch},
 		{name: "inspect", summary: "list a model folder's components, signatures and tokenizers, and every problem found", run: runInspect},
 		{name: "noise", summary: "print torch-compatible initial noise for a seed and shape", run: runNoise},
 		{name: "schedule", summary: "print the σ schedule and the timesteps the model sees", run: runSchedule},

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/pflag"
+
+	"github.com/rflowrt/rflow/internal/rng"
+	"github.com/rflowrt/rflow/pipeline"
+)
+
+// batchFlags are rflow batch's own flags; the generation flags are txt2img's.
+type batchFlags struct {
+	*txt2imgFlags
+	manifest, outDir, shard string
+	shards                  int
+	saveLatents             bool
+}
+
+// txt2imgOnly are txt2img flags that make no sense for a manifest: hidden and refused.
+var txt2imgOnly = []string{"prompt", "prompt-2", "prompt-3", "output", "batch-count", "batch-mode", "init-image",
+	"strength", "preview-every", "preview-path", "overwrite", "timings", "keep-models", "sigmas"}
+
+func addBatchFlags(fs *pflag.FlagSet) *batchFlags {
+	f := &batchFlags{txt2imgFlags: addTxt2imgFlags(fs)}
+	for _, name := range txt2imgOnly {
+		_ = fs.MarkHidden(name)
+	}
+	fs.Lookup("batch-size").Usage = "most items drawn together in one transformer batch (items of equal size and settings)"
+	fs.Lookup("seed").Usage = "seed base: an item without a seed gets seed + its index in the manifest (default 0)"
+	fs.StringVar(&f.manifest, "manifest", "", "JSONL (one object per image or per prompt with count) or text (one prompt per line) (required)")
+	fs.StringVar(&f.outDir, "out", "", "output folder: <id>.png, <id>.safetensors, results-<I>-of-<N>.jsonl (required)")
+	fs.StringVar(&f.shard, "shard", "", "run shard I of N (I/N): items k with k mod N = I (default: from $JOB_COMPLETION_INDEX or $SLURM_ARRAY_TASK_ID, else 0/1)")
+	fs.IntVar(&f.shards, "shards", 0, "shard count N when the index comes from the environment (default: $SLURM_ARRAY_TASK_COUNT)")
+	fs.BoolVar(&f.saveLatents, "save-latents", false, "also write each item's initial noise and final latent as <id>.safetensors")
+	return f
+}
+
+func runBatch(ctx context.Context, args []string, out, errOut io.Writer) error {
+	fs := pflag.NewFlagSet("batch", pflag.ContinueOnError)
+	f := addBatchFlags(fs)
+	if err := parseFlags(fs, args, out); err != nil {
+		return err
+	}
+	shard, items, base, err := f.setup(fs)
+	if err != nil {
+		return &usageError{fs: fs, err: err}
+	}
+	so, err := f.sessionOptions()
+	if err != nil {
+		return &usageError{fs: fs, err: err}
+	}
+	if err := f.ort.init(); err != nil {
+		return err
+	}
+	m, err := openModel(f.model)
+	if err != nil {
+		return err
+	}
+	log, err := pipeline.OpenResultsLog(filepath.Join(f.outDir, shard.ResultsName()))
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	mine := shard.Select(items)
+	rep := newReporter(errOut, f.quiet)
+	rep.linef("rflow batch: model %s (%s), shard %s: %d of %d items, results in %s", m.Name, m.Family, shard, len(mine),
+		len(items), log.Path())
+	p := pipeline.New(m, pipeline.Options{Session: so, KeepModels: true})
+	defer p.Close()
+	w := &batchWriter{dir: f.outDir, model: m, saveLatents: f.saveLatents}
+	progress := newItemProgress(rep, len(mine))
+	sum, err := pipeline.RunBatch(ctx, p, mine, log, pipeline.BatchOptions{Base: base, BatchSize: f.batchSize,
+		Present: w.present, Write: w.write, OnItem: progress.item})
+	progress.finish()
+	summary := fmt.Sprintf("shard %s: %d items: %d done now, %d already done, %d failed", shard, sum.Items, sum.Succeeded,
+		sum.Skipped, sum.Failed)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return fmt.Errorf("interrupted (%s); rerun the same command to finish: %w", summary, err)
+	case err != nil:
+		return fmt.Errorf("%s: %w", summary, err)
+	case sum.Failed > 0:
+		return fmt.Errorf("%s (errors in %s)", summary, log.Path())
+	}
+	rep.linef("rflow batch: %s", summary)
+	return nil
+}
+
+// setup validates the flags, reads the manifest and finds the shard.
+func (f *batchFlags) setup(fs *pflag.FlagSet) (pipeline.Shard, []pipeline.ManifestItem, pipeline.Request, error) {
+	var shard pipeline.Shard
+	for _, name := range txt2imgOnly {
+		if fs.Changed(name) {
+			return shard, nil, pipeline.Request{}, fmt.Errorf("--%s is a txt2img flag; rflow batch takes prompts from --manifest", name)
+		}
+	}
+	if f.manifest == "" || f.outDir == "" {
+		return shard, nil, pipeline.Request{}, errors.New("--manifest and --out are required")
+	}
+	if fs.NArg() > 0 {
+		return shard, nil, pipeline.Request{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if f.batchSize < 1 {
+		return shard, nil, pipeline.Request{}, errors.New("--batch-size must be at least 1")
+	}
+	shard, err := f.findShard()
+	if err != nil {
+		return shard, nil, pipeline.Request{}, err
+	}
+	base, err := f.baseRequest()
+	if err != nil {
+		return shard, nil, pipeline.Request{}, err
+	}
+	items, err := f.readManifest()
+	return shard, items, base, err
+}
+
+// findShard takes --shard, else the environment with --shards.
+func (f *batchFlags) findShard() (pipeline.Shard, error) {
+	if f.shard != "" {
+		if f.shards != 0 {
+			return pipeline.Shard{}, errors.New("give --shard I/N or --shards N, not both")
+		}
+		return pipeline.ParseShard(f.shard)
+	}
+	if f.shards < 0 {
+		return pipeline.Shard{}, fmt.Errorf("--shards %d: want a count ≥ 1", f.shards)
+	}
+	return pipeline.ShardFromEnv(f.shards, os.Getenv)
+}
+
+// readManifest parses --manifest with the flags' defaults.
+func (f *batchFlags) readManifest() ([]pipeline.ManifestItem, error) {
+	fh, err := os.Open(f.manifest)
+	if err != nil {
+		return nil, fmt.Errorf("--manifest: %w", err)
+	}
+	defer fh.Close()
+	d := pipeline.ManifestItem{NegativePrompt: f.negative, Seed: f.seed, Steps: f.steps, Width: f.width, Height: f.height,
+		CFGScale: f.cfg, Guidance: f.guidance, FlowShift: f.shift, Sampler: f.sampler, Scheduler: f.sched}
+	items, err := pipeline.ParseManifest(fh, d)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.manifest, err)
+	}
+	return items, nil
+}
+
+// baseRequest holds the settings every item shares.
+func (f *batchFlags) baseRequest() (pipeline.Request, error) {
+	kind, err := rng.ParseKind(f.rngKind)
+	if err != nil {
+		return pipeline.Request{}, err
+	}
+	return pipeline.Request{RNG: kind, TrueCFGScale: f.trueCFG, MaxSequenceLength: f.maxSeq, ClipSkip: f.clipSkip,
+		VAETiling: f.vaeTiling}, nil
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/rflowrt/rflow/internal/imagefile"
+	"github.com/rflowrt/rflow/internal/safetensors"
+	"github.com/rflowrt/rflow/pipeline"
+)
+
+// batchWriter stores a batch item's image (and latents) in the output folder, named after its id.
+type batchWriter struct {
+	dir         string
+	model       *pipeline.Model
+	saveLatents bool
+}
+
+// present reports whether the files an item's success record names exist (and, with --save-latents,
+// its latents file too).
+func (w *batchWriter) present(it pipeline.ManifestItem, rec pipeline.ResultRecord) bool {
+	names := []string{rec.Path}
+	if w.saveLatents {
+		names = append(names, rec.Latents)
+	}
+	for _, n := range names {
+		if n == "" {
+			return false
+		}
+		if st, err := os.Stat(filepath.Join(w.dir, n)); err != nil || !st.Mode().IsRegular() {
+			return false
+		}
+	}
+	return true
+}
+
+// write stores the latents (first) and the image, each atomically (temporary file, fsync, rename over
+// any earlier copy: a crash between writing the image and recording it leaves an image that the next run
+// redraws bit for bit).
+func (w *batchWriter) write(it pipeline.ManifestItem, out pipeline.ItemOutput) (pipeline.ItemFiles, error) {
+	var files pipeline.ItemFiles
+	w.removeStaleTemps(it.ID)
+	if w.saveLatents {
+		files.Latents = it.ID + ".safetensors"
+		if err := w.writeLatents(filepath.Join(w.dir, files.Latents), it, out); err != nil {
+			return files, err
+		}
+	}
+	files.Image = it.ID + ".png"
+	s := out.Settings
+	params := imagefile.Params{Prompt: it.Prompt, NegativePrompt: it.NegativePrompt, Steps: s.Steps,
+		Sampler: imagefile.SamplerDisplayName(s.Sampler), ScheduleType: imagefile.ScheduleDisplayName(s.Scheduler),
+		CFGScale: s.CFGScale, DistilledCFGScale: s.Guidance, Seed: it.Seed, Width: s.Width, Height: s.Height,
+		Model: w.model.Name, ClipSkip: s.ClipSkip, RNG: imagefile.RNGDisplayName(s.RNG), Version: "rflow " + versionString()}
+	if s.Shift != 0 {
+		params.Extra = append(params.Extra, imagefile.KV{Key: "Shift", Value: fmt.Sprint(s.Shift)})
+	}
+	settings, err := json.Marshal(struct {
+		Model   string            `json:"model"`
+		Dir     string            `json:"model_dir"`
+		Family  string            `json:"family"`
+		ID      string            `json:"id"`
+		Prompt  string            `json:"prompt"`
+		Neg     string            `json:"negative_prompt"`
+		Version string            `json:"version"`
+		Set     pipeline.Resolved `json:"settings"`
+	}{w.model.Name, w.model.Dir, string(w.model.Family), it.ID, it.Prompt, it.NegativePrompt, versionString(), s})
+	if err != nil {
+		return files, err
+	}
+	err = imagefile.Write(filepath.Join(w.dir, files.Image), out.Image, params,
+		imagefile.WriteOptions{Overwrite: true, RflowJSON: settings})
+	return files, err
+}
+
+// removeStaleTemps removes temporary files an earlier, killed run left for this item (".<id>.png.*.tmp",
+// ".<id>.safetensors.*.tmp"). Items belong to one shard, so no other process writes these names.
+func (w *batchWriter) removeStaleTemps(id string) {
+	for _, base := range []string{id + ".png", id + ".safetensors"} {
+		if len(base) > 64 { // imagefile shortens long temporary names; leave those alone
+			continue
+		}
+		stale, _ := filepath.Glob(filepath.Join(w.dir, "."+base+".*.tmp"))
+		for _, f := range stale {
+			_ = os.Remove(f)
+		}
+	}
+}
+
+// writeLatents writes the (noise, latent) coupling as safetensors: F32 [C, H, W] each.
+func (w *batchWriter) writeLatents(path string, it pipeline.ManifestItem, out pipeline.ItemOutput) error {
+	shape := []int{out.C, out.H, out.W}
+	meta := map[string]string{"id": it.ID, "seed": strconv.FormatUint(it.Seed, 10), "prompt": it.Prompt,
+		"negative_prompt": it.NegativePrompt, "model": w.model.Name, "family": string(w.model.Family),
+		"sampler": out.Settings.Sampler, "scheduler": out.Settings.Scheduler, "steps": strconv.Itoa(out.Settings.Steps),
+		"rng": out.Settings.RNG, "space": "model (before the VAE's unscaling)", "rflow_version": versionString()}
+	return safetensors.WriteFile(path, []safetensors.Tensor{
+		safetensors.F32("noise", shape, out.Noise), safetensors.F32("latent", shape, out.Latent)}, meta)
+}
+
+// itemProgress shows a bar over items on a terminal, plain lines otherwise, nothing with --quiet.
+type itemProgress struct {
+	rep   *reporter
+	bar   *progressbar.ProgressBar
+	start time.Time
+}
+
+func newItemProgress(rep *reporter, total int) *itemProgress {
+	p := &itemProgress{rep: rep, start: time.Now()}
+	if rep.tty && !rep.quiet && total > 0 {
+		p.bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(rep.w), progressbar.OptionSetDescription("batch"),
+			progressbar.OptionShowIts(), progressbar.OptionSetItsString("img"), progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true))
+	}
+	return p
+}
+
+func (p *itemProgress) item(ev pipeline.ItemProgress) {
+	if p.rep.quiet {
+		return
+	}
+	if p.bar != nil {
+		_ = p.bar.Set(ev.Done)
+		if ev.Err != nil {
+			_ = p.bar.Clear()
+			fmt.Fprintf(p.rep.w, "item %s failed: %s\n", ev.Item.ID, oneLine(ev.Err.Error()))
+		}
+		return
+	}
+	msg := ev.Status
+	if ev.Err != nil {
+		msg = "failed: " + oneLine(ev.Err.Error())
+	}
+	fmt.Fprintf(p.rep.w, "batch: %d/%d %s %s (%.1fs)\n", ev.Done, ev.Total, ev.Item.ID, msg, time.Since(p.start).Seconds())
+}
+
+func (p *itemProgress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		fmt.Fprintln(p.rep.w)
+	}
+}

@@ -1,0 +1,211 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"time"
+)
+
+// BatchOptions configure RunBatch.
+type BatchOptions struct {
+	// Base holds the settings every item shares (RNG, MaxSequenceLength, ClipSkip, TrueCFGScale,
+	// VAETiling, …); each item's prompt, seed and settings replace Base's.
+	Base Request
+	// BatchSize is the most items drawn in one transformer batch (0 → 1). Items are grouped by equal
+	// size and settings; only items of one group share a batch.
+	BatchSize int
+	// Present reports whether an item's files (as its success record names them) still exist; an item
+	// counts as finished only when the log records its success and Present agrees. nil: the record
+	// alone decides.
+	Present func(ManifestItem, ResultRecord) bool
+	// Write stores an item's outputs (durably, e.g. temp file + rename) and returns the names to
+	// record. It runs before the success record is appended.
+	Write func(ManifestItem, ItemOutput) (ItemFiles, error)
+	// OnItem, if set, sees every item as it is skipped, finished or failed.
+	OnItem func(ItemProgress)
+}
+
+// ItemOutput is one generated item.
+type ItemOutput struct {
+	Image *image.NRGBA
+	// Noise and Latent are the item's initial noise and final latents [C, H, W] (model space).
+	Noise, Latent []float32
+	C, H, W       int
+	// Settings are those of a run of this item alone (its seed, BatchSize 1).
+	Settings Resolved
+	Timings  Timings
+	// BatchSize is the number of items of the batch it ran in.
+	BatchSize int
+}
+
+// ItemFiles are the file names Write recorded, relative to the output folder.
+type ItemFiles struct{ Image, Latents string }
+
+// ItemProgress reports one item.
+type ItemProgress struct {
+	Item   ManifestItem
+	Status string // StatusOK, StatusError or "skipped" (finished before)
+	Err    error
+	// Done is how many items of the run are settled (skipped, finished or failed) so far, of Total.
+	Done, Total int
+}
+
+// StatusSkipped is ItemProgress.Status for an item finished by an earlier run.
+const StatusSkipped = "skipped"
+
+// BatchSummary counts a RunBatch's items.
+type BatchSummary struct {
+	Items, Skipped, Succeeded, Failed int
+}
+
+// groupKey is what items must share to run in one transformer batch.
+type groupKey struct {
+	neg                  string
+	steps, width, height int
+	cfg, guidance, shift float64
+	sampler, scheduler   string
+}
+
+func keyOf(it ManifestItem) groupKey {
+	return groupKey{it.NegativePrompt, it.Steps, it.Width, it.Height, it.CFGScale, it.Guidance, it.FlowShift, it.Sampler, it.Scheduler}
+}
+
+// batchRun is one RunBatch in progress.
+type batchRun struct {
+	p   *Pipeline
+	log *ResultsLog
+	o   BatchOptions
+	sum BatchSummary
+}
+
+// RunBatch generates every item not yet finished according to log (and o.Present), in batches of
+// items with equal settings, and appends a record per item to log after its files are written. A
+// failed item is recorded and the run goes on (a failed batch of several items is retried item by
+// item). The error is non-nil only when the run cannot go on: ctx was cancelled or the log cannot
+// be written; the summary counts what happened until then.
+func RunBatch(ctx context.Context, p *Pipeline, items []ManifestItem, log *ResultsLog, o BatchOptions) (BatchSummary, error) {
+	if o.BatchSize < 1 {
+		o.BatchSize = 1
+	}
+	if o.Write == nil {
+		return BatchSummary{}, errors.New("pipeline: RunBatch needs a Write function")
+	}
+	b := &batchRun{p: p, log: log, o: o, sum: BatchSummary{Items: len(items)}}
+	var order []groupKey
+	groups := map[groupKey][]ManifestItem{}
+	for _, it := range items {
+		if rec, ok := log.Succeeded(it.ID); ok && (o.Present == nil || o.Present(it, rec)) {
+			b.sum.Skipped++
+			b.report(it, StatusSkipped, nil)
+			continue
+		}
+		k := keyOf(it)
+		if _, seen := groups[k]; !seen {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], it)
+	}
+	for _, k := range order {
+		g := groups[k]
+		for len(g) > 0 {
+			n := min(o.BatchSize, len(g))
+			if err := b.runChunk(ctx, g[:n]); err != nil {
+				return b.sum, err
+			}
+			g = g[n:]
+		}
+	}
+	return b.sum, nil
+}
+
+// report calls OnItem.
+func (b *batchRun) report(it ManifestItem, status string, err error) {
+	if b.o.OnItem != nil {
+		s := b.sum
+		b.o.OnItem(ItemProgress{Item: it, Status: status, Err: err, Done: s.Skipped + s.Succeeded + s.Failed, Total: s.Items})
+	}
+}
+
+// request is Base with a chunk's shared settings and items.
+func (b *batchRun) request(chunk []ManifestItem) Request {
+	r := b.o.Base
+	it := chunk[0]
+	r.NegativePrompt, r.Steps, r.Width, r.Height = it.NegativePrompt, it.Steps, it.Width, it.Height
+	r.CFGScale, r.Guidance, r.FlowShift, r.Sampler, r.Scheduler = it.CFGScale, it.Guidance, it.FlowShift, it.Sampler, it.Scheduler
+	r.BatchSize, r.Items = 0, nil
+	for _, it := range chunk {
+		r.Items = append(r.Items, BatchItem{Prompt: it.Prompt, Seed: it.Seed})
+	}
+	return r
+}
+
+// runChunk generates one batch and records its items.
+func (b *batchRun) runChunk(ctx context.Context, chunk []ManifestItem) error {
+	res, err := b.p.Generate(ctx, b.request(chunk), nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if len(chunk) > 1 { // find the item at fault; the others may still draw
+			for _, it := range chunk {
+				if err := b.runChunk(ctx, []ManifestItem{it}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		return b.fail(chunk[0], err, nil)
+	}
+	per := len(res.Latents) / len(chunk)
+	c := b.p.m.VAE.LatentChannels
+	h, w := res.Settings.Height/b.p.m.VAE.ScaleFactor, res.Settings.Width/b.p.m.VAE.ScaleFactor
+	for i, it := range chunk {
+		s := res.Settings
+		s.Seed, s.BatchSize, s.BatchMode = it.Seed, 1, "one-generator"
+		out := ItemOutput{Image: res.Images[i], Noise: res.Noise[i*per : (i+1)*per], Latent: res.Latents[i*per : (i+1)*per],
+			C: c, H: h, W: w, Settings: s, Timings: res.Timings, BatchSize: len(chunk)}
+		if err := b.finish(it, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish writes an item's files and appends its record.
+func (b *batchRun) finish(it ManifestItem, out ItemOutput) error {
+	start := time.Now()
+	files, err := b.o.Write(it, out)
+	if err != nil {
+		return b.fail(it, err, &out)
+	}
+	tm := out.Timings
+	ms := func(d time.Duration) int64 { return d.Milliseconds() }
+	rec := ResultRecord{ID: it.ID, Index: it.Index, Status: StatusOK, Path: files.Image, Latents: files.Latents,
+		Seed: it.Seed, Prompt: it.Prompt, Settings: &out.Settings, Time: time.Now().UTC().Format(time.RFC3339Nano),
+		Timings: &ResultTiming{BatchSize: out.BatchSize, LoadMS: ms(tm.Load), EncodeMS: ms(tm.Tokenize + tm.Encode),
+			DenoiseMS: ms(tm.Denoise), DecodeMS: ms(tm.Decode), GenerateMS: ms(tm.Total), WriteMS: ms(time.Since(start)),
+			PeakRSSByte: tm.PeakRSSBytes}}
+	if err := b.log.Append(rec); err != nil {
+		return err
+	}
+	b.sum.Succeeded++
+	b.report(it, StatusOK, nil)
+	return nil
+}
+
+// fail appends an error record for an item.
+func (b *batchRun) fail(it ManifestItem, cause error, out *ItemOutput) error {
+	rec := ResultRecord{ID: it.ID, Index: it.Index, Status: StatusError, Error: cause.Error(), Seed: it.Seed,
+		Prompt: it.Prompt, Time: time.Now().UTC().Format(time.RFC3339Nano)}
+	if out != nil {
+		rec.Settings = &out.Settings
+	}
+	if err := b.log.Append(rec); err != nil {
+		return fmt.Errorf("%w (while recording item %s's failure: %v)", err, it.ID, cause)
+	}
+	b.sum.Failed++
+	b.report(it, StatusError, cause)
+	return nil
+}
