@@ -81,8 +81,8 @@ func matMulRowDiffersFrom(t *testing.T, k, n, from, rows int, dynamicW bool) int
 
 // TestORTRowInvariance pins what batching relies on: ORT's CPU MatMul with a constant (pre-packed)
 // right operand gives row 0 the same bits whatever the number of rows — every Linear layer of a real
-// SD3/FLUX export. With a computed right operand (the demo's posterior mean) one row takes another
-// kernel path than two or more rows; that case is logged, not required.
+// SD3/FLUX export. With a computed right operand one row takes another kernel path than two or more
+// rows (logged, not required), which is why the demo graph computes such products without MatMul.
 func TestORTRowInvariance(t *testing.T) {
 	for _, c := range [][3]int{{336, 6, 3}, {6, 64, 3}, {64, 64, 4}, {64, 96, 16}} {
 		if d := matMulRowDiffers(t, c[0], c[1], c[2], false); d != 0 {

@@ -66,14 +66,19 @@ func velocity(g graph, x, sigma, pooled string) string {
 	c := g.op("Add", g.op("Mul", g.square(alpha), s2), g.square(sigma))
 	inv2c := g.reshape(g.op("Div", toDouble(g, g.scalar(0.5)), toDouble(g, c)), -1, 1)
 	logits := g.op("Sub", toDouble(g, prior), g.op("Mul", dist, inv2c))
-	r := g.opA("Cast", []string{g.opA("Softmax", []string{logits}, onnx.AttrInt("axis", 1))}, onnx.AttrInt("to", int64(onnx.Float)))
+	// Softmax written out: ORT's double Softmax kernel takes another path for one row than for several,
+	// and a batched run must give each image the bits of its single run.
+	e := g.op("Exp", g.op("Sub", logits, g.opA("ReduceMax", []string{logits}, onnx.AttrInts("axes", 1), onnx.AttrInt("keepdims", 1))))
+	r := g.opA("Cast", []string{g.op("Div", e, g.reduceSum(e, true, 1))}, onnx.AttrInt("to", int64(onnx.Float)))
 
 	// Posterior mean from the marginals, then v per channel group.
 	rS := g.op("MatMul", r, g.f32([]int64{K, nS}, t.ohS...))
 	rF := g.op("MatMul", r, g.f32([]int64{K, nC}, t.ohF...))
 	rB := g.op("MatMul", r, g.f32([]int64{K, nC}, t.ohB...))
 	x0, xf, xb := g.slice(x, 1, 0, 1), g.slice(x, 1, 1, 4), g.slice(x, 1, 4, 7)
-	mS := g.op("Reshape", g.op("MatMul", rS, g.reshape(F, nS, -1)), g.op("Shape", x0))
+	// Σ_s r_s·F_s as a broadcast product and a sum over s, not a MatMul: ORT's MatMul with a computed right
+	// operand is not row-count invariant (see softmax above).
+	mS := g.op("Reshape", g.reduceSum(g.op("Mul", g.reshape(rS, -1, nS, 1), g.reshape(F, 1, nS, -1)), false, 1), g.op("Shape", x0))
 	colTab := g.f32([]int64{nC, 3}, colorValues()...)
 	mF := g.reshape(g.op("MatMul", rF, colTab), -1, 3, 1, 1)
 	mB := g.reshape(g.op("MatMul", rB, colTab), -1, 3, 1, 1)
