@@ -12,7 +12,8 @@ import (
 // centre crop to the size, [−1, 1]), the VAE encoder's mean (EncodeMean: deterministic, and it leaves the
 // noise generator alone, so strength 1 equals txt2img with the same seed), encoded once and repeated
 // over the batch as diffusers repeats init_latents. The encoder is released afterwards.
-func (p *Pipeline) encodeImage(ctx context.Context, pl *plan, tm *Timings) ([]float32, error) {
+// With sample set, the latent distribution is sampled with noise from sample instead.
+func (p *Pipeline) encodeImage(ctx context.Context, pl *plan, tm *Timings, sample func([]float32)) ([]float32, error) {
 	pixels, err := vae.FromImage(pl.req.InitImage, pl.width, pl.height)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: init image: %w", err)
@@ -22,7 +23,11 @@ func (p *Pipeline) encodeImage(ctx context.Context, pl *plan, tm *Timings) ([]fl
 		return nil, err
 	}
 	start := time.Now()
-	lat, err := enc.Encode(ctx, pixels, 1, pl.height, pl.width, vae.EncodeMean, nil)
+	mode := vae.EncodeMean
+	if sample != nil {
+		mode = vae.EncodeSample
+	}
+	lat, err := enc.Encode(ctx, pixels, 1, pl.height, pl.width, mode, sample)
 	tm.Decode += time.Since(start)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: vae_encoder: %w", ctxErr(ctx, err))

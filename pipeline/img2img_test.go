@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/rflowrt/rflow/assets"
+	"github.com/rflowrt/rflow/internal/rng"
 	"github.com/rflowrt/rflow/internal/testmodels"
 )
 
@@ -159,5 +160,49 @@ func TestPackRoundTrip(t *testing.T) {
 	ids := imageIDs(h, w)
 	if len(ids) != 3*(h/2)*(w/2) || ids[3*7] != 0 || ids[3*7+1] != 1 || ids[3*7+2] != 2 {
 		t.Fatalf("img_ids row 7 = %v", ids[21:24])
+	}
+}
+
+// TestImg2ImgInitSample: with InitSample the encoder's latent distribution is sampled with the seed's
+// generator and the noise continues that generator's stream, as diffusers' img2img prepare_latents does
+// (retrieve_latents(sample), then randn_tensor). At strength 0 the result is the sampled latent, which
+// differs from the mean by exactly std·ε with ε the generator's first draw (the demo encoder's logvar
+// is −10, std e^−5).
+func TestImg2ImgInitSample(t *testing.T) {
+	m, err := OpenDemo("demo-sd3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newTestPipeline(t, m, true)
+	const size = 64
+	init := componentPicture(assets.Component{Shape: "circle", Color: "red", Background: "white"}, size)
+	req := Request{Prompt: "a red circle", Width: size, Height: size, Steps: 4, Seed: 5, InitImage: init}
+	mean, err := p.Generate(context.Background(), req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.InitSample = true
+	sampled, err := p.Generate(context.Background(), req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(mean.Latents)
+	g := rng.NewTorchCPU(5)
+	eps, noise := make([]float32, n), make([]float32, n)
+	g.Randn(eps)
+	g.Randn(noise)
+	sameBits(t, "noise after the latent sample", sampled.Noise, noise)
+	std := math.Exp(-5)
+	for i := range eps {
+		if d := float64(sampled.Latents[i]-mean.Latents[i]) - std*float64(eps[i]); math.Abs(d) > 1e-6 {
+			t.Fatalf("latent %d: sample − mean = %v, want std·ε = %v", i, sampled.Latents[i]-mean.Latents[i], std*float64(eps[i]))
+		}
+	}
+	if !sampled.Settings.InitSample || mean.Settings.InitSample {
+		t.Fatal("Resolved.InitSample not recorded")
+	}
+	req.BatchMode = rng.SeedPerImage
+	if _, err := p.Generate(context.Background(), req, nil); err == nil {
+		t.Fatal("InitSample with seed-per-image noise accepted")
 	}
 }

@@ -291,8 +291,11 @@ func (p *Pipeline) resolveNoise(pl *plan) error {
 func (p *Pipeline) resolveInit(pl *plan) error {
 	r := &pl.req
 	if r.InitImage == nil {
-		r.Strength = 0
+		r.Strength, r.InitSample = 0, false
 		return nil
+	}
+	if r.InitSample && (len(r.Items) > 0 || r.BatchMode != rng.OneGenerator) {
+		return errors.New("pipeline: InitSample draws the latent sample and the noise from one generator; it cannot be combined with batch items or seed-per-image noise")
 	}
 	if !(r.Strength >= 0 && r.Strength <= 1) {
 		return fmt.Errorf("pipeline: strength %v is outside [0, 1]", r.Strength)
@@ -316,6 +319,6 @@ func (pl *plan) resolved() Resolved {
 	return Resolved{Width: pl.width, Height: pl.height, Steps: r.Steps, BatchSize: pl.batch, Sampler: r.Sampler,
 		Scheduler: r.Scheduler, CFGScale: pl.cfg, Guidance: pl.guidance, TrueCFGScale: pl.trueCFG, Shift: pl.shift,
 		Mu: pl.schedule.Mu, Sigmas: pl.sigmas, ModelTimesteps: pl.modelTS, Seed: r.Seed, RNG: string(r.RNG),
-		BatchMode: r.BatchMode.String(), MaxSequenceLength: pl.maxSeq, ClipSkip: r.ClipSkip, Strength: r.Strength,
+		BatchMode: r.BatchMode.String(), MaxSequenceLength: pl.maxSeq, ClipSkip: r.ClipSkip, Strength: r.Strength, InitSample: r.InitSample,
 		StartStep: pl.startStep}
 }

@@ -78,6 +78,12 @@ type Request struct {
 	// from pure noise (txt2img with the same seed), 0 runs no step and returns the encoded image.
 	// Note that the zero value is 0; callers that want diffusers' default pass 0.6 (the CLI: 0.75).
 	Strength float64
+	// InitSample encodes the init image by sampling the VAE's latent distribution with the seed's
+	// generator and then draws the noise from the same generator, in diffusers' order (retrieve_latents
+	// with sample_mode "sample", then randn_tensor): the img2img result then matches diffusers with a CPU
+	// generator. It needs one generator (no Items, BatchMode one-generator). Off (the default), the
+	// latent mean is used and the noise is txt2img's.
+	InitSample bool
 
 	// MaxSequenceLength is the T5 token count (0 → SD3 256, FLUX.1-dev 512, FLUX.1-schnell 256; ≤ 512).
 	MaxSequenceLength int
@@ -117,8 +123,9 @@ type Resolved struct {
 	MaxSequenceLength      int
 	ClipSkip               int
 	// Strength is the img2img strength (0 for txt2img); StartStep the schedule index img2img started at.
-	Strength  float64
-	StartStep int
+	Strength   float64
+	StartStep  int
+	InitSample bool // img2img latents sampled with the seed's generator (diffusers' order)
 }
 
 // Result is what Generate returns.

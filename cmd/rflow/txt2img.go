@@ -25,18 +25,18 @@ import (
 
 // txt2imgFlags are rflow txt2img's flags; names follow stable-diffusion.cpp and diffusers.
 type txt2imgFlags struct {
-	model, prompt, negative, prompt2, prompt3  string
-	width, height, steps                       int
-	cfg, guidance, trueCFG, shift, strength    float64
-	sampler, sched, sigmas, rngKind, batchMode string
-	seed                                       uint64
-	batchCount, batchSize                      int
-	initImage, provider                        string
-	deviceID, threads, maxSeq, clipSkip        int
-	previewEvery                               int
-	previewPath, timings, out                  string
-	vaeTiling, keep, overwrite, quiet, jpeg    bool
-	ort                                        *ortFlags
+	model, prompt, negative, prompt2, prompt3     string
+	width, height, steps                          int
+	cfg, guidance, trueCFG, shift, strength       float64
+	sampler, sched, sigmas, rngKind, batchMode    string
+	seed                                          uint64
+	batchCount, batchSize                         int
+	initImage, provider                           string
+	deviceID, threads, maxSeq, clipSkip           int
+	previewEvery                                  int
+	previewPath, timings, out                     string
+	vaeTiling, keep, overwrite, quiet, initSample bool
+	ort                                           *ortFlags
 }
 
 func addTxt2imgFlags(fs *pflag.FlagSet) *txt2imgFlags {
@@ -63,6 +63,7 @@ func addTxt2imgFlags(fs *pflag.FlagSet) *txt2imgFlags {
 	fs.IntVar(&f.batchSize, "batch-size", 1, "images per run (one transformer batch)")
 	fs.StringVar(&f.initImage, "init-image", "", "img2img: the starting image (PNG or JPEG), resized and cropped to the size")
 	fs.Float64Var(&f.strength, "strength", 0.75, "img2img: how much of the schedule to run (0 keeps the image, 1 ignores it)")
+	fs.BoolVar(&f.initSample, "init-sample", false, "img2img: sample the VAE latent with the seed's generator before the noise, as diffusers does (default: the latent mean, leaving the noise equal to txt2img's)")
 	fs.StringVar(&f.provider, "provider", "cpu", "execution provider: cpu, cuda, tensorrt, coreml, directml")
 	fs.IntVar(&f.deviceID, "device-id", 0, "GPU index for cuda, tensorrt and directml")
 	fs.IntVar(&f.threads, "threads", 0, "intra-op threads (default: number of cores)")
@@ -141,9 +142,9 @@ func (f *txt2imgFlags) request(fs *pflag.FlagSet) (pipeline.Request, error) {
 		if r.InitImage, err = readImage(f.initImage); err != nil {
 			return r, err
 		}
-		r.Strength = f.strength
-	} else if fs.Changed("strength") {
-		return r, errors.New("--strength needs --init-image")
+		r.Strength, r.InitSample = f.strength, f.initSample
+	} else if fs.Changed("strength") || f.initSample {
+		return r, errors.New("--strength and --init-sample need --init-image")
 	}
 	return r, nil
 }
