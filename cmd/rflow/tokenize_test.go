@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/rflowrt/rflow/internal/testmodels"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,5 +65,26 @@ func TestTokenizeErrors(t *testing.T) {
 		if code != c.code || !strings.Contains(errOut, c.want) {
 			t.Errorf("%v: exit %d (want %d), stderr %q (want %q)", c.args, code, c.code, errOut, c.want)
 		}
+	}
+}
+
+func TestTokenizeFromModelFolder(t *testing.T) {
+	needSharedTokenizers(t)
+	dir := testmodels.Cached(t, testmodels.Options{Kind: testmodels.KindSD3, Size: testmodels.SizeTiny})
+	code, out, errOut := runCLI("tokenize", "--tokenizer", "clip-g", "--model", dir, "--text", "a cat!", "--pad", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	// CLIP-G (tokenizer_2) pads with "!" = 0, and its "!" is that special token too.
+	if !strings.HasPrefix(out, `{"ids":[49406,320,2368,0,49407,0,0`) || strings.Count(out, ",") != 76 {
+		t.Fatalf("clip-g padded ids: %s", out)
+	}
+	code, out, _ = runCLI("tokenize", "--tokenizer", "t5", "--model", dir, "--text", "a cat", "--pad", "--json")
+	if code != 0 || strings.Count(out, ",") != 255 {
+		t.Fatalf("t5 from an SD3 folder must pad to 256: %s", out)
+	}
+	fluxDir := testmodels.Cached(t, testmodels.Options{Kind: testmodels.KindFluxSchnell, Size: testmodels.SizeTiny})
+	if code, _, errOut := runCLI("tokenize", "--tokenizer", "clip-g", "--model", fluxDir, "--text", "x"); code != 1 || !strings.Contains(errOut, "no clip-g tokenizer") {
+		t.Fatalf("clip-g on FLUX: exit %d, %q", code, errOut)
 	}
 }

@@ -156,3 +156,28 @@ func TestTxt2imgErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestTxt2imgPreviewAndJPEG(t *testing.T) {
+	lib := needORT(t)
+	dir := t.TempDir()
+	preview, out := filepath.Join(dir, "preview.png"), filepath.Join(dir, "{prompt}-{seed}.jpg")
+	code, _, errOut := runCLI("txt2img", "--ort-lib", lib, "-p", "a blue square", "-s", "3", "--steps", "6",
+		"--preview-every", "2", "--preview-path", preview, "-o", out, "-q")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	fh, err := os.Open(preview)
+	if err != nil {
+		t.Fatalf("no preview written: %v", err)
+	}
+	cfg, _, err := image.DecodeConfig(fh)
+	fh.Close()
+	if err != nil || cfg.Width != 32 || cfg.Height != 32 {
+		t.Fatalf("preview %+v, %v: want the 32×32 latent preview", cfg, err)
+	}
+	jpg := filepath.Join(dir, "a-blue-square-3.jpg")
+	text, err := imagefile.ReadJPEGUserComment(jpg)
+	if err != nil || !strings.HasPrefix(text, "a blue square\nSteps: 6") {
+		t.Fatalf("JPEG %s: comment %q, %v", jpg, text, err)
+	}
+}
