@@ -70,7 +70,7 @@ func clipReadTokenizerJSON(path string) (*clipModelFiles, error) {
 	}
 	var tj clipTokenizerJSON
 	if err := json.Unmarshal(data, &tj); err != nil {
-		return nil, clipErrorf("read %s: %v", path, err)
+		return nil, clipErrorf("read %s: %v%s", path, err, jsonHint(err))
 	}
 	if err := tj.check(); err != nil {
 		return nil, clipErrorf("%s: %w", path, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -43,6 +44,15 @@ func clipReadFile(path string) ([]byte, error) {
 		return nil, clipErrorf("read %s: %w", path, err)
 	}
 	return data, nil
+}
+
+// jsonHint says what a JSON syntax error in a tokenizer file usually means.
+func jsonHint(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "unexpected end of JSON input") {
+		return " (the file is not valid JSON: it is probably truncated or corrupt; copy it again from the model)"
+	}
+	return ""
 }
 
 // clipAddedDef is an added token as a file declares it; id -1 when the file gives none.
@@ -114,7 +124,7 @@ func clipReadModelFiles(dir string) (*clipModelFiles, error) {
 		return nil, err
 	}
 	if err := json.Unmarshal(data, &mf.vocab); err != nil {
-		return nil, clipErrorf("read %s: %v", vj, err)
+		return nil, clipErrorf("read %s: %v%s", vj, err, jsonHint(err))
 	}
 	if len(mf.vocab) == 0 {
 		return nil, clipErrorf("read %s: empty vocabulary", vj)

@@ -56,7 +56,7 @@ func TestTokenizeErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--tokenizer", "clip", "--dir", bad, "--text", "x"}, 1, "vocab.json"},
+		{[]string{"--tokenizer", "clip", "--dir", bad, "--text", "x"}, 1, "vocab.json: unexpected end of JSON input (the file is not valid JSON: it is probably truncated"},
 		{[]string{"--tokenizer", "bpe", "--dir", bad, "--text", "x"}, 2, "clip, clip-g or t5"},
 		{[]string{"--tokenizer", "clip", "--text", "x"}, 2, "exactly one of --model"},
 		{[]string{"--tokenizer", "t5", "--dir", t.TempDir(), "--text", "x"}, 1, "neither tokenizer.json nor spiece.model"},
