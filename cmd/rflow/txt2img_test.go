@@ -118,21 +118,29 @@ func TestTxt2imgOutputsAndTimings(t *testing.T) {
 
 func TestTxt2imgFixtureModel(t *testing.T) {
 	lib := needORT(t)
-	dir := testmodels.Cached(t, testmodels.Options{Kind: testmodels.KindSD3, Size: testmodels.SizeTiny, IDs: onnx.Int64, Precision: onnx.Float})
-	out := filepath.Join(t.TempDir(), "sd3.png")
-	code, _, errOut := runCLI("txt2img", "--ort-lib", lib, "-m", dir, "-p", "a cat", "-n", "blurry", "-W", "64", "-H", "64",
-		"--steps", "2", "--cfg-scale", "4", "--sampler", "heun", "-o", out, "-q")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut)
-	}
-	fh, err := os.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	cfg, _, err := image.DecodeConfig(fh)
-	if err != nil || cfg.Width != 64 || cfg.Height != 64 {
-		t.Fatalf("image %+v, %v", cfg, err)
+	for _, c := range []struct {
+		kind testmodels.Kind
+		args []string
+	}{
+		{testmodels.KindSD3, []string{"-n", "blurry", "--cfg-scale", "4", "--sampler", "heun"}},
+		{testmodels.KindFluxDev, []string{"--guidance", "4", "-n", "blurry", "--true-cfg-scale", "2", "--scheduler", "karras"}},
+	} {
+		dir := testmodels.Cached(t, testmodels.Options{Kind: c.kind, Size: testmodels.SizeTiny, IDs: onnx.Int64, Precision: onnx.Float})
+		out := filepath.Join(t.TempDir(), "fixture.png")
+		args := append([]string{"txt2img", "--ort-lib", lib, "-m", dir, "-p", "a cat", "-W", "64", "-H", "64", "--steps", "2", "-o", out, "-q"}, c.args...)
+		code, _, errOut := runCLI(args...)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", c.kind, code, errOut)
+		}
+		fh, err := os.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, _, err := image.DecodeConfig(fh)
+		fh.Close()
+		if err != nil || cfg.Width != 64 || cfg.Height != 64 {
+			t.Fatalf("%s: image %+v, %v", c.kind, cfg, err)
+		}
 	}
 }
 
