@@ -213,7 +213,11 @@ func (f *File) collect(entries []headerEntry, names []string, data []byte) error
 	for i := range idx {
 		idx[i] = i
 	}
-	sort.Slice(idx, func(a, b int) bool { return entries[idx[a]].Offsets[0] < entries[idx[b]].Offsets[0] })
+	// By (begin, end): an empty tensor shares its begin with the next one and must come first.
+	sort.Slice(idx, func(a, b int) bool {
+		ea, eb := entries[idx[a]].Offsets, entries[idx[b]].Offsets
+		return ea[0] < eb[0] || (ea[0] == eb[0] && ea[1] < eb[1])
+	})
 	pos := 0
 	for _, i := range idx {
 		e := entries[i]
