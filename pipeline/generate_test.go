@@ -8,6 +8,7 @@ import (
 	"github.com/rflowrt/rflow/internal/onnx"
 	"github.com/rflowrt/rflow/internal/ort/orttest"
 	"github.com/rflowrt/rflow/internal/testmodels"
+	"github.com/rflowrt/rflow/vae"
 )
 
 // openFixture opens a cached tiny fixture folder.
@@ -67,7 +68,7 @@ func TestGenerateFixtures(t *testing.T) {
 				if len(res.Images) != 1 || res.Images[0].Rect.Dx() != 64 || res.Images[0].Rect.Dy() != 48 {
 					t.Fatalf("images %v", res.Images)
 				}
-				if i := firstNonFinite(res.Latents); i >= 0 || len(res.Latents) != 16*6*8 {
+				if i := vae.FirstNonFinite(res.Latents); i >= 0 || len(res.Latents) != 16*6*8 {
 					t.Fatalf("latents: %d values, first non-finite %d", len(res.Latents), i)
 				}
 				if res.Timings.Steps != 2 || res.Settings.Steps != 2 || len(events) == 0 {

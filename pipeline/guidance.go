@@ -37,16 +37,6 @@ func slgActive(i, n int, start, stop float64) bool {
 	return float64(i) > float64(n)*start && float64(i) < float64(n)*stop
 }
 
-// firstNonFinite returns the index of the first NaN or ±Inf in x, or −1.
-func firstNonFinite(x []float32) int {
-	for i, v := range x {
-		if v-v != 0 { // NaN − NaN and Inf − Inf are NaN; every finite value gives 0
-			return i
-		}
-	}
-	return -1
-}
-
 // NonFiniteError reports a NaN or infinity that a step or a component produced: rflow stops there
 // rather than return a black or noisy image.
 type NonFiniteError struct {

@@ -189,7 +189,7 @@ func (d *denoiser) run(ctx context.Context, p *pass, sigma float64, what string)
 		}
 		raw = p.buf
 	}
-	if i := firstNonFinite(raw); i >= 0 {
+	if i := vae.FirstNonFinite(raw); i >= 0 {
 		return nil, &NonFiniteError{What: what, Step: d.cur + 1, Total: d.steps(), Sigma: sigma, Index: i,
 			Value: raw[i], Hint: hintPrecision}
 	}
@@ -374,7 +374,7 @@ func (p *Pipeline) stepCallback(ctx context.Context, pl *plan, d *denoiser) sche
 	total := pl.steps()
 	every := pl.req.PreviewEvery
 	return func(st scheduler.Step) error {
-		if i := firstNonFinite(st.X); i >= 0 {
+		if i := vae.FirstNonFinite(st.X); i >= 0 {
 			return &NonFiniteError{What: "latents after the step", Step: st.Index + 1, Total: total, Sigma: st.Sigma,
 				Index: i, Value: st.X[i], Hint: "the sampler or the transformer diverged; " + hintPrecision}
 		}

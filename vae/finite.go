@@ -32,12 +32,20 @@ func (e *NonFiniteError) Error() string {
 
 // CheckFinite returns a *NonFiniteError naming stage when x holds NaN or ±Inf, else nil.
 func CheckFinite(stage string, x []float32) error {
-	for i, v := range x {
-		if v-v != 0 { // NaN − NaN and Inf − Inf are NaN; finite − itself is 0
-			return nonFinite(stage, x, i)
-		}
+	if i := FirstNonFinite(x); i >= 0 {
+		return nonFinite(stage, x, i)
 	}
 	return nil
+}
+
+// FirstNonFinite returns the index of the first NaN or ±Inf in x, or −1.
+func FirstNonFinite(x []float32) int {
+	for i, v := range x {
+		if v-v != 0 { // NaN − NaN and Inf − Inf are NaN; finite − itself is 0
+			return i
+		}
+	}
+	return -1
 }
 
 func nonFinite(stage string, x []float32, first int) *NonFiniteError {
