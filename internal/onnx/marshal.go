@@ -61,27 +61,37 @@ func checkDataName(name string) error {
 // marshal does the work for both entry points; threshold < 0 disables
 // external data.
 func (m *Model) marshal(dataName string, threshold int) ([]byte, []byte, error) {
+	e := encoder{dataName: dataName, threshold: threshold}
+	b, err := m.encode(&e)
+	return b, e.data, err
+}
+
+// encode validates the model and encodes it with e.
+func (m *Model) encode(e *encoder) ([]byte, error) {
+	threshold := e.threshold
 	if m == nil {
-		return nil, nil, errors.New("onnx: marshal: nil model")
+		return nil, errors.New("onnx: marshal: nil model")
 	}
 	if m.err != nil {
-		return nil, nil, fmt.Errorf("onnx: marshal: %w", m.err)
+		return nil, fmt.Errorf("onnx: marshal: %w", m.err)
 	}
 	ir, err := m.validate()
 	if err != nil {
-		return nil, nil, fmt.Errorf("onnx: marshal: %w", err)
+		return nil, fmt.Errorf("onnx: marshal: %w", err)
 	}
-	e := encoder{dataName: dataName, threshold: threshold}
 	if threshold < 0 {
 		if n := inlineBytes(&m.Graph, 0); n > maxProtoSize {
-			return nil, nil, fmt.Errorf("onnx: marshal: tensors hold %d bytes, over the 2 GiB protobuf limit; use external data", n)
+			return nil, fmt.Errorf("onnx: marshal: tensors hold %d bytes, over the 2 GiB protobuf limit; use external data", n)
 		}
 	}
 	b := e.model(nil, m, ir)
-	if len(b) > maxProtoSize {
-		return nil, nil, fmt.Errorf("onnx: marshal: model is %d bytes, over the 2 GiB protobuf limit; use external data", len(b))
+	if e.err != nil {
+		return nil, fmt.Errorf("onnx: marshal: %w", e.err)
 	}
-	return b, e.data, nil
+	if len(b) > maxProtoSize {
+		return nil, fmt.Errorf("onnx: marshal: model is %d bytes, over the 2 GiB protobuf limit; use external data", len(b))
+	}
+	return b, nil
 }
 
 // inlineBytes sums tensor payloads so an oversized model fails before
@@ -92,12 +102,12 @@ func inlineBytes(g *Graph, depth int) int64 {
 	}
 	var n int64
 	for i := range g.Initializers {
-		n += int64(len(g.Initializers[i].Raw))
+		n += g.Initializers[i].RawSize()
 	}
 	for i := range g.Nodes {
 		for _, a := range g.Nodes[i].Attrs {
 			if a.T != nil {
-				n += int64(len(a.T.Raw))
+				n += a.T.RawSize()
 			}
 			if a.G != nil {
 				n += inlineBytes(a.G, depth+1)
@@ -260,6 +270,12 @@ func validateTensor(t *Tensor) error {
 		n = lo
 	}
 	hi, want := bits.Mul64(n, uint64(size))
+	if t.Raw == nil && t.Source != nil {
+		if hi != 0 || want > math.MaxInt64 {
+			return fmt.Errorf("dims %v of %v overflow", t.Dims, t.Type)
+		}
+		return nil
+	}
 	if hi != 0 || want != uint64(len(t.Raw)) {
 		return fmt.Errorf("raw data is %d bytes, want %d (dims %v of %v)", len(t.Raw), n*uint64(size), t.Dims, t.Type)
 	}
@@ -272,6 +288,18 @@ type encoder struct {
 	dataName  string
 	threshold int
 	data      []byte
+	// stream mode: external tensors are only laid out (offsets from their sizes) and listed in
+	// pending, for the caller to write afterwards one at a time.
+	stream   bool
+	dataSize int64
+	pending  []pendingTensor
+	err      error
+}
+
+// pendingTensor is an external tensor whose bytes go to the data file at off.
+type pendingTensor struct {
+	t   *Tensor
+	off int64
 }
 
 // appendMessage writes a length-delimited field whose body is produced by
@@ -430,17 +458,51 @@ func (e *encoder) tensor(b []byte, t *Tensor, mayExternal bool) []byte {
 	if t.Name != "" {
 		b = appendString(b, 8, t.Name)
 	}
-	if mayExternal && e.threshold > 0 && len(t.Raw) >= e.threshold {
-		off := (len(e.data) + externalAlign - 1) / externalAlign * externalAlign
-		e.data = append(e.data, make([]byte, off-len(e.data))...)
-		e.data = append(e.data, t.Raw...)
+	size := t.RawSize()
+	if mayExternal && e.threshold > 0 && size >= int64(e.threshold) {
+		var off int64
+		if e.stream {
+			off = (e.dataSize + externalAlign - 1) / externalAlign * externalAlign
+			e.dataSize = off + size
+			e.pending = append(e.pending, pendingTensor{t: t, off: off})
+		} else {
+			off = int64((len(e.data) + externalAlign - 1) / externalAlign * externalAlign)
+			e.data = append(e.data, make([]byte, int(off)-len(e.data))...)
+			e.data = e.appendRaw(e.data, t)
+		}
 		b = appendEntry(b, 13, "location", e.dataName)
-		b = appendEntry(b, 13, "offset", strconv.Itoa(off))
-		b = appendEntry(b, 13, "length", strconv.Itoa(len(t.Raw)))
+		b = appendEntry(b, 13, "offset", strconv.FormatInt(off, 10))
+		b = appendEntry(b, 13, "length", strconv.FormatInt(size, 10))
 		return appendVarint(b, 14, 1)
 	}
 	b = protowire.AppendTag(b, 9, protowire.BytesType)
+	if t.Raw == nil && t.Source != nil {
+		return protowire.AppendBytes(b, e.appendRaw(nil, t))
+	}
 	return protowire.AppendBytes(b, t.Raw)
+}
+
+// appendRaw appends t's bytes to b, asking its Source when it has no Raw; a source error or a
+// wrong byte count is kept in e.err (the encoder's append chain cannot return errors).
+func (e *encoder) appendRaw(b []byte, t *Tensor) []byte {
+	if t.Raw != nil || t.Source == nil {
+		return append(b, t.Raw...)
+	}
+	w := sliceWriter{b: b}
+	start := len(b)
+	if err := t.Source.WriteRaw(&w); err != nil && e.err == nil {
+		e.err = fmt.Errorf("initializer %q: %w", t.Name, err)
+	} else if got := int64(len(w.b) - start); got != t.RawSize() && e.err == nil {
+		e.err = fmt.Errorf("initializer %q: source wrote %d bytes, want %d", t.Name, got, t.RawSize())
+	}
+	return w.b
+}
+
+type sliceWriter struct{ b []byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
 }
 
 func valueInfo(b []byte, v *ValueInfo) []byte {

@@ -9,6 +9,7 @@ package onnx
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 
 	"github.com/rflowrt/rflow/internal/half"
@@ -114,6 +115,26 @@ type Tensor struct {
 	Type DataType
 	Dims []int64
 	Raw  []byte
+	// Source, when Raw is nil, produces the raw bytes on demand: writers stream such tensors
+	// one at a time into the external data file, so a model's weights never sit in memory together.
+	Source TensorSource
+}
+
+// TensorSource writes a tensor's raw little-endian element bytes (exactly numel × element size).
+type TensorSource interface {
+	WriteRaw(w io.Writer) error
+}
+
+// RawSize is the tensor's byte size from its dims and type (Raw's length when set).
+func (t *Tensor) RawSize() int64 {
+	if t.Raw != nil || t.Source == nil {
+		return int64(len(t.Raw))
+	}
+	n := int64(t.Type.Size())
+	for _, d := range t.Dims {
+		n *= d
+	}
+	return n
 }
 
 // Float32Tensor builds a float32 tensor from v.
