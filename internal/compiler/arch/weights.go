@@ -1,0 +1,141 @@
+// Package arch builds the ONNX graphs of the model architectures rflow runs (SD3/SD3.5 MMDiT, FLUX,
+// CLIP, T5, AutoencoderKL) from a configuration and a source of weights. Every parameter is named by
+// its diffusers/transformers state-dict name and checked against the shape the configuration implies;
+// its bytes are produced only when the graph is written, one tensor at a time, so a model's weights are
+// never held in memory together.
+package arch
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/rflowrt/rflow/internal/half"
+	"github.com/rflowrt/rflow/internal/onnx"
+)
+
+// Weights supplies a model's parameters by state-dict name ("transformer_blocks.0.attn.to_q.weight").
+type Weights interface {
+	// Shape is the parameter's shape; ok is false when the source lacks it. A source that can make a
+	// parameter of any shape (random test weights) returns a nil shape with ok true, and the builder's
+	// expected shape is used.
+	Shape(name string) (shape []int64, ok bool)
+	// Float32 returns the parameter's values in row-major order for the given shape (the one Shape
+	// reported, or the builder's expectation).
+	Float32(name string, shape []int64) ([]float32, error)
+}
+
+// Tensor is an in-memory parameter.
+type Tensor struct {
+	Shape []int64
+	Data  []float32
+}
+
+// Tensors is an in-memory Weights (tests, small models, merged LoRA deltas).
+type Tensors map[string]Tensor
+
+// Shape implements Weights.
+func (t Tensors) Shape(name string) ([]int64, bool) {
+	v, ok := t[name]
+	return v.Shape, ok
+}
+
+// Float32 implements Weights.
+func (t Tensors) Float32(name string, _ []int64) ([]float32, error) {
+	v, ok := t[name]
+	if !ok {
+		return nil, fmt.Errorf("no tensor %q", name)
+	}
+	return v.Data, nil
+}
+
+// layout is how a parameter is stored in the graph relative to its state-dict form.
+type layout int
+
+const (
+	asIs       layout = iota
+	transposed        // a torch Linear weight [out, in] stored as [in, out] for MatMul
+)
+
+// paramSource produces one initializer's bytes from the weights when the graph is written.
+type paramSource struct {
+	w      Weights
+	name   string
+	shape  []int64 // state-dict shape
+	layout layout
+	dtype  onnx.DataType
+}
+
+func (p paramSource) WriteRaw(w io.Writer) error {
+	v, err := p.w.Float32(p.name, p.shape)
+	if err != nil {
+		return fmt.Errorf("tensor %q: %w", p.name, err)
+	}
+	if want := numel(p.shape); len(v) != want {
+		return fmt.Errorf("tensor %q: %d values, want %d for shape %v", p.name, len(v), want, p.shape)
+	}
+	if p.layout == transposed {
+		v = transpose2D(v, int(p.shape[0]), int(p.shape[1]))
+	}
+	return writeFloats(w, v, p.dtype)
+}
+
+// transpose2D returns the [cols, rows] transpose of a row-major [rows, cols] matrix.
+func transpose2D(v []float32, rows, cols int) []float32 {
+	out := make([]float32, len(v))
+	const tile = 64 // cache-friendly blocks: big matrices are hundreds of MB
+	for r0 := 0; r0 < rows; r0 += tile {
+		for c0 := 0; c0 < cols; c0 += tile {
+			for r := r0; r < min(r0+tile, rows); r++ {
+				for c := c0; c < min(c0+tile, cols); c++ {
+					out[c*rows+r] = v[r*cols+c]
+				}
+			}
+		}
+	}
+	return out
+}
+
+// writeFloats writes v as little-endian elements of dtype, in chunks.
+func writeFloats(w io.Writer, v []float32, dtype onnx.DataType) error {
+	size := dtype.Size()
+	buf := make([]byte, 0, min(len(v), 1<<16)*size)
+	for len(v) > 0 {
+		k := min(len(v), 1<<16)
+		buf = buf[:k*size]
+		for i, x := range v[:k] {
+			switch dtype {
+			case onnx.Float:
+				binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(x))
+			case onnx.Float16:
+				binary.LittleEndian.PutUint16(buf[2*i:], half.FromFloat32(x))
+			case onnx.BFloat16:
+				binary.LittleEndian.PutUint16(buf[2*i:], half.BFloat16FromFloat32(x))
+			default:
+				return fmt.Errorf("weight type %v is not a float type", dtype)
+			}
+		}
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+		v = v[k:]
+	}
+	return nil
+}
+
+func numel(shape []int64) int {
+	p := 1
+	for _, d := range shape {
+		p *= int(d)
+	}
+	return p
+}
+
+func shapeOf(dims ...int) []int64 {
+	s := make([]int64, len(dims))
+	for i, d := range dims {
+		s[i] = int64(d)
+	}
+	return s
+}
