@@ -70,12 +70,14 @@ func FitTable(fits []OrderFit) string {
 
 func (d Document) rowTable() string {
 	var b strings.Builder
-	last := "| PSNR | SSIM |"
+	head := []string{"path", "scheduler", "shift", "prompt", "seed", "sampler", "steps", "NFE", "seconds", "RMSE", "max abs", "straightness"}
 	if d.Analytic {
-		last = " sliced W₂ |"
+		head = append(head, "sliced W₂")
+	} else {
+		head = append(head, "PSNR", "SSIM")
 	}
-	b.WriteString("| path | scheduler | shift | prompt | seed | sampler | steps | NFE | seconds | RMSE | max abs | straightness |" + last + "\n")
-	b.WriteString(strings.Repeat("|---", 12+strings.Count(last, "|")-1) + "|\n")
+	b.WriteString("| " + strings.Join(head, " | ") + " |\n")
+	b.WriteString(strings.Repeat("|---", len(head)) + "|\n")
 	for _, r := range d.Rows {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d | %s | %d | %d | %s | %s | %s | %s |", r.Path, r.Scheduler, fmtNum(r.Shift, 3),
 			cellText(r.Prompt), r.Seed, r.Sampler, r.Steps, r.NFE, fmtNum(r.Seconds, 3), fmtNum(r.RMSE, 3), fmtNum(r.MaxAbs, 3),
