@@ -139,3 +139,26 @@ func shapeOf(dims ...int) []int64 {
 	}
 	return s
 }
+
+// IO is the element types of a graph's inputs and outputs, which differ between exports.
+type IO struct {
+	Float onnx.DataType // float inputs and outputs: onnx.Float (the default) or onnx.Float16
+	IDs   onnx.DataType // token ids and positions: onnx.Int64 (the default) or onnx.Int32
+}
+
+// withDefaults fills unset types and checks the rest.
+func (o IO) withDefaults() (IO, error) {
+	if o.Float == 0 {
+		o.Float = onnx.Float
+	}
+	if o.IDs == 0 {
+		o.IDs = onnx.Int64
+	}
+	if o.Float != onnx.Float && o.Float != onnx.Float16 {
+		return o, fmt.Errorf("float I/O type %v, want float32 or float16", o.Float)
+	}
+	if o.IDs != onnx.Int64 && o.IDs != onnx.Int32 {
+		return o, fmt.Errorf("id I/O type %v, want int64 or int32", o.IDs)
+	}
+	return o, nil
+}
