@@ -80,7 +80,8 @@ func runCompare(ctx context.Context, args []string, out, errOut io.Writer) error
 		return &usageError{fs: fs, err: err}
 	}
 	spec.args = args
-	if err := f.prepareOut(); err != nil {
+	created, err := f.prepareOut()
+	if err != nil {
 		return err
 	}
 	log := newReporter(errOut, f.quiet)
@@ -90,10 +91,13 @@ func runCompare(ctx context.Context, args []string, out, errOut io.Writer) error
 	} else {
 		res, err = f.runModel(ctx, spec, log)
 	}
-	if err != nil {
-		return err
+	if err == nil {
+		err = res.write(f.out, f.cell)
 	}
-	if err := res.write(f.out, f.cell); err != nil {
+	if err != nil {
+		if created {
+			_ = os.Remove(f.out) // only if still empty: never anything of the user's
+		}
 		return err
 	}
 	log.linef("rflow: wrote %s (grid.png, metrics.csv, report.md, %s)", f.out, strings.Join(res.plotNames(), ", "))
@@ -213,19 +217,22 @@ func parseSeeds(s string) ([]uint64, error) {
 	return out, nil
 }
 
-// prepareOut creates the output folder and refuses to replace an earlier comparison's files
-// without --overwrite.
-func (f *compareFlags) prepareOut() error {
+// prepareOut creates the output folder (created reports whether it was new) and refuses to replace an
+// earlier comparison's files without --overwrite.
+func (f *compareFlags) prepareOut() (created bool, err error) {
+	if _, err := os.Stat(f.out); errors.Is(err, os.ErrNotExist) {
+		created = true
+	}
 	if err := os.MkdirAll(f.out, 0o755); err != nil {
-		return fmt.Errorf("--out: %w", err)
+		return false, fmt.Errorf("--out: %w", err)
 	}
 	if f.overwrite {
-		return nil
+		return created, nil
 	}
 	for _, name := range []string{"metrics.csv", "report.md", "grid.png"} {
 		if _, err := os.Stat(filepath.Join(f.out, name)); err == nil {
-			return fmt.Errorf("%s already exists; pass --overwrite to replace it", filepath.Join(f.out, name))
+			return created, fmt.Errorf("%s already exists; pass --overwrite to replace it", filepath.Join(f.out, name))
 		}
 	}
-	return nil
+	return created, nil
 }

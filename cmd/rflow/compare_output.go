@@ -38,74 +38,116 @@ func (r *compareResult) plotNames() []string {
 	return []string{plotErrorName}
 }
 
-// write puts grid.png, metrics.csv, report.md and the plots into dir.
+// outputFile is one file of a comparison, rendered in memory.
+type outputFile struct {
+	name string
+	data []byte
+}
+
+// write renders grid.png, metrics.csv, the plots and report.md, and only then puts them into dir, all
+// or none: a failure anywhere leaves none of this run's files behind.
 func (r *compareResult) write(dir string, cell int) error {
+	files, err := r.render(cell)
+	if err != nil {
+		return err
+	}
+	return writeAll(dir, files)
+}
+
+// render builds every output file's bytes.
+func (r *compareResult) render(cell int) ([]outputFile, error) {
+	var files []outputFile
 	img, _ := report.RenderGrids(r.blocks, cell)
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, img); err != nil {
-		return fmt.Errorf("grid.png: %w", err)
+		return nil, fmt.Errorf("grid.png: %w", err)
 	}
-	if err := writeFile(dir, "grid.png", buf.Bytes()); err != nil {
-		return err
-	}
+	files = append(files, outputFile{"grid.png", bytes.Clone(buf.Bytes())})
 	buf.Reset()
 	if err := report.WriteCSV(&buf, r.rows); err != nil {
-		return err
+		return nil, err
 	}
-	if err := writeFile(dir, "metrics.csv", buf.Bytes()); err != nil {
-		return err
-	}
+	files = append(files, outputFile{"metrics.csv", bytes.Clone(buf.Bytes())})
 	errWhat := "latent RMSE against the reference"
 	if r.analytic {
 		errWhat = "RMSE against the exact solution"
 	}
-	if err := r.writePlot(dir, plotErrorName, "End-point error vs model calls", errWhat, func(x report.Row) float64 { return x.RMSE }); err != nil {
-		return err
+	plot, err := r.plot("End-point error vs model calls", errWhat, func(x report.Row) float64 { return x.RMSE })
+	if err != nil {
+		return nil, err
 	}
+	files = append(files, outputFile{plotErrorName, plot})
 	if r.analytic {
-		if err := r.writePlot(dir, plotW2Name, "Distribution distance vs model calls", "sliced W₂ to exact target draws",
-			func(x report.Row) float64 { return x.Wasserstein }); err != nil {
-			return err
+		plot, err := r.plot("Distribution distance vs model calls", "sliced W₂ to exact target draws",
+			func(x report.Row) float64 { return x.Wasserstein })
+		if err != nil {
+			return nil, err
 		}
+		files = append(files, outputFile{plotW2Name, plot})
 	}
 	doc := report.Document{Title: r.title, Command: r.command, Settings: r.settings, Sections: r.sections,
 		Fits: report.FitOrders(r.rows, func(x report.Row) float64 { return x.RMSE }), FitWhat: "RMSE",
 		Plots: r.plotNames(), Rows: r.rows, Analytic: r.analytic}
 	buf.Reset()
 	if err := doc.WriteMarkdown(&buf); err != nil {
-		return err
+		return nil, err
 	}
-	return writeFile(dir, "report.md", buf.Bytes())
+	return append(files, outputFile{"report.md", bytes.Clone(buf.Bytes())}), nil
 }
 
-// writeFile writes data to dir/name through a temporary file and a rename.
-func writeFile(dir, name string, data []byte) error {
+// writeAll writes every file into dir through temporary files, renamed into place only once all of
+// them are written; if a rename fails, the files already renamed are removed again.
+func writeAll(dir string, files []outputFile) (err error) {
+	temps := make([]string, 0, len(files))
+	var placed []string
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, t := range temps {
+			_ = os.Remove(t)
+		}
+		for _, p := range placed {
+			_ = os.Remove(p)
+		}
+	}()
+	for _, f := range files {
+		tmp, err := writeTemp(dir, f.name, f.data)
+		if err != nil {
+			return err
+		}
+		temps = append(temps, tmp)
+	}
+	for i, f := range files {
+		dst := filepath.Join(dir, f.name)
+		if err := os.Rename(temps[i], dst); err != nil {
+			return fmt.Errorf("write %s: %w", f.name, err)
+		}
+		placed = append(placed, dst)
+	}
+	return nil
+}
+
+// writeTemp writes data to a new temporary file in dir named after name and returns its path.
+func writeTemp(dir, name string, data []byte) (string, error) {
 	tmp, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
+		return "", fmt.Errorf("write %s: %w", name, err)
 	}
 	_, werr := tmp.Write(data)
 	merr := tmp.Chmod(0o644) // CreateTemp makes 0600; these are ordinary results
 	cerr := tmp.Close()
 	if werr != nil || merr != nil || cerr != nil {
 		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", name, errors.Join(werr, merr, cerr))
+		return "", fmt.Errorf("write %s: %w", name, errors.Join(werr, merr, cerr))
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
+	return tmp.Name(), nil
 }
 
-// writePlot draws metric against NFE, one line per sampler and block (geometric mean over seeds and
+// plot draws metric against NFE, one line per sampler and block (geometric mean over seeds and
 // prompts), solid for the linear path and dashed for cosine.
-func (r *compareResult) writePlot(dir, name, title, yLabel string, metric func(report.Row) float64) error {
-	data, err := report.LogLogPlot(title, "model calls (NFE)", yLabel, compareSeries(r.rows, metric), 7, 4.5)
-	if err != nil {
-		return err
-	}
-	return writeFile(dir, name, data)
+func (r *compareResult) plot(title, yLabel string, metric func(report.Row) float64) ([]byte, error) {
+	return report.LogLogPlot(title, "model calls (NFE)", yLabel, compareSeries(r.rows, metric), 7, 4.5)
 }
 
 // compareSeries groups rows into plot lines.

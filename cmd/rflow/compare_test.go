@@ -210,3 +210,40 @@ func TestOnStepReports(t *testing.T) {
 		t.Errorf("the last step's X differs from the result latents by %v", m)
 	}
 }
+
+// A one-cell grid (one sampler, one step count) plots a single point per line: it used to panic in
+// gonum's log ticks after grid.png and metrics.csv were written, so the rerun refused to start.
+func TestCompareSingleStepCount(t *testing.T) {
+	dir := t.TempDir()
+	code, _, errOut := runCLI("compare", "--analytic", "gmm", "--samplers", "euler", "--steps", "8", "--samples", "200", "--out", dir, "-q")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, name := range []string{"grid.png", "error_vs_nfe.png", "wasserstein_vs_nfe.png"} {
+		checkPNG(t, filepath.Join(dir, name))
+	}
+	if recs := readCSV(t, dir); len(recs) != 2 {
+		t.Errorf("%d rows, want 1", len(recs)-1)
+	}
+}
+
+// When writing the results fails, compare leaves none of its files behind (a rerun would refuse to
+// start on them without --overwrite) and no temporary files either.
+func TestCompareWriteFailureLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	// report.md is a non-empty folder: every other output can be written, that one cannot.
+	if err := os.MkdirAll(filepath.Join(dir, "report.md", "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI("compare", "--analytic", "gmm", "--samplers", "euler", "--steps", "4,8", "--samples", "200",
+		"--out", dir, "--overwrite", "-q")
+	if code != 1 || !strings.Contains(errOut, "report.md") {
+		t.Fatalf("exit %d, stderr %q; want a failure naming report.md", code, errOut)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != "report.md" {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+}

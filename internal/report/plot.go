@@ -60,6 +60,19 @@ func LogLogPlot(title, xLabel, yLabel string, series []Series, width, height flo
 	if drawn == 0 {
 		return nil, errors.New("report: plot " + title + ": no positive finite points to draw")
 	}
+	p.X.Min, p.X.Max = logRange(p.X.Min, p.X.Max)
+	p.Y.Min, p.Y.Max = logRange(p.Y.Min, p.Y.Max)
+	return render(p, title, width, height)
+}
+
+// render draws p as a PNG. gonum/plot panics on some ranges (a log axis reaching 0); that is turned
+// into an error so that one bad plot cannot kill a whole comparison.
+func render(p *plot.Plot, title string, width, height float64) (data []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			data, err = nil, fmt.Errorf("report: plot %q: %v", title, r)
+		}
+	}()
 	wt, err := p.WriterTo(vg.Length(width)*vg.Inch, vg.Length(height)*vg.Inch, "png")
 	if err != nil {
 		return nil, fmt.Errorf("report: plot %q: %w", title, err)
@@ -69,6 +82,25 @@ func LogLogPlot(title, xLabel, yLabel string, series []Series, width, height flo
 		return nil, fmt.Errorf("report: plot %q: %w", title, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// logRange returns a log axis range for data in [lo, hi] (both > 0). A single value (one step count,
+// one equal error) has no width, and gonum pads such a range linearly by ±1, which reaches 0 or
+// below on a log axis; it becomes the decade around the value, [10^⌊log₁₀ v⌋, 10^⌈log₁₀ v⌉] (one
+// decade either side for a power of ten), so both ends carry a labelled tick.
+func logRange(lo, hi float64) (float64, float64) {
+	if lo > 0 && hi > lo {
+		return lo, hi
+	}
+	v := hi
+	if !(v > 0) {
+		v = lo
+	}
+	e := math.Log10(v)
+	if r := math.Round(e); math.Abs(e-r) < 1e-9 { // a power of ten (0.1 is not one exactly in binary)
+		return math.Pow(10, r-1), math.Pow(10, r+1)
+	}
+	return math.Pow(10, math.Floor(e)), math.Pow(10, math.Ceil(e))
 }
 
 func positiveFinite(v float64) bool { return v > 0 && !math.IsInf(v, 0) }

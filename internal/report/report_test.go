@@ -152,3 +152,29 @@ func TestLogLogPlot(t *testing.T) {
 		t.Error("a plot with no positive point was drawn")
 	}
 }
+
+// One step count, or equal errors, give an axis of zero width: the plot is drawn over the decade
+// around the value instead of panicking in gonum's log ticks.
+func TestLogLogPlotSingleValueAxes(t *testing.T) {
+	for _, c := range []struct{ x, y []float64 }{
+		{[]float64{8}, []float64{0.1}},          // one cell: both axes degenerate
+		{[]float64{8, 8}, []float64{0.1, 0.2}},  // one NFE, several errors
+		{[]float64{8, 16}, []float64{0.3, 0.3}}, // equal errors
+		{[]float64{10}, []float64{1}},           // powers of ten
+	} {
+		data, err := LogLogPlot("t", "x", "y", []Series{{Name: "a", X: c.x, Y: c.y}}, 3, 2)
+		if err != nil {
+			t.Errorf("x %v, y %v: %v", c.x, c.y, err)
+			continue
+		}
+		if _, err := png.Decode(bytes.NewReader(data)); err != nil {
+			t.Errorf("x %v, y %v: not a PNG: %v", c.x, c.y, err)
+		}
+	}
+	for _, c := range [][3]float64{{8, 8, 1}, {10, 10, 1}, {0.1, 0.1, 0.01}, {0.3, 0.3, 0.1}, {2, 50, 2}} {
+		lo, hi := logRange(c[0], c[1])
+		if lo != c[2] || !(hi > lo) || lo > c[0] || hi < c[1] {
+			t.Errorf("logRange(%v, %v) = [%v, %v], want it to start at %v and contain the data", c[0], c[1], lo, hi, c[2])
+		}
+	}
+}
