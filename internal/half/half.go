@@ -1,5 +1,6 @@
 // Package half converts between float32 and the 16-bit float formats ONNX
-// models use (IEEE 754 binary16 and bfloat16).
+// models use (IEEE 754 binary16 and bfloat16), and decodes the two 8-bit
+// float formats of fp8 checkpoints (E4M3FN and E5M2).
 //
 // All conversions are exact or correctly rounded (round-to-nearest, ties to
 // even), NaNs stay NaNs, and nothing allocates per element. The code is pure
