@@ -127,3 +127,26 @@ func (r *configReader) ints(key string, def []int) []int {
 	}
 	return out
 }
+
+// strs reads a list of strings (a missing field gives def).
+func (r *configReader) strs(key string, def []string) []string {
+	v, ok := r.c[key]
+	if !ok || v == nil {
+		return def
+	}
+	list, ok := v.([]any)
+	if !ok {
+		r.fail("%q is %v, want a list of strings", key, v)
+		return def
+	}
+	out := make([]string, len(list))
+	for i, e := range list {
+		s, ok := e.(string)
+		if !ok {
+			r.fail("%q[%d] is %v, want a string", key, i, e)
+			return def
+		}
+		out[i] = s
+	}
+	return out
+}
