@@ -23,10 +23,31 @@ type Net struct {
 	err    error
 }
 
-// NewNet starts a graph named name whose parameters come from w, stored as float32.
+// NewNet starts a graph named name whose parameters come from w, stored as float32 (or as StoredAs
+// says).
 func NewNet(name string, w Weights) *Net {
-	return &Net{B: onnx.NewBuilder(name, DefaultOpset), w: w, opset: DefaultOpset, wtype: onnx.Float,
+	wtype := onnx.Float
+	if s, ok := w.(storedAs); ok {
+		w, wtype = s.Weights, s.t
+	}
+	return &Net{B: onnx.NewBuilder(name, DefaultOpset), w: w, opset: DefaultOpset, wtype: wtype,
 		params: map[string]string{}}
+}
+
+// storedAs is Weights whose nets store parameters as t.
+type storedAs struct {
+	Weights
+	t onnx.DataType
+}
+
+// StoredAs makes the nets built on w store their parameters as t: onnx.Float (the default) or
+// onnx.Float16 (half the size; each parameter is cast to float32 in the graph, so the arithmetic is
+// unchanged apart from the fp16 rounding of the weights).
+func StoredAs(w Weights, t onnx.DataType) Weights {
+	if t == onnx.Float || t == 0 {
+		return w
+	}
+	return storedAs{Weights: w, t: t}
 }
 
 // Opset is the net's ai.onnx opset.
@@ -76,6 +97,9 @@ func (n *Net) param(name string, want []int64, l layout) string {
 	}
 	src := paramSource{w: n.w, name: name, shape: want, layout: l, dtype: n.wtype}
 	init := n.B.Initializer(onnx.Tensor{Name: paramInitName(name, l), Type: n.wtype, Dims: stored, Source: src})
+	if n.wtype != onnx.Float {
+		init = n.Cast(init, onnx.Float)
+	}
 	n.params[key] = init
 	return init
 }
