@@ -208,19 +208,10 @@ func roleOrder(r Role) int {
 }
 
 func unknownError(names []string, someKnown bool) error {
-	sort.Strings(names)
-	show := names
-	if len(show) > 8 {
-		show = show[:8]
-	}
-	what := "no tensor matches"
+	what := "no tensor matches any of the formats understood"
 	if someKnown {
-		what = fmt.Sprintf("%d tensors match", len(names))
+		what = fmt.Sprintf("%d tensors match none of the formats understood", len(names))
 	}
-	more := ""
-	if len(names) > len(show) {
-		more = fmt.Sprintf(" (and %d more)", len(names)-len(show))
-	}
-	return fmt.Errorf("%w: %s none of the formats understood (%s): %s%s", ErrUnknownFormat, what,
-		strings.Join(Formats, "; "), strings.Join(show, ", "), more)
+	return fmt.Errorf("%w: %s: %s; formats understood: %s", ErrUnknownFormat, what, listNames(names),
+		strings.Join(Formats, "; "))
 }

@@ -138,8 +138,8 @@ func (g *group) flux(h Hints, recipes func(*group) (map[string]Recipe, error)) (
 		return Component{}, err
 	}
 	if hd <= 0 || width%hd != 0 {
-		return Component{}, fmt.Errorf("%w: width %d (x_embedder.weight) is not a multiple of the head size %d (%s)",
-			ErrMismatch, width, hd, normQ)
+		return Component{}, fmt.Errorf("%w: width %d (%s) is not a multiple of the head size %d (%s)",
+			ErrMismatch, width, sourceOf(t, "x_embedder.weight"), hd, sourceOf(t, normQ))
 	}
 	axes := h.AxesDimsRope
 	if axes == nil {
@@ -151,7 +151,8 @@ func (g *group) flux(h Hints, recipes func(*group) (map[string]Recipe, error)) (
 	}
 	if sum != hd {
 		return Component{}, fmt.Errorf("%w: head size %d (%s) differs from the sum of the rope axes %v; FLUX.1's "+
-			"axes fit head size 128 only, other head sizes need their axes given (Hints.AxesDimsRope)", ErrMismatch, hd, normQ, axes)
+			"axes fit head size 128 only, other head sizes need their axes given (Hints.AxesDimsRope)", ErrMismatch, hd,
+			sourceOf(t, normQ), axes)
 	}
 	axesAny := make([]any, len(axes))
 	for i, a := range axes {
@@ -278,15 +279,16 @@ func (g *group) sd3(h Hints, recipes func(*group) (map[string]Recipe, error)) (C
 	}
 	maxSize := int64(math.Round(math.Sqrt(float64(posRows))))
 	if maxSize*maxSize != posRows {
-		return Component{}, fmt.Errorf("%w: pos_embed has %d rows, not a square number", ErrMismatch, posRows)
+		return Component{}, fmt.Errorf("%w: %s has %d positions, not a square number", ErrMismatch,
+			sourceOf(t, "pos_embed.pos_embed"), posRows)
 	}
 	if hd <= 0 || width%hd != 0 {
-		return Component{}, fmt.Errorf("%w: width %d (pos_embed.proj.weight) is not a multiple of the head size %d",
-			ErrMismatch, width, hd)
+		return Component{}, fmt.Errorf("%w: width %d (%s) is not a multiple of the head size %d",
+			ErrMismatch, width, sourceOf(t, "pos_embed.proj.weight"), hd)
 	}
 	if patch <= 0 || out%(patch*patch) != 0 {
-		return Component{}, fmt.Errorf("%w: proj_out.weight has %d rows, not a multiple of patch size %d squared",
-			ErrMismatch, out, patch)
+		return Component{}, fmt.Errorf("%w: %s has %d rows, not a multiple of patch size %d squared",
+			ErrMismatch, sourceOf(t, "proj_out.weight"), out, patch)
 	}
 	dual := []any{}
 	for i := range layers {
@@ -329,6 +331,14 @@ func (g *group) sd3(h Hints, recipes func(*group) (map[string]Recipe, error)) (C
 // ---------------------------------------------------------------- helpers
 
 func itoa(i int64) string { return strconv.FormatInt(i, 10) }
+
+// sourceOf names the source tensor of a canonical one.
+func sourceOf(t map[string]Recipe, name string) string {
+	if r, ok := t[name]; ok && len(r.Pieces) > 0 {
+		return r.Pieces[0].Tensor
+	}
+	return name
+}
 
 func hasKey(t map[string]Recipe, name string) bool { _, ok := t[name]; return ok }
 

@@ -2,30 +2,54 @@ package checkpoint
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/rflowrt/rflow/internal/safetensors"
 )
 
 // oracleModelsEnv names a folder holding the oracle's models, one per kind (MODELS/KIND/diffusers and
 // MODELS/KIND/single-file, as make_models.py --out MODELS/KIND or compare.sh's WORK_DIR/models write them).
 const oracleModelsEnv = "RFLOW_ORACLE_MODELS"
 
-// fileRows serves a RowReader from safetensors files read into memory.
-type fileRows map[string]safetensors.Tensor
+// tensor is one tensor of a small safetensors file read into memory.
+type tensor struct {
+	DType string
+	Shape []int64
+	Data  []byte
+}
+
+// fileRows serves a RowReader from safetensors files read into memory (a test-only reader: the oracle's
+// files are a few MB).
+type fileRows map[string]tensor
 
 func (f fileRows) add(t *testing.T, path string) {
 	t.Helper()
-	file, err := safetensors.ReadFile(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, x := range file.Tensors {
-		f[x.Name] = x
+	n := binary.LittleEndian.Uint64(b)
+	var hdr map[string]json.RawMessage
+	if err := json.Unmarshal(b[8:8+n], &hdr); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	data := b[8+n:]
+	for name, msg := range hdr {
+		if name == "__metadata__" {
+			continue
+		}
+		var e struct {
+			DType   string   `json:"dtype"`
+			Shape   []int64  `json:"shape"`
+			Offsets [2]int64 `json:"data_offsets"`
+		}
+		if err := json.Unmarshal(msg, &e); err != nil {
+			t.Fatalf("%s: %s: %v", path, name, err)
+		}
+		f[name] = tensor{e.DType, e.Shape, data[e.Offsets[0]:e.Offsets[1]]}
 	}
 }
 
@@ -37,7 +61,7 @@ func (f fileRows) read(name string, start, end int64) ([]byte, error) {
 	if len(x.Shape) == 0 {
 		return x.Data, nil
 	}
-	rows := int64(x.Shape[0])
+	rows := x.Shape[0]
 	if end < 0 {
 		end = rows
 	}
@@ -77,11 +101,7 @@ func TestOracleValues(t *testing.T) {
 				src.add(t, filepath.Join(dir, "single-file", file))
 				l := MapListing{}
 				for name, x := range src {
-					shape := make([]int64, len(x.Shape))
-					for i, d := range x.Shape {
-						shape[i] = int64(d)
-					}
-					l[name] = TensorMeta{DType: x.DType, Shape: shape}
+					l[name] = TensorMeta{DType: x.DType, Shape: x.Shape}
 				}
 				comps, err := DetectWith(l, h)
 				if err != nil {
