@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# make parity: rflow against the real diffusers pipelines (../shared/oracle) on tiny random-weight SD3 and
+# FLUX models, from all three forms of the same weights (ONNX export, diffusers checkpoint folder, single
+# files), then checks that the three forms give bit-identical images from rflow.
+#
+# usage: scripts/parity.sh [--quick] [KIND ...]      KIND: sd3 sd3-no-t5 flux-dev flux-schnell
+#   PARITY_WORK   work folder (default .parity/ in the checkout; models and references are reused)
+#   PARITY_SOURCES sources to run (default "onnx diffusers single-file")
+# Needs Debian's python3-torch and friends (the oracle's README lists them); installs them with apt-get
+# when run as root and they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ORACLE=${RFLOW_ORACLE:-$(cd .. && pwd)/shared/oracle}
+[ -f "$ORACLE/compare.sh" ] || { echo "parity: no oracle at $ORACLE (../shared/oracle)" >&2; exit 2; }
+QUICK=() KINDS=()
+for a in "$@"; do
+  case "$a" in
+    --quick) QUICK=(--quick) ;;
+    sd3|sd3-no-t5|flux-dev|flux-schnell) KINDS+=("$a") ;;
+    *) echo "usage: $0 [--quick] [sd3|sd3-no-t5|flux-dev|flux-schnell ...]" >&2; exit 2 ;;
+  esac
+done
+[ ${#KINDS[@]} -gt 0 ] || KINDS=(sd3 sd3-no-t5 flux-dev flux-schnell)
+PKGS="python3-torch python3-numpy python3-pil python3-regex python3-sentencepiece python3-packaging \
+python3-filelock python3-requests python3-tqdm python3-yaml python3-onnx python3-httpx bc"
+if ! /usr/bin/python3 -c 'import torch, numpy, PIL, onnx' 2>/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "parity: installing the oracle's Debian packages" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $PKGS >/dev/null
+  else
+    echo "parity: torch is missing; run: sudo apt-get install -y $PKGS" >&2; exit 2
+  fi
+fi
+WORK=${PARITY_WORK:-$PWD/.parity}
+mkdir -p "$WORK"
+export XDG_CACHE_HOME="$WORK/cache" # compiled models of the oracle's checkpoints stay in the work folder
+status=0
+for src in ${PARITY_SOURCES:-onnx diffusers single-file}; do
+  if ! bash "$ORACLE/compare.sh" bin/rflow "$WORK" --source "$src" "${QUICK[@]}" "${KINDS[@]}" 2>&1 | tee "$WORK/parity-$src.log" | grep -E '^(ok|FAIL|==.*runs compared)'; then
+    :
+  fi
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+  cp "$WORK/results.jsonl" "$WORK/results-$src.jsonl" 2>/dev/null || true
+done
+# The three forms of the same weights must give bit-identical images.
+for kind in "${KINDS[@]}"; do
+  ref="$WORK/runs/$kind-onnx/rflow"
+  for src in diffusers single-file; do
+    dir="$WORK/runs/$kind-$src/rflow"
+    [ -d "$ref" ] && [ -d "$dir" ] || continue
+    # pixels and saved latents, not file bytes: the PNG text names the model, which differs by source
+    /usr/bin/python3 - "$ref" "$dir" "$kind" "$src" <<'PYEOF' || status=1
+import json, os, struct, sys
+import numpy as np
+from PIL import Image
+ref, other, kind, src = sys.argv[1:5]
+
+
+def tensors(path):
+    """The tensors of a safetensors file (name → bytes), ignoring its metadata."""
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    head, data = json.loads(raw[8:8 + n]), raw[8 + n:]
+    return {k: data[v["data_offsets"][0]:v["data_offsets"][1]] for k, v in head.items() if k != "__metadata__"}
+
+
+n = same = 0
+for f in sorted(os.listdir(ref)):
+    if not f.endswith(".png"):
+        continue
+    n += 1
+    p = os.path.join(other, f)
+    if os.path.exists(p) and np.array_equal(np.asarray(Image.open(os.path.join(ref, f))), np.asarray(Image.open(p))):
+        a, b = (os.path.join(d, f[:-4] + ".safetensors") for d in (ref, other))
+        if not os.path.exists(a) or (os.path.exists(b) and tensors(a) == tensors(b)):
+            same += 1
+print(f"== {kind}: {src} vs onnx: {same}/{n} images bit-identical")
+sys.exit(0 if n and same == n else 1)
+PYEOF
+  done
+done
+exit $status
