@@ -103,9 +103,6 @@ func (f *batchFlags) setup(fs *pflag.FlagSet) (pipeline.Shard, []pipeline.Manife
 	if f.manifest == "" || f.outDir == "" {
 		return shard, nil, pipeline.Request{}, errors.New("--manifest and --out are required")
 	}
-	if fs.NArg() > 0 {
-		return shard, nil, pipeline.Request{}, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
 	if f.batchSize < 1 {
 		return shard, nil, pipeline.Request{}, errors.New("--batch-size must be at least 1")
 	}

@@ -23,9 +23,6 @@ func runInspect(ctx context.Context, args []string, out, errOut io.Writer) error
 		return err
 	}
 	usage := func(format string, a ...any) error { return &usageError{fs: fs, err: fmt.Errorf(format, a...)} }
-	if fs.NArg() > 0 {
-		return usage("unexpected argument %q", fs.Arg(0))
-	}
 	if *model == "" {
 		return usage("--model DIR is required")
 	}

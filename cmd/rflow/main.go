@@ -128,7 +128,7 @@ func printUsage(w io.Writer, name string, fs *pflag.FlagSet) {
 }
 
 // parseFlags parses a subcommand's flags, turning pflag's errors into usage errors and --help into
-// usage on out.
+// usage on out. No subcommand takes positional arguments: they are usage errors.
 func parseFlags(fs *pflag.FlagSet, args []string, out io.Writer) error {
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
@@ -137,6 +137,9 @@ func parseFlags(fs *pflag.FlagSet, args []string, out io.Writer) error {
 			printUsage(out, fs.Name(), fs)
 			return errHelp
 		}
+		return &usageError{fs: fs, err: err}
+	}
+	if err := strayArgsError(fs, args); err != nil {
 		return &usageError{fs: fs, err: err}
 	}
 	return nil

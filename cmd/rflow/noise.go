@@ -29,9 +29,6 @@ func runNoise(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return err
 	}
 	usage := func(format string, a ...any) error { return &usageError{fs: fs, err: fmt.Errorf(format, a...)} }
-	if fs.NArg() > 0 {
-		return usage("unexpected argument %q", fs.Arg(0))
-	}
 	if *shape == "" {
 		return usage("--shape is required, e.g. --shape 1,16,128,128")
 	}

@@ -31,9 +31,6 @@ func runSchedule(ctx context.Context, args []string, out, errOut io.Writer) erro
 		return err
 	}
 	usage := func(format string, a ...any) error { return &usageError{fs: fs, err: fmt.Errorf(format, a...)} }
-	if fs.NArg() > 0 {
-		return usage("unexpected argument %q", fs.Arg(0))
-	}
 	if *steps < 0 {
 		return usage("--steps must be at least 1, got %d", *steps)
 	}

@@ -36,9 +36,6 @@ func runTokenize(ctx context.Context, args []string, out, errOut io.Writer) erro
 		return err
 	}
 	usage := func(format string, a ...any) error { return &usageError{fs: fs, err: fmt.Errorf(format, a...)} }
-	if fs.NArg() > 0 {
-		return usage("unexpected argument %q (quote the text and pass it with --text)", fs.Arg(0))
-	}
 	if _, ok := tokenizerKinds[*kind]; !ok {
 		return usage("--tokenizer must be clip, clip-g or t5, got %q", *kind)
 	}

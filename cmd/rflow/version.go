@@ -23,9 +23,6 @@ func runVersion(ctx context.Context, args []string, out, errOut io.Writer) error
 	if err := parseFlags(fs, args, out); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return &usageError{fs: fs, err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
 	fmt.Fprintf(out, "rflow %s (%s %s/%s)\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	var demos []string
 	for _, n := range assets.Names() {
