@@ -61,7 +61,7 @@ func TestInspectMissingTransformer(t *testing.T) {
 
 func TestInspectUsage(t *testing.T) {
 	for _, args := range [][]string{{"inspect"}, {"inspect", "--model", t.TempDir(), "extra"}, {"inspect", "--bogus"}} {
-		if code, _, errOut := runCLI(args...); code != 2 || !strings.Contains(errOut, "Usage: rflow inspect") {
+		if code, _, errOut := runCLI(args...); code != 2 || !strings.Contains(errOut, "'rflow inspect --help'") {
 			t.Errorf("%q: exit %d, %q", args, code, errOut)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -36,7 +37,7 @@ func commands() []command {
 	}
 }
 
-// usageError marks a mistake in how rflow was called: exit status 2 and the subcommand's usage.
+// usageError marks a mistake in how rflow was called: exit status 2, one line and a hint to --help.
 type usageError struct {
 	fs  *pflag.FlagSet
 	err error
@@ -49,10 +50,34 @@ func (e *usageError) Unwrap() error { return e.err }
 var errHelp = pflag.ErrHelp
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	var got atomic.Value // the first signal, once one arrived
+	go func() {
+		for s := range sigs {
+			if got.Load() != nil { // a second Ctrl-C: stop now
+				os.Exit(signalExitCode(s))
+			}
+			got.Store(s)
+			cancel() // the run stops between steps and returns
+		}
+	}()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
+	signal.Stop(sigs)
+	if s, ok := got.Load().(os.Signal); ok && code != 0 {
+		code = signalExitCode(s)
+	}
 	os.Exit(code)
+}
+
+// signalExitCode is the shell's status for a process ended by a signal: 128 + its number (SIGINT 130,
+// SIGTERM 143).
+func signalExitCode(s os.Signal) int {
+	if n, ok := s.(syscall.Signal); ok {
+		return 128 + int(n)
+	}
+	return 130
 }
 
 // run executes one rflow invocation and returns the exit status: 0 success, 1 failure, 2 usage error.
@@ -63,14 +88,15 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	}
 	name := args[0]
 	switch name {
+	case "--version", "-V":
+		name, args = "version", append([]string{"version"}, args[1:]...)
 	case "help", "-h", "--help":
 		if len(args) > 1 {
 			if c, ok := lookup(args[1]); ok {
 				_ = c.run(ctx, []string{"--help"}, out, errOut)
 				return 0
 			}
-			fmt.Fprintf(errOut, "rflow: unknown command %q\n\n", args[1])
-			printHelp(errOut)
+			unknownCommand(errOut, args[1])
 			return 2
 		}
 		printHelp(out)
@@ -78,8 +104,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	}
 	c, ok := lookup(name)
 	if !ok {
-		fmt.Fprintf(errOut, "rflow: unknown command %q\n\n", name)
-		printHelp(errOut)
+		unknownCommand(errOut, name)
 		return 2
 	}
 	err := c.run(ctx, args[1:], out, errOut)
@@ -90,8 +115,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	case errors.Is(err, errHelp):
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(errOut, "rflow %s: %v\n\n", name, ue.err)
-		printUsage(errOut, name, ue.fs)
+		fmt.Fprintf(errOut, "rflow %s: %s\nRun 'rflow %s --help' for its flags.\n", name, oneLine(ue.err.Error()), name)
 		return 2
 	default:
 		fmt.Fprintf(errOut, "rflow %s: %s\n", name, oneLine(err.Error()))
@@ -109,6 +133,21 @@ func lookup(name string) (command, bool) {
 		}
 	}
 	return command{}, false
+}
+
+// unknownCommand says so in one line, with the nearest command name when one is close.
+func unknownCommand(w io.Writer, name string) {
+	hint := ""
+	if strings.HasPrefix(name, "-") {
+		hint = " (flags go after the command: rflow txt2img -p \"…\")"
+	}
+	for _, c := range commands() {
+		if strings.HasPrefix(c.name, name) || strings.HasPrefix(name, c.name) {
+			hint = fmt.Sprintf("; did you mean %q?", c.name)
+			break
+		}
+	}
+	fmt.Fprintf(w, "rflow: unknown command %q%s\nRun 'rflow help' for the commands.\n", name, hint)
 }
 
 func printHelp(w io.Writer) {
