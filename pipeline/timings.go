@@ -5,15 +5,6 @@ import (
 	"time"
 )
 
-// stopwatch accumulates the time spent in one kind of work.
-type stopwatch struct {
-	total time.Duration
-	start time.Time
-}
-
-func (s *stopwatch) begin() { s.start = time.Now() }
-func (s *stopwatch) end()   { s.total += time.Since(s.start) }
-
 // timed runs f and adds its duration to *d.
 func timed(d *time.Duration, f func() error) error {
 	start := time.Now()
