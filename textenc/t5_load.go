@@ -187,14 +187,14 @@ func parseT5TokenizerJSON(data []byte, cfg t5Config, o T5Options) (*T5Tokenizer,
 		return nil, fmt.Errorf("model type %q: only Unigram is supported", j.Model.Type)
 	}
 	if j.Model.ByteFallback {
-		return nil, errors.New("Unigram byte_fallback is not supported")
+		return nil, errors.New("the Unigram model uses byte_fallback, which is not supported")
 	}
 	pieces, scores, err := t5ParseVocab(j.Model.Vocab, o.exact)
 	if err != nil {
 		return nil, err
 	}
 	if j.Model.UnkID == nil || *j.Model.UnkID < 0 || *j.Model.UnkID >= len(pieces) {
-		return nil, errors.New("Unigram model without a valid unk_id")
+		return nil, errors.New("the Unigram model has no valid unk_id")
 	}
 	t := &T5Tokenizer{model: newT5Unigram(pieces, scores, *j.Model.UnkID), maxLen: cfg.maxLen}
 	if t.steps, err = t5ParseNormalizer(j.Normalizer); err != nil {
@@ -301,7 +301,7 @@ func t5ParseNormalizer(raw json.RawMessage) ([]t5NormStep, error) {
 		case n.Pattern.String != nil:
 			r, err = newT5Replace(*n.Pattern.String, false, n.Content)
 		default:
-			err = errors.New("Replace without a pattern")
+			err = errors.New("a Replace normalizer without a pattern")
 		}
 		if err != nil {
 			return nil, fmt.Errorf("normalizer: %w", err)

@@ -187,11 +187,11 @@ func newT5Replace(pattern string, isRegex bool, content string) (t5Replace, erro
 	case isRegex:
 		re, err := regexp.Compile(pattern)
 		if err != nil {
-			return t5Replace{}, fmt.Errorf("Replace regex %q: %w", pattern, err)
+			return t5Replace{}, fmt.Errorf("the Replace normalizer's regex %q: %w", pattern, err)
 		}
 		return t5Replace{re: re, content: content}, nil
 	case pattern == "":
-		return t5Replace{}, errors.New("Replace: empty pattern")
+		return t5Replace{}, errors.New("a Replace normalizer with an empty pattern")
 	}
 	return t5Replace{literal: pattern, content: content}, nil
 }

@@ -115,7 +115,8 @@ func TestVAELocality(t *testing.T) {
 
 func TestVAEDeterministic(t *testing.T) {
 	c := TinyVAE()
-	if digest(t, mk(VAEDecoder(c))) != digest(t, mk(VAEDecoder(c))) {
+	first, second := digest(t, mk(VAEDecoder(c))), digest(t, mk(VAEDecoder(c)))
+	if first != second {
 		t.Error("same config, different decoder bytes")
 	}
 	c2 := c
