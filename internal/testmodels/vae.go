@@ -4,13 +4,15 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/rflowrt/rflow/internal/compiler/arch"
 	"github.com/rflowrt/rflow/internal/onnx"
 )
 
-// VAEConfig sizes an AutoencoderKL-shaped VAE (diffusers' Encoder/Decoder): conv_in, ResNet blocks
-// with GroupNorm+SiLU, a mid block (ResNet, single-head spatial attention, ResNet), and one 2×
-// resampling between consecutive entries of BlockOut, so the spatial factor is 2^(len(BlockOut)−1)
-// (8 for four entries, as in SD3 and FLUX).
+// VAEConfig sizes an AutoencoderKL (diffusers' Encoder/Decoder, as SD3 and FLUX configure it: no quant
+// convs, SiLU, mid-block attention): conv_in, ResNet blocks with GroupNorm+SiLU, a mid block (ResNet,
+// single-head spatial attention, ResNet), and one 2× resampling between consecutive entries of
+// BlockOut, so the spatial factor is 2^(len(BlockOut)−1) (8 for four entries, as in SD3 and FLUX).
+// The graphs are arch.VAEEncoder and arch.VAEDecoder on RandomWeights.
 type VAEConfig struct {
 	// LatentChannels is the latent width (16 for SD3 and FLUX).
 	LatentChannels int
@@ -19,17 +21,14 @@ type VAEConfig struct {
 	// LayersPerBlock is the ResNet blocks per encoder down block (the decoder has one more per up
 	// block, as in diffusers); 0 means 1.
 	LayersPerBlock int
-	// NormGroups is norm_num_groups (0 means 32); a block with fewer channels uses gcd(NormGroups,
-	// channels) groups.
+	// NormGroups is norm_num_groups (0 means 32); AutoencoderKL needs it to divide every width, so
+	// the VAE uses the largest divisor of all the widths that also divides NormGroups.
 	NormGroups int
 	// IO is the element type of the graph inputs and outputs (Float or Float16; 0 means Float).
 	// Weights and arithmetic stay float32.
 	IO   onnx.DataType
 	Seed uint64
 }
-
-// vaeEps is the GroupNorm epsilon of diffusers' AutoencoderKL.
-const vaeEps = 1e-6
 
 // TinyVAE is a VAE for fast tests: 16 latent channels, 8× spatial factor, a few thousand weights per block.
 func TinyVAE() VAEConfig {
@@ -72,13 +71,10 @@ func (c VAEConfig) normalized() (VAEConfig, error) {
 		}
 	}
 	c.BlockOut = append([]int(nil), c.BlockOut...)
+	for _, ch := range c.BlockOut {
+		c.NormGroups = gcd(c.NormGroups, ch)
+	}
 	return c, nil
-}
-
-// vaeNet builds VAE blocks on a Net.
-type vaeNet struct {
-	*Net
-	c VAEConfig
 }
 
 func gcd(a, b int) int {
@@ -88,51 +84,20 @@ func gcd(a, b int) int {
 	return a
 }
 
-// norm is GroupNorm over ch channels with gcd(NormGroups, ch) groups.
-func (v vaeNet) norm(x string, ch int) string {
-	return v.GroupNorm(x, gcd(v.c.NormGroups, ch), ch, vaeEps)
-}
-
-// resnet is diffusers' ResnetBlock2D without a time embedding: x + conv(silu(norm(conv(silu(norm(x)))))),
-// with a 1×1 conv_shortcut when the width changes.
-func (v vaeNet) resnet(x string, in, out int) string {
-	h := v.Conv2D(v.SiLU(v.norm(x, in)), in, out, 3, 1, 1)
-	h = v.Conv2D(v.SiLU(v.norm(h, out)), out, out, 3, 1, 1)
-	if in != out {
-		x = v.Conv2D(x, in, out, 1, 1, 0)
+// archConfig is c as an AutoencoderKL config.json.
+func (c VAEConfig) archConfig() arch.Config {
+	widths := make([]any, len(c.BlockOut))
+	down, up := make([]any, len(c.BlockOut)), make([]any, len(c.BlockOut))
+	for i, ch := range c.BlockOut {
+		widths[i], down[i], up[i] = float64(ch), "DownEncoderBlock2D", "UpDecoderBlock2D"
 	}
-	return v.Add(x, h)
-}
-
-// attention is the mid block's single-head self-attention over the H·W positions, with a residual.
-func (v vaeNet) attention(x string, ch int) string {
-	shape := v.Op("Shape", []string{x})
-	h := v.Transpose(v.Reshape(v.norm(x, ch), 0, int64(ch), -1), 0, 2, 1) // [B, HW, C]
-	q, k, val := v.Linear(h, ch, ch, true), v.Linear(h, ch, ch, true), v.Linear(h, ch, ch, true)
-	a := v.Linear(v.Attention(q, k, val, 1, ""), ch, ch, true)
-	a = v.Op("Reshape", []string{v.Transpose(a, 0, 2, 1), shape})
-	return v.Add(x, a)
-}
-
-// mid is UNetMidBlock2D: ResNet, attention, ResNet at constant width.
-func (v vaeNet) mid(x string, ch int) string {
-	return v.resnet(v.attention(v.resnet(x, ch, ch), ch), ch, ch)
-}
-
-// downsample is diffusers' Downsample2D with a conv: pad right and bottom by one, 3×3 conv, stride 2.
-func (v vaeNet) downsample(x string, ch int) string {
-	p := v.Op("Pad", []string{x, v.ConstInt64([]int64{0, 0, 0, 0, 0, 0, 1, 1}, 8)}, onnx.AttrString("mode", "constant"))
-	return v.Conv2D(p, ch, ch, 3, 2, 0)
-}
-
-// upsample is diffusers' Upsample2D with a conv: nearest 2× then a 3×3 conv.
-func (v vaeNet) upsample(x string, ch int) string {
-	return v.Conv2D(v.Upsample2x(x), ch, ch, 3, 1, 1)
-}
-
-// out is the final conv_norm_out, SiLU and conv_out.
-func (v vaeNet) out(x string, in, out int) string {
-	return v.Conv2D(v.SiLU(v.norm(x, in)), in, out, 3, 1, 1)
+	return arch.Config{
+		"in_channels": 3.0, "out_channels": 3.0, "latent_channels": float64(c.LatentChannels),
+		"block_out_channels": widths, "layers_per_block": float64(c.LayersPerBlock),
+		"norm_num_groups": float64(c.NormGroups), "act_fn": "silu",
+		"down_block_types": down, "up_block_types": up, "mid_block_add_attention": true,
+		"use_quant_conv": false, "use_post_quant_conv": false,
+	}
 }
 
 // VAEDecoder builds the Optimum vae_decoder export: input latent_sample [batch_size, LatentChannels,
@@ -143,49 +108,16 @@ func VAEDecoder(c VAEConfig) (*onnx.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := vaeNet{NewNet("vae_decoder", DefaultOpset, c.Seed), c}
-	x := v.FloatInput("latent_sample", c.IO, onnx.Sym("batch_size"), onnx.Fixed(int64(c.LatentChannels)),
-		onnx.Sym("latent_height"), onnx.Sym("latent_width"))
-	last := len(c.BlockOut) - 1
-	ch := c.BlockOut[last]
-	h := v.mid(v.Conv2D(x, c.LatentChannels, ch, 3, 1, 1), ch)
-	for i := last; i >= 0; i-- {
-		for range c.LayersPerBlock + 1 {
-			h = v.resnet(h, ch, c.BlockOut[i])
-			ch = c.BlockOut[i]
-		}
-		if i > 0 {
-			h = v.upsample(h, ch)
-		}
-	}
-	v.FloatOutput(v.out(h, ch, 3), "sample", c.IO, onnx.Sym("batch_size"), onnx.Fixed(3), onnx.Sym("height"), onnx.Sym("width"))
-	return v.Model()
+	return arch.VAEDecoder(RandomWeights{Seed: c.Seed}, c.archConfig(), arch.IO{Float: c.IO})
 }
 
 // VAEEncoder builds the Optimum vae_encoder export: input sample [batch_size, 3, height, width],
 // output latent_parameters [batch_size, 2·LatentChannels, latent_height, latent_width], the
-// diagonal Gaussian's mean followed by its log-variance along the channels (no quant_conv, as in
-// SD3 and FLUX).
+// diagonal Gaussian's mean followed by its log-variance along the channels.
 func VAEEncoder(c VAEConfig) (*onnx.Model, error) {
 	c, err := c.normalized()
 	if err != nil {
 		return nil, err
 	}
-	v := vaeNet{NewNet("vae_encoder", DefaultOpset, c.Seed), c}
-	x := v.FloatInput("sample", c.IO, onnx.Sym("batch_size"), onnx.Fixed(3), onnx.Sym("height"), onnx.Sym("width"))
-	ch := c.BlockOut[0]
-	h := v.Conv2D(x, 3, ch, 3, 1, 1)
-	for i, out := range c.BlockOut {
-		for range c.LayersPerBlock {
-			h = v.resnet(h, ch, out)
-			ch = out
-		}
-		if i < len(c.BlockOut)-1 {
-			h = v.downsample(h, ch)
-		}
-	}
-	h = v.out(v.mid(h, ch), ch, 2*c.LatentChannels)
-	v.FloatOutput(h, "latent_parameters", c.IO, onnx.Sym("batch_size"), onnx.Fixed(int64(2*c.LatentChannels)),
-		onnx.Sym("latent_height"), onnx.Sym("latent_width"))
-	return v.Model()
+	return arch.VAEEncoder(RandomWeights{Seed: c.Seed}, c.archConfig(), arch.IO{Float: c.IO})
 }
