@@ -160,7 +160,7 @@ func writeComponent(dir string, configs fs.FS, repo string, c component, externa
 func weightBytes(m *onnx.Model) int64 {
 	var n int64
 	for _, t := range m.Graph.Initializers {
-		n += int64(len(t.Raw))
+		n += t.RawSize() // streamed parameters have no Raw yet
 	}
 	return n
 }
