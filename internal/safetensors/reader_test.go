@@ -342,7 +342,7 @@ func TestOpenAccepts(t *testing.T) {
 		"gap and trailing bytes": file(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[2,3]}}`, []byte{0, 0, 9, 0}),
 		"empty tensors sharing offsets, inside another": file(`{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},`+
 			`"e":{"dtype":"F32","shape":[0],"data_offsets":[1,1]},"f":{"dtype":"F32","shape":[0,5],"data_offsets":[1,1]}}`, []byte{9, 9}),
-		"empty tensor with a huge dim": file(`{"e":{"dtype":"F64","shape":[0,4611686018427387904,4611686018427387904],"data_offsets":[0,0]}}`, nil),
+		"empty tensor with a huge dim":      file(`{"e":{"dtype":"F64","shape":[0,4611686018427387904,4611686018427387904],"data_offsets":[0,0]}}`, nil),
 		"null metadata, key order, padding": file(`{"a":{"data_offsets":[0,1],"shape":[],"dtype":"U8"},"__metadata__":null}  	 `, []byte{9}),
 		"no tensors":                        file(`{}`, nil),
 	} {

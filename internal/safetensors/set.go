@@ -116,11 +116,11 @@ func OpenIndex(indexPath string) (*Set, error) {
 		want := filepath.Join(dir, filepath.FromSlash(idx.WeightMap[name]))
 		if got := s.Source(name); got != want {
 			s.Close()
-			where := "in none of its files"
+			where := "no file of the index has it"
 			if got != "" {
-				where = "in " + got
+				where = "it is in " + got
 			}
-			return nil, fmt.Errorf("%w: %s: weight_map puts tensor %q in %s, which lacks it (it is %s)", ErrFormat, indexPath, name, want, where)
+			return nil, fmt.Errorf("%w: %s: weight_map puts tensor %q in %s, which lacks it (%s)", ErrFormat, indexPath, name, want, where)
 		}
 	}
 	return s, nil
