@@ -18,6 +18,10 @@ const maxShards = 1 << 20
 // ErrShard is wrapped by every error about a shard specification.
 var ErrShard = errors.New("shard")
 
+// ErrShardCountMissing is wrapped (with ErrShard) when the environment gives a shard index but no
+// count and the caller gave none either.
+var ErrShardCountMissing = errors.New("shard count missing")
+
 // String is "I/N".
 func (s Shard) String() string { return fmt.Sprintf("%d/%d", s.Index, s.Count) }
 
@@ -88,8 +92,8 @@ func ShardFromEnv(count int, getenv func(string) string) (Shard, error) {
 		case ok:
 			s.Count = n
 		case found:
-			return s, fmt.Errorf("%w: the shard index comes from the environment (%d) but not the shard count: "+
-				"pass --shards N", ErrShard, idx)
+			return s, fmt.Errorf("%w: %w: the shard index comes from the environment (%d) but not the shard count",
+				ErrShard, ErrShardCountMissing, idx)
 		default:
 			s.Count = 1
 		}

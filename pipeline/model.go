@@ -116,7 +116,6 @@ func (e *FolderError) Error() string {
 		b.WriteString("\n  ")
 		b.WriteString(p.String())
 	}
-	fmt.Fprintf(&b, "\n(`rflow inspect --model %s` lists the folder's components and these problems)", e.Dir)
 	return b.String()
 }
 

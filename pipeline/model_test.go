@@ -195,7 +195,8 @@ func TestOpenDemos(t *testing.T) {
 
 func TestFolderErrorListsEveryProblem(t *testing.T) {
 	e := &FolderError{Dir: "/m", Problems: []Problem{{"transformer", "transformer/model.onnx", "missing"}, {"tokenizer", "", "gone"}}}
-	want := "model folder /m has 2 problems:\n  transformer/model.onnx: missing\n  tokenizer: gone\n(`rflow inspect --model /m` lists the folder's components and these problems)"
+	// No command-line advice: the CLI adds its own (cmd/rflow advice.go).
+	want := "model folder /m has 2 problems:\n  transformer/model.onnx: missing\n  tokenizer: gone"
 	if e.Error() != want {
 		t.Errorf("got\n%s\nwant\n%s", e.Error(), want)
 	}

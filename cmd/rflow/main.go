@@ -118,7 +118,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 		fmt.Fprintf(errOut, "rflow %s: %s\nRun 'rflow %s --help' for its flags.\n", name, oneLine(ue.err.Error()), name)
 		return 2
 	default:
-		fmt.Fprintf(errOut, "rflow %s: %s\n", name, oneLine(err.Error()))
+		fmt.Fprintf(errOut, "rflow %s: %s\n", name, oneLine(withAdvice(err)))
 		return 1
 	}
 }

@@ -14,9 +14,6 @@ import (
 // LibraryEnv is the environment variable that names the ONNX Runtime shared library to load.
 const LibraryEnv = "RFLOW_ORT_LIB"
 
-// SetupCommand is what a user runs to install the pinned library into .ort/.
-const SetupCommand = "make setup (runs scripts/install-ort.sh)"
-
 // ErrLibraryNotFound is wrapped by the error FindLibrary returns when no library was found.
 var ErrLibraryNotFound = errors.New("ONNX Runtime library not found")
 
@@ -26,11 +23,28 @@ type LibraryNotFoundError struct {
 }
 
 func (e *LibraryNotFoundError) Error() string {
-	return fmt.Sprintf("%v; searched: %s; install it with %s, or set --ort-lib / %s to a libonnxruntime >= %s",
-		ErrLibraryNotFound, strings.Join(e.Searched, ", "), SetupCommand, LibraryEnv, MinVersion)
+	return fmt.Sprintf("%v; searched: %s", ErrLibraryNotFound, strings.Join(e.Searched, ", "))
 }
 
 func (e *LibraryNotFoundError) Unwrap() error { return ErrLibraryNotFound }
+
+// LibraryPathError says that a library named explicitly (Config.LibraryPath, or $RFLOW_ORT_LIB) cannot
+// be used; FindLibrary never falls back to searching in that case.
+type LibraryPathError struct {
+	Path string
+	// FromEnv is set when the path came from $RFLOW_ORT_LIB rather than the caller.
+	FromEnv bool
+	Err     error
+}
+
+func (e *LibraryPathError) Error() string {
+	if e.FromEnv {
+		return fmt.Sprintf("ONNX Runtime library %s (from $%s): %v", e.Path, LibraryEnv, e.Err)
+	}
+	return fmt.Sprintf("ONNX Runtime library %s: %v", e.Path, e.Err)
+}
+
+func (e *LibraryPathError) Unwrap() error { return e.Err }
 
 // libraryNames are the file names ONNX Runtime's shared library goes by on this OS, most specific first.
 func libraryNames() []string {
@@ -49,12 +63,15 @@ func libraryNames() []string {
 // executable (and in its parent, for bin/rflow in a checkout), .ort/ in the working directory, a
 // pip-installed onnxruntime or onnxruntime-gpu, $LD_LIBRARY_PATH and the system library directories.
 func FindLibrary(explicit string) (string, error) {
-	for _, p := range []struct{ path, from string }{{explicit, "--ort-lib"}, {os.Getenv(LibraryEnv), LibraryEnv}} {
+	for _, p := range []struct {
+		path    string
+		fromEnv bool
+	}{{explicit, false}, {os.Getenv(LibraryEnv), true}} {
 		if p.path == "" {
 			continue
 		}
 		if _, err := os.Stat(p.path); err != nil {
-			return "", fmt.Errorf("ONNX Runtime library %s (from %s): %w", p.path, p.from, err)
+			return "", &LibraryPathError{Path: p.path, FromEnv: p.fromEnv, Err: err}
 		}
 		return filepath.Abs(p.path)
 	}

@@ -8,16 +8,30 @@ import (
 	"testing"
 )
 
+// noCommandLineAdvice fails when a library error tells the user which flag or command to use: the
+// CLI adds that advice, and Go programs using the library have no flags.
+func noCommandLineAdvice(t *testing.T, err error) {
+	t.Helper()
+	for _, advice := range []string{"--", "make setup", "install-ort"} {
+		if strings.Contains(err.Error(), advice) {
+			t.Errorf("library error carries command-line advice %q: %v", advice, err)
+		}
+	}
+}
+
 func TestFindLibraryExplicitMissing(t *testing.T) {
 	_, err := FindLibrary("/nonexistent/libonnxruntime.so")
-	if err == nil || !strings.Contains(err.Error(), "/nonexistent/libonnxruntime.so") || !strings.Contains(err.Error(), "--ort-lib") {
-		t.Fatalf("want an error naming the path and the flag, got %v", err)
+	var pe *LibraryPathError
+	if !errors.As(err, &pe) || pe.FromEnv || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "/nonexistent/libonnxruntime.so") {
+		t.Fatalf("want a LibraryPathError naming the path, got %v", err)
 	}
+	noCommandLineAdvice(t, err)
 	t.Setenv(LibraryEnv, "/also/missing.so")
 	_, err = FindLibrary("")
-	if err == nil || !strings.Contains(err.Error(), "/also/missing.so") || !strings.Contains(err.Error(), LibraryEnv) {
-		t.Fatalf("want an error naming the env path, got %v", err)
+	if !errors.As(err, &pe) || !pe.FromEnv || !strings.Contains(err.Error(), "/also/missing.so") || !strings.Contains(err.Error(), LibraryEnv) {
+		t.Fatalf("want a LibraryPathError naming the env path, got %v", err)
 	}
+	noCommandLineAdvice(t, err)
 }
 
 func TestFindLibraryNotFoundListsSearched(t *testing.T) {
@@ -35,11 +49,12 @@ func TestFindLibraryNotFoundListsSearched(t *testing.T) {
 	}
 	wd, _ := os.Getwd()
 	msg := err.Error()
-	for _, want := range []string{filepath.Join(wd, ".ort"), "/rflow-test-ld-path", "/usr/local/lib", "make setup", LibraryEnv} {
+	for _, want := range []string{filepath.Join(wd, ".ort"), "/rflow-test-ld-path", "/usr/local/lib"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error does not mention %q: %s", want, msg)
 		}
 	}
+	noCommandLineAdvice(t, err)
 }
 
 func TestFindLibraryVersionedName(t *testing.T) {
@@ -62,6 +77,16 @@ func TestCompareVersions(t *testing.T) {
 			t.Errorf("compareVersions(%s, %s) = %d, want %d", c.a, c.b, got, c.want)
 		}
 	}
+}
+
+func TestVersionErrorHasNoAdvice(t *testing.T) {
+	err := error(&VersionError{Version: "1.20.0", Path: "/x/libonnxruntime.so"})
+	for _, want := range []string{"1.20.0", "/x/libonnxruntime.so", MinVersion} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("version error lacks %q: %v", want, err)
+		}
+	}
+	noCommandLineAdvice(t, err)
 }
 
 func TestProbeRejectsNonLibrary(t *testing.T) {

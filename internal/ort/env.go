@@ -56,8 +56,7 @@ func Init(cfg Config) error {
 		return fmt.Errorf("ONNX Runtime library: %w", err)
 	}
 	if version != "" && (!hasAPI || compareVersions(version, MinVersion) < 0) {
-		return fmt.Errorf("ONNX Runtime %s at %s is too old: rflow needs %s or newer (C API %d); run %s or point --ort-lib at a newer library",
-			version, path, MinVersion, apiVersion, SetupCommand)
+		return &VersionError{Version: version, Path: path}
 	}
 	ortgo.SetSharedLibraryPath(path)
 	level := ortgo.WithLogLevelError()
@@ -102,6 +101,15 @@ func Shutdown() error {
 	}
 	env.path, env.version = "", ""
 	return ortgo.DestroyEnvironment()
+}
+
+// VersionError says that the library found is older than MinVersion.
+type VersionError struct {
+	Version, Path string
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("ONNX Runtime %s at %s is too old: rflow needs %s or newer (C API %d)", e.Version, e.Path, MinVersion, apiVersion)
 }
 
 var errNotInitialized = errors.New("ONNX Runtime is not initialized (call ort.Init first)")

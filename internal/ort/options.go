@@ -86,16 +86,7 @@ type ProviderError struct {
 }
 
 func (e *ProviderError) Error() string {
-	hint := "use --provider cpu"
-	switch e.Provider {
-	case CUDA, TensorRT:
-		hint = "point --ort-lib at a GPU build of ONNX Runtime (e.g. the libonnxruntime.so from pip's onnxruntime-gpu, with its CUDA libraries installed), or use --provider cpu"
-	case CoreML:
-		hint = "CoreML needs ONNX Runtime on macOS; use --provider cpu"
-	case DirectML:
-		hint = "DirectML needs the onnxruntime-directml build on Windows; use --provider cpu"
-	}
-	return fmt.Sprintf("execution provider %s is not available in %s: %v; %s", e.Provider, e.Library, e.Err, hint)
+	return fmt.Sprintf("execution provider %s is not available in %s: %v", e.Provider, e.Library, e.Err)
 }
 
 func (e *ProviderError) Unwrap() error { return e.Err }

@@ -413,8 +413,8 @@ func TestProviderUnavailable(t *testing.T) {
 		_, err := ort.NewSessionFromBytes(context.Background(), "m", marshal(t, mlpModel(make([]float32, 4), make([]float32, 2), 2, 2, onnx.Float)), "", o)
 		var pe *ort.ProviderError
 		if !errors.As(err, &pe) || !errors.Is(err, ort.ErrProviderUnavailable) || pe.Provider != p ||
-			!strings.Contains(err.Error(), string(p)) || !strings.Contains(err.Error(), "--provider cpu") {
-			t.Fatalf("%s: want a ProviderError that names it and says what to do, got %v", p, err)
+			!strings.Contains(err.Error(), string(p)) || strings.Contains(err.Error(), "--") {
+			t.Fatalf("%s: want a ProviderError that names it, without command-line advice (the CLI adds that), got %v", p, err)
 		}
 	}
 	if _, err := ort.ParseProvider("vulkan"); err == nil || !strings.Contains(err.Error(), "cpu, cuda, tensorrt, coreml, directml") {
