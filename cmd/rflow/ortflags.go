@@ -14,7 +14,7 @@ type ortFlags struct {
 
 func addORTFlags(fs *pflag.FlagSet) *ortFlags {
 	f := &ortFlags{}
-	fs.StringVar(&f.lib, "ort-lib", "", "ONNX Runtime shared library to load (default: $"+ort.LibraryEnv+", .ort/ beside the binary or in the working directory, pip's onnxruntime, system paths)")
+	fs.StringVar(&f.lib, "ort-lib", "", "ONNX Runtime shared library to load (default: $"+ort.LibraryEnv+", .ort/ beside the binary or in its parent, pip's onnxruntime, system paths; never the working directory)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "let ONNX Runtime log warnings, not only errors")
 	return f
 }

@@ -58,10 +58,11 @@ func libraryNames() []string {
 	}
 }
 
-// FindLibrary returns the path of the ONNX Runtime library to load. An explicit path (from --ort-lib)
-// wins, then RFLOW_ORT_LIB; both must exist. Otherwise it looks, in order, in .ort/ beside the
-// executable (and in its parent, for bin/rflow in a checkout), .ort/ in the working directory, a
-// pip-installed onnxruntime or onnxruntime-gpu, $LD_LIBRARY_PATH and the system library directories.
+// FindLibrary returns the path of the ONNX Runtime library to load. An explicit path wins, then
+// RFLOW_ORT_LIB; both must exist. Otherwise it looks, in order, in .ort/ beside the executable (and in
+// its parent, for bin/rflow in a checkout), a pip-installed onnxruntime or onnxruntime-gpu,
+// $LD_LIBRARY_PATH and the system library directories. The working directory is never searched: a
+// library planted in an untrusted folder would otherwise run as soon as rflow is started there.
 func FindLibrary(explicit string) (string, error) {
 	for _, p := range []struct {
 		path    string
@@ -107,9 +108,6 @@ func searchStages() []func() (dirs []string, note string) {
 					// bin/rflow inside a checkout finds the checkout's .ort too.
 					dirs = append(dirs, filepath.Join(filepath.Dir(exe), ".ort"), filepath.Join(filepath.Dir(filepath.Dir(exe)), ".ort"))
 				}
-			}
-			if wd, err := os.Getwd(); err == nil {
-				dirs = append(dirs, filepath.Join(wd, ".ort"))
 			}
 			return dirs, ""
 		},

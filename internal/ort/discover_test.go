@@ -47,14 +47,38 @@ func TestFindLibraryNotFoundListsSearched(t *testing.T) {
 	if !errors.As(err, &nf) || !errors.Is(err, ErrLibraryNotFound) {
 		t.Fatalf("want LibraryNotFoundError, got %v", err)
 	}
-	wd, _ := os.Getwd()
+	exe, _ := os.Executable()
+	exe, _ = filepath.EvalSymlinks(exe)
 	msg := err.Error()
-	for _, want := range []string{filepath.Join(wd, ".ort"), "/rflow-test-ld-path", "/usr/local/lib"} {
+	for _, want := range []string{filepath.Join(filepath.Dir(exe), ".ort"), "/rflow-test-ld-path", "/usr/local/lib"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error does not mention %q: %s", want, msg)
 		}
 	}
 	noCommandLineAdvice(t, err)
+}
+
+// TestFindLibraryIgnoresWorkingDirectory: a library in ./.ort of an untrusted folder is not loaded.
+func TestFindLibraryIgnoresWorkingDirectory(t *testing.T) {
+	t.Setenv(LibraryEnv, "")
+	t.Setenv("LD_LIBRARY_PATH", "")
+	t.Setenv("PATH", "") // no python3
+	wd := t.TempDir()
+	planted := filepath.Join(wd, ".ort", libraryNames()[0])
+	if err := os.MkdirAll(filepath.Dir(planted), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(planted, []byte("planted"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(wd)
+	path, err := FindLibrary("")
+	if path == planted {
+		t.Fatalf("FindLibrary loaded %s from the working directory", planted)
+	}
+	if err != nil && strings.Contains(err.Error(), filepath.Join(wd, ".ort")) {
+		t.Errorf("the working directory's .ort was searched: %v", err)
+	}
 }
 
 func TestFindLibraryVersionedName(t *testing.T) {
