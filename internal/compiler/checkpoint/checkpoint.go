@@ -104,8 +104,24 @@ type Component struct {
 	Config  map[string]any    // the config.json this component would have in a diffusers folder (json.Unmarshal types)
 	Tensors map[string]Recipe // canonical state-dict name → recipe
 	Format  string            // what was recognised, for `rflow inspect`
-	Unused  []string          // source tensors no recipe uses
+	Unused  []string          // source tensors no recipe uses (less buffers and tied copies: CLIP's
+	// position_ids and logit_scale, T5's encoder.embed_tokens beside shared)
 }
+
+// ListingFuncs adapts any tensor index to a Listing, e.g. a safetensors reader:
+//
+//	checkpoint.ListingFuncs{List: r.Names, Info: func(n string) (checkpoint.TensorMeta, bool) {
+//		i, ok := r.Info(n); return checkpoint.TensorMeta{DType: i.DType, Shape: i.Shape}, ok }}
+type ListingFuncs struct {
+	List func() []string
+	Info func(name string) (TensorMeta, bool)
+}
+
+// Names returns List().
+func (f ListingFuncs) Names() []string { return f.List() }
+
+// Meta returns Info(name).
+func (f ListingFuncs) Meta(name string) (TensorMeta, bool) { return f.Info(name) }
 
 // Hints carry what tensor shapes cannot tell. The zero value means the released models' values.
 type Hints struct {
@@ -209,7 +225,9 @@ func roleOrder(r Role) int {
 
 func unknownError(names []string, someKnown bool) error {
 	what := "no tensor matches any of the formats understood"
-	if someKnown {
+	if someKnown && len(names) == 1 {
+		what = "1 tensor matches none of the formats understood"
+	} else if someKnown {
 		what = fmt.Sprintf("%d tensors match none of the formats understood", len(names))
 	}
 	return fmt.Errorf("%w: %s: %s; formats understood: %s", ErrUnknownFormat, what, listNames(names),

@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -44,7 +45,7 @@ func (m *mapper) reshape(dst, src string, shape []int64) {
 	if !ok {
 		return
 	}
-	if count(t.Shape) != count(shape) {
+	if n := count(shape); n < 0 || count(t.Shape) != n {
 		m.bad = append(m.bad, fmt.Sprintf("%s: shape %v cannot become %v", m.g.source(src), t.Shape, shape))
 		return
 	}
@@ -160,16 +161,25 @@ func listNames(names []string) string {
 	return out
 }
 
+// count is the element count of a shape, or -1 for a negative dim or one past int64.
 func count(shape []int64) int64 {
 	n := int64(1)
 	for _, d := range shape {
+		if d < 0 || (d > 0 && n > math.MaxInt64/d) {
+			return -1
+		}
 		n *= d
 	}
 	return n
 }
 
-// blockCount is 1 + the largest N among names "prefix.N.…" (0 when there are none).
+// blockCount is 1 + the largest N among names "prefix.N.…" (0 when there are none), at most the number of
+// tensors in the group (an absurd index must not make the converters loop over millions of blocks).
 func blockCount(g *group, prefix string) int64 {
+	return min(rawBlockCount(g, prefix), int64(len(g.meta)))
+}
+
+func rawBlockCount(g *group, prefix string) int64 {
 	var n int64
 	for name := range g.meta {
 		rest, ok := strings.CutPrefix(name, prefix)

@@ -581,7 +581,7 @@ func TestErrors(t *testing.T) {
 		{"unknown", MapListing{"input_blocks.0.0.weight": {"F16", []int64{320, 4, 3, 3}}, "foo": {"F16", []int64{1}}},
 			Hints{}, ErrUnknownFormat, []string{"input_blocks.0.0.weight", "foo", "BFL FLUX"}},
 		{"extra unknown", merge(bfl(), MapListing{"model_ema.decay": {"F32", []int64{}}}),
-			Hints{}, ErrUnknownFormat, []string{"1 tensors match none", "model_ema.decay"}},
+			Hints{}, ErrUnknownFormat, []string{"1 tensor matches none", "model_ema.decay"}},
 		{"missing", func() MapListing { l := bfl(); delete(l, "double_blocks.7.txt_attn.proj.bias"); return l }(),
 			Hints{}, ErrMismatch, []string{"missing double_blocks.7.txt_attn.proj.bias"}},
 		{"shape", func() MapListing {
