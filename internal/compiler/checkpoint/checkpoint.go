@@ -106,6 +106,7 @@ type Component struct {
 	Format  string            // what was recognised, for `rflow inspect`
 	Unused  []string          // source tensors no recipe uses (less buffers and tied copies: CLIP's
 	// position_ids and logit_scale, T5's encoder.embed_tokens beside shared)
+	Assumed []string // config fields that the shapes do not carry, taken from Hints or the released models
 }
 
 // ListingFuncs adapts any tensor index to a Listing, e.g. a safetensors reader:
@@ -208,11 +209,16 @@ func DetectWith(l Listing, h Hints) ([]Component, error) {
 		}
 	}
 	var out []Component
+	seen := map[Role]string{}
 	for _, g := range groups {
 		c, err := g.convert(h)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", g.describe(), err)
 		}
+		if other, dup := seen[c.Role]; dup {
+			return nil, fmt.Errorf("%w: two %s models in one file (%s and %s)", ErrUnknownFormat, c.Role, other, g.describe())
+		}
+		seen[c.Role] = g.describe()
 		out = append(out, c)
 	}
 	slices.SortStableFunc(out, func(a, b Component) int { return roleOrder(a.Role) - roleOrder(b.Role) })

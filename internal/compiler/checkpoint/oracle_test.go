@@ -204,6 +204,11 @@ func TestDetectOracleSingleFiles(t *testing.T) {
 					if len(c.Unused) > 0 {
 						t.Errorf("%s: unused %v", label, c.Unused)
 					}
+					for _, k := range c.Assumed {
+						if _, ok := c.Config[k]; !ok {
+							t.Errorf("%s: assumed %s is not in the config", label, k)
+						}
+					}
 					if wantClass := want.Config["architectures"]; wantClass != nil && wantClass.([]any)[0] != c.Class {
 						t.Errorf("%s: class %s, folder %v", label, c.Class, wantClass)
 					}

@@ -92,9 +92,8 @@ func (g *group) clip(h Hints) (Component, error) {
 		return Component{}, fmt.Errorf("%w: width %d is not a multiple of the head size %d", ErrMismatch, hidden, hd)
 	}
 	class, proj := "CLIPTextModel", hidden
-	if r, ok := t["text_projection.weight"]; ok {
+	if hasKey(t, "text_projection.weight") {
 		class, proj = "CLIPTextModelWithProjection", s.dim("text_projection.weight", 0)
-		_ = r
 	} else if role == RoleCLIPL && h.Family == FamilySD3 {
 		// SAI's SD3 files carry no CLIP-L projection: SD3 uses the pooled output as it is, and diffusers
 		// (create_diffusers_clip_model_from_ldm) gives the model an identity text_projection.
@@ -133,7 +132,8 @@ func (g *group) clip(h Hints) (Component, error) {
 	if g.kind == kindOpenCLIP {
 		format = "OpenCLIP text tower"
 	}
-	c := Component{Role: role, Class: class, Config: cfg, Tensors: t, Format: g.format(format)}
+	c := Component{Role: role, Class: class, Config: cfg, Tensors: t, Format: g.format(format),
+		Assumed: []string{"num_attention_heads", "hidden_act", "layer_norm_eps", "eos_token_id"}}
 	return c, finish(g, &c, func(n string) bool {
 		return n == "text_model.embeddings.position_ids" || n == "logit_scale" || n == "attn_mask"
 	})
@@ -202,6 +202,7 @@ func (g *group) t5() (Component, error) {
 		"decoder_start_token_id":          num(0),
 		"tie_word_embeddings":             false,
 	}
-	c := Component{Role: RoleT5, Class: "T5EncoderModel", Config: cfg, Tensors: t, Format: g.format("transformers T5 encoder")}
+	c := Component{Role: RoleT5, Class: "T5EncoderModel", Config: cfg, Tensors: t, Format: g.format("transformers T5 encoder"),
+		Assumed: []string{"dense_act_fn", "relative_attention_max_distance", "layer_norm_epsilon"}}
 	return c, finish(g, &c, func(n string) bool { return n == "encoder.embed_tokens.weight" && g.has("shared.weight") })
 }

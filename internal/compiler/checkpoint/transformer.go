@@ -180,7 +180,8 @@ func (g *group) flux(h Hints, recipes func(*group) (map[string]Recipe, error)) (
 	if g.kind == kindBFLFlux {
 		format = "BFL FLUX single file"
 	}
-	c := Component{Role: RoleTransformer, Class: "FluxTransformer2DModel", Config: cfg, Tensors: t, Format: g.format(format)}
+	c := Component{Role: RoleTransformer, Class: "FluxTransformer2DModel", Config: cfg, Tensors: t, Format: g.format(format),
+		Assumed: []string{"axes_dims_rope"}}
 	return c, finish(g, &c, nil)
 }
 
@@ -217,7 +218,7 @@ func saiSD3Recipes(g *group) (map[string]Recipe, error) {
 			m.rename(b+"attn.norm_added_k.weight", j+"context_block.attn.ln_k.weight")
 		}
 		m.linear(b+"attn.to_out.0", j+"x_block.attn.proj")
-		if g.hasPrefix(j + "x_block.attn2.") {
+		if g.has(j+"x_block.attn2.qkv.weight") || g.has(j+"x_block.attn2.proj.weight") {
 			for _, p := range []string{"weight", "bias"} {
 				m.splitEqual(j+"x_block.attn2.qkv."+p, b+"attn2.to_q."+p, b+"attn2.to_k."+p, b+"attn2.to_v."+p)
 			}
@@ -324,7 +325,12 @@ func (g *group) sd3(h Hints, recipes func(*group) (map[string]Recipe, error)) (C
 	if g.kind == kindSAISD3 {
 		format = "SAI SD3 single file"
 	}
-	c := Component{Role: RoleTransformer, Class: "SD3Transformer2DModel", Config: cfg, Tensors: t, Format: g.format(format)}
+	assumed := []string{"sample_size"}
+	if !qk {
+		assumed = append(assumed, "attention_head_dim", "num_attention_heads")
+	}
+	c := Component{Role: RoleTransformer, Class: "SD3Transformer2DModel", Config: cfg, Tensors: t, Format: g.format(format),
+		Assumed: assumed}
 	return c, finish(g, &c, nil)
 }
 

@@ -139,14 +139,16 @@ func (g *group) vae(h Hints) (Component, error) {
 		"latents_mean":            nil,
 		"latents_std":             nil,
 	}
+	assumed := []string{"norm_num_groups", "sample_size"}
 	if f, ok := VAEFactors[h.Family]; ok {
 		cfg["scaling_factor"], cfg["shift_factor"] = f[0], f[1]
+		assumed = append(assumed, "scaling_factor", "shift_factor")
 	}
 	format := "diffusers AutoencoderKL"
 	if g.kind == kindLDMVAE {
 		format = "LDM VAE"
 	}
-	c := Component{Role: RoleVAE, Class: "AutoencoderKL", Config: cfg, Tensors: t, Format: g.format(format)}
+	c := Component{Role: RoleVAE, Class: "AutoencoderKL", Config: cfg, Tensors: t, Format: g.format(format), Assumed: assumed}
 	return c, finish(g, &c, nil)
 }
 
