@@ -14,7 +14,12 @@
 // attention head size 64 for SD3 transformers without qk norm and for CLIP encoders, FLUX.1's rope axes
 // (16, 56, 56), 32 VAE norm groups, SD3 sample size 128. The VAE's scaling and shift factors come from
 // the family (Hints.Family, or the transformer bundled in the same file); without one they are left out
-// of the VAE's config and the caller must add them (see VAEFactors).
+// of the VAE's config and the caller must add them (see VAEFactors). Activations follow the released
+// configs: CLIP-L quick_gelu, CLIP-G gelu, T5 gated gelu_new. Component.Assumed lists such fields.
+//
+// Every tensor of a file must belong to a recognised model: a tensor that fits no format is an error, a
+// tensor of a recognised model that no recipe uses is reported in Component.Unused. Expected gives the
+// canonical tensor set of a class and config (what the builders read, and what random test weights need).
 package checkpoint
 
 import (

@@ -150,6 +150,16 @@ var classDefaults = map[string]map[string]any{
 	"AutoencoderKL":          {"mid_block_add_attention": true},
 }
 
+// sortedKeys returns a map's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
 func init() { builderFields["CLIPTextModelWithProjection"] = builderFields["CLIPTextModel"] }
 
 // compareConfig checks that got has every builder field, equal to want's, and that every other field of

@@ -3,7 +3,6 @@ package checkpoint
 import (
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -357,14 +356,4 @@ func canonicalCount(t map[string]Recipe, prefix string) int64 {
 		}
 	}
 	return blockCount(g, prefix)
-}
-
-// sortedKeys returns a map's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
