@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rflowrt/rflow/assets"
+	"github.com/rflowrt/rflow/internal/imagefile"
 	"github.com/rflowrt/rflow/internal/ort"
 	"github.com/rflowrt/rflow/internal/rng"
 	"github.com/rflowrt/rflow/pipeline"
@@ -91,6 +92,17 @@ func runTxt2img(ctx context.Context, args []string, out, errOut io.Writer) error
 	if err != nil {
 		return &usageError{fs: fs, err: err}
 	}
+	so, err := f.sessionOptions()
+	if err != nil {
+		return &usageError{fs: fs, err: err}
+	}
+	if !fs.Changed("seed") {
+		req.Seed = randomSeed()
+	}
+	// Every output problem that can be found now is found before anything loads.
+	if err := f.checkOutputs(req, ""); err != nil {
+		return outputError(fs, err)
+	}
 	if err := f.ort.init(); err != nil {
 		return err
 	}
@@ -98,18 +110,59 @@ func runTxt2img(ctx context.Context, args []string, out, errOut io.Writer) error
 	if err != nil {
 		return err
 	}
-	so, err := f.sessionOptions()
-	if err != nil {
-		return &usageError{fs: fs, err: err}
+	if err := f.checkOutputs(req, m.Name); err != nil { // {model} is known now
+		return outputError(fs, err)
 	}
 	log := newReporter(errOut, f.quiet)
-	if !fs.Changed("seed") {
-		req.Seed = randomSeed()
-	}
 	log.linef("rflow: model %s (%s), seed %d", m.Name, m.Family, req.Seed)
 	p := pipeline.New(m, pipeline.Options{Session: so, KeepModels: f.keep})
 	defer p.Close()
 	return f.runBatches(ctx, p, m, req, log, out)
+}
+
+// checkOutputs checks -o for every image of the run and the --timings file, with the values known
+// before generation (model "" while the model is not open yet).
+func (f *txt2imgFlags) checkOutputs(req pipeline.Request, model string) error {
+	vars := func(i int) imagefile.TemplateVars {
+		return imagefile.TemplateVars{Seed: imageSeedAt(req.Seed, i, req.BatchSize, req.BatchMode), Index: i, Prompt: req.Prompt,
+			Steps: f.steps, Sampler: f.sampler, Width: f.width, Height: f.height, Model: model}
+	}
+	known := func(field string) bool {
+		switch field {
+		case "model":
+			return model != ""
+		case "steps":
+			return f.steps > 0
+		case "sampler":
+			return false // the resolved name may differ from the flag's spelling
+		case "width":
+			return f.width > 0
+		case "height":
+			return f.height > 0
+		}
+		return true
+	}
+	if err := f.outputNames().check(vars, known); err != nil {
+		return err
+	}
+	if f.timings != "" && f.timings != "-" {
+		if st, err := os.Stat(f.timings); err == nil && st.IsDir() {
+			return &outputProblem{fmt.Errorf("--timings %s is a directory", f.timings), true}
+		}
+		if err := imagefile.CheckDirWritable(filepath.Dir(f.timings)); err != nil {
+			return &outputProblem{fmt.Errorf("--timings %s: %w", f.timings, err), false}
+		}
+	}
+	return nil
+}
+
+// outputError turns an output problem into a usage error where the command line is at fault.
+func outputError(fs *pflag.FlagSet, err error) error {
+	var p *outputProblem
+	if errorsAs(err, &p) && p.usage {
+		return &usageError{fs: fs, err: p.err}
+	}
+	return err
 }
 
 // request turns the flags into a pipeline request (the seed is filled in by the caller).

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -57,6 +58,8 @@ func (f *txt2imgFlags) runBatches(ctx context.Context, p *pipeline.Pipeline, m *
 		}
 	}
 	base := req.Seed
+	var kept []string  // images written under a fallback name
+	var writeErr error // the first write failure
 	for run := 0; run < f.batchCount; run++ {
 		req.Seed = base + uint64(run*req.BatchSize)
 		res, err := p.Generate(ctx, req, log.progress(run, f.batchCount))
@@ -71,17 +74,40 @@ func (f *txt2imgFlags) runBatches(ctx context.Context, p *pipeline.Pipeline, m *
 		w := time.Now()
 		for j, img := range res.Images {
 			path, err := f.writeImage(m, req, res, run, j, img)
-			if err != nil {
+			var k *keptError
+			switch {
+			case errorsAs(err, &k):
+				log.linef("rflow: %s; the image is kept as %s", oneLine(k.err.Error()), k.kept)
+				kept = append(kept, k.kept)
+				writeErr = cmp.Or(writeErr, k.err)
+			case err != nil:
 				return err
+			default:
+				log.linef("rflow: wrote %s", path)
 			}
-			log.linef("rflow: wrote %s", path)
 		}
 		totals.WriteMS += time.Since(w).Milliseconds()
 		totals.Images += len(res.Images)
 	}
 	totals.TotalMS = time.Since(start).Milliseconds()
-	return f.writeTimings(totals, out)
+	if err := f.writeTimings(totals, out); err != nil {
+		return err
+	}
+	if len(kept) > 0 {
+		return fmt.Errorf("%d of %d images could not be written where -o asked (%w); kept as %s", len(kept), totals.Images,
+			writeErr, strings.Join(kept, ", "))
+	}
+	return nil
 }
+
+// keptError is a failed image write whose image was kept under another name.
+type keptError struct {
+	err  error
+	kept string
+}
+
+func (e *keptError) Error() string { return fmt.Sprintf("%v (kept as %s)", e.err, e.kept) }
+func (e *keptError) Unwrap() error { return e.err }
 
 // imageSeed is the seed that reproduces image j of a run on its own: seed+j when each image has its own
 // generator, else the run's seed (the image is then entry j of that seed's batch).
@@ -94,16 +120,12 @@ func imageSeed(res pipeline.Result, j int) uint64 {
 
 func (f *txt2imgFlags) writeImage(m *pipeline.Model, req pipeline.Request, res pipeline.Result, run, j int, img image.Image) (string, error) {
 	index := run*req.BatchSize + j
-	tmpl := f.out
-	if f.batchCount*req.BatchSize > 1 && !strings.Contains(tmpl, "{") {
-		ext := filepath.Ext(tmpl)
-		tmpl = strings.TrimSuffix(tmpl, ext) + "-{index}" + ext
-	}
+	tmpl := f.outputNames().tmpl
 	s := res.Settings
 	path, err := imagefile.ExpandTemplate(tmpl, imagefile.TemplateVars{Seed: imageSeed(res, j), Index: index, Prompt: req.Prompt,
 		Steps: s.Steps, Sampler: s.Sampler, Width: s.Width, Height: s.Height, Model: m.Name})
 	if err != nil {
-		return "", fmt.Errorf("-o %s: %w", f.out, err)
+		path = "image.png" // checked before the run, so not expected; the image is kept below
 	}
 	params := imagefile.Params{Prompt: req.Prompt, NegativePrompt: req.NegativePrompt, Steps: s.Steps,
 		Sampler: imagefile.SamplerDisplayName(s.Sampler), ScheduleType: imagefile.ScheduleDisplayName(s.Scheduler),
@@ -126,8 +148,17 @@ func (f *txt2imgFlags) writeImage(m *pipeline.Model, req pipeline.Request, res p
 	if err != nil {
 		return "", err
 	}
-	err = imagefile.Write(path, img, params, imagefile.WriteOptions{Overwrite: f.overwrite, RflowJSON: settings})
-	return path, err
+	o := imagefile.WriteOptions{Overwrite: f.overwrite, RflowJSON: settings}
+	err = imagefile.Write(path, img, params, o)
+	if err == nil {
+		return path, nil
+	}
+	err = writeError(path, err)
+	where, kerr := keepImage(path, img, params, o)
+	if kerr != nil {
+		return "", fmt.Errorf("%w; keeping the image elsewhere failed too: %w", err, kerr)
+	}
+	return "", &keptError{err: err, kept: where}
 }
 
 func (f *txt2imgFlags) writeTimings(t runTotals, out io.Writer) error {
@@ -142,6 +173,9 @@ func (f *txt2imgFlags) writeTimings(t runTotals, out io.Writer) error {
 	if f.timings == "-" {
 		_, err = out.Write(data)
 		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(f.timings), 0o777); err != nil {
+		return fmt.Errorf("--timings: %w", err)
 	}
 	if err := os.WriteFile(f.timings, data, 0o644); err != nil {
 		return fmt.Errorf("--timings: %w", err)

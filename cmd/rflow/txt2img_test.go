@@ -6,6 +6,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -187,5 +188,78 @@ func TestTxt2imgPreviewAndJPEG(t *testing.T) {
 	text, err := imagefile.ReadJPEGUserComment(jpg)
 	if err != nil || !strings.HasPrefix(text, "a blue square\nSteps: 6") {
 		t.Fatalf("JPEG %s: comment %q, %v", jpg, text, err)
+	}
+}
+
+// Output problems are found before ONNX Runtime or any model loads: with a library and a model that
+// do not exist, the error is still the output's.
+func TestTxt2imgOutputCheckedFirst(t *testing.T) {
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "old.png")
+	file := filepath.Join(dir, "file")
+	for _, p := range []string{existing, file} {
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"-o", existing}, 1, "--overwrite"},
+		{[]string{"-o", filepath.Join(dir, "x.webp")}, 2, "extension"},
+		{[]string{"-o", filepath.Join(dir, "{nope}.png")}, 2, "unknown placeholder {nope}"},
+		{[]string{"-o", filepath.Join(dir, "{seed.png")}, 2, "unclosed"},
+		{[]string{"-o", filepath.Join(file, "x.png")}, 1, "not a directory"},
+		{[]string{"-o", filepath.Join(dir, "{prompt}.png"), "-b", "2"}, 2, "add {index} or {seed}"},
+		{[]string{"-o", filepath.Join(dir, "{seed}.png"), "--batch-size", "2", "--batch-mode", "one-generator"}, 2, "add {index} or {seed}"},
+		{[]string{"-o", filepath.Join(dir, "x.png"), "--timings", filepath.Join(file, "t.json")}, 1, "not a directory"},
+		{[]string{"-o", filepath.Join(dir, "x.png"), "--timings", dir}, 2, "is a directory"},
+	}
+	if runtime.GOOS == "linux" {
+		cases = append(cases, struct {
+			args []string
+			code int
+			want string
+		}{[]string{"-o", "/proc/rflow-test/x.png"}, 1, "cannot write in /proc"})
+	}
+	for _, c := range cases {
+		args := append([]string{"txt2img", "--ort-lib", "/nonexistent/libonnxruntime.so", "-m", "/nonexistent-model", "-p", "a cat", "-s", "1"}, c.args...)
+		code, _, errOut := runCLI(args...)
+		if code != c.code || !strings.Contains(errOut, c.want) || strings.Contains(errOut, "nonexistent") {
+			t.Errorf("%q: exit %d, stderr %q; want exit %d with %q, before the library or model is looked at", c.args, code, errOut, c.code, c.want)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("the checks left files behind: %v", entries)
+	}
+}
+
+// A missing output folder is created; when writing still fails at the end (here the folder only
+// known after the run is a file), the image is kept under a fallback name and the error says where.
+func TestTxt2imgOutputFallback(t *testing.T) {
+	lib := needORT(t)
+	dir, tmp := t.TempDir(), t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	out := filepath.Join(dir, "new", "sub", "x.png")
+	if code, _, errOut := runCLI("txt2img", "--ort-lib", lib, "-p", "a red circle", "-s", "2", "--steps", "2", "-W", "64", "-H", "64", "-o", out, "-q"); code != 0 {
+		t.Fatalf("missing folder: exit %d: %s", code, errOut)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "euler"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI("txt2img", "--ort-lib", lib, "-p", "a red circle", "-s", "2", "--steps", "2", "-W", "64", "-H", "64",
+		"-o", filepath.Join(dir, "{sampler}", "x.png"), "-q")
+	kept, _ := filepath.Glob(filepath.Join(tmp, "rflow-kept-x-*.png"))
+	if code != 1 || len(kept) != 1 || !strings.Contains(errOut, kept[0]) {
+		t.Fatalf("exit %d, stderr %q, kept %v; want exit 1 naming the one kept image", code, errOut, kept)
+	}
+	text, err := imagefile.ReadPNGText(kept[0])
+	if err != nil || !strings.Contains(text["parameters"], "Seed: 2") {
+		t.Errorf("kept image's parameters %q, %v", text["parameters"], err)
 	}
 }

@@ -17,13 +17,22 @@ type TemplateVars struct {
 	Width   int
 	Height  int
 	Model   string
+	// Step is the denoising step of a preview image (from 1); 0 means the name is not a preview's,
+	// and {step} is then an unknown placeholder.
+	Step int
 }
 
-// templateNames lists the placeholders in the order error messages show them.
-var templateNames = []string{"seed", "index", "prompt", "steps", "sampler", "width", "height", "model"}
+// templateNames lists the placeholders in the order error messages show them ({step} only where
+// TemplateVars.Step is set).
+var templateNames = []string{"seed", "index", "prompt", "steps", "sampler", "width", "height", "model", "step"}
 
 func (v TemplateVars) lookup(name string) (string, bool) {
 	switch name {
+	case "step":
+		if v.Step <= 0 {
+			return "", false
+		}
+		return strconv.Itoa(v.Step), true
 	case "seed":
 		return strconv.FormatUint(v.Seed, 10), true
 	case "index":
@@ -45,12 +54,35 @@ func (v TemplateVars) lookup(name string) (string, bool) {
 }
 
 // ExpandTemplate expands the placeholders of an output-name template: {seed}, {index},
-// {prompt} (the prompt's [Slug]), {steps}, {sampler}, {width}, {height} and {model}. "{{" and
-// "}}" stand for literal braces; a lone "}" is kept. Sampler and model names have path
-// separators and characters that Windows forbids in file names replaced by '_', so a value never
-// adds a directory level; the template's own text may. An unknown or unclosed placeholder is an
-// error that lists the valid names, and so is an empty template.
+// {prompt} (the prompt's [Slug]), {steps}, {sampler}, {width}, {height}, {model} and, for previews
+// (v.Step > 0), {step}. "{{" and "}}" stand for literal braces; a lone "}" is kept. Sampler and
+// model names have path separators and characters that Windows forbids in file names replaced by
+// '_', so a value never adds a directory level; the template's own text may. An unknown or unclosed
+// placeholder is an error that lists the valid names, and so is an empty template.
 func ExpandTemplate(tmpl string, v TemplateVars) (string, error) {
+	return expand(tmpl, v.Step > 0, v.lookup)
+}
+
+// TemplateFields returns the placeholder names tmpl uses, in order, or the error ExpandTemplate
+// would give for its syntax; preview says whether {step} is allowed. A caller can check a
+// template before it knows every value.
+func TemplateFields(tmpl string, preview bool) ([]string, error) {
+	var names []string
+	probe := TemplateVars{}
+	if preview {
+		probe.Step = 1
+	}
+	_, err := expand(tmpl, preview, func(name string) (string, bool) {
+		_, ok := probe.lookup(name)
+		if ok {
+			names = append(names, name)
+		}
+		return "", ok
+	})
+	return names, err
+}
+
+func expand(tmpl string, preview bool, lookup func(string) (string, bool)) (string, error) {
 	if tmpl == "" {
 		return "", errors.New("imagefile: empty output name template")
 	}
@@ -67,10 +99,10 @@ func ExpandTemplate(tmpl string, v TemplateVars) (string, error) {
 				return "", fmt.Errorf("imagefile: template %q: unclosed '{' at byte %d (write {{ for a literal brace)", tmpl, i)
 			}
 			name := tmpl[i+1 : i+end]
-			val, ok := v.lookup(name)
+			val, ok := lookup(name)
 			if !ok {
 				return "", fmt.Errorf("imagefile: template %q: unknown placeholder {%s}; valid: %s (write {{ for a literal brace)",
-					tmpl, name, validPlaceholders())
+					tmpl, name, validPlaceholders(preview))
 			}
 			b.WriteString(val)
 			i += end + 1
@@ -82,10 +114,12 @@ func ExpandTemplate(tmpl string, v TemplateVars) (string, error) {
 	return b.String(), nil
 }
 
-func validPlaceholders() string {
-	names := make([]string, len(templateNames))
-	for i, n := range templateNames {
-		names[i] = "{" + n + "}"
+func validPlaceholders(preview bool) string {
+	var names []string
+	for _, n := range templateNames {
+		if n != "step" || preview {
+			names = append(names, "{"+n+"}")
+		}
 	}
 	return strings.Join(names, ", ")
 }

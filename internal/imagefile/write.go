@@ -152,6 +152,67 @@ func Write(path string, img image.Image, p Params, o WriteOptions) error {
 	return writeFileAtomic(path, buf.Bytes(), o.Overwrite)
 }
 
+// CheckOutput reports, before any work is done, what would make Write(path, …, o) fail for reasons
+// of the path alone: an extension that names no format (when o.Format is FormatAuto), an existing
+// file (unless o.Overwrite; the error wraps fs.ErrExist), an existing directory at path, an ancestor
+// that is a file, or a directory that cannot be created or written. It creates nothing; to learn
+// whether the nearest existing directory is writable it creates and removes a temporary file there.
+// Writing can still fail later (a full disk, a file that appears meanwhile).
+func CheckOutput(path string, o WriteOptions) error {
+	if path == "" {
+		return errors.New("imagefile: empty output path")
+	}
+	if o.Format == FormatAuto {
+		if _, err := FormatForPath(path); err != nil {
+			return err
+		}
+	}
+	switch st, err := os.Stat(path); {
+	case err == nil && st.IsDir():
+		return fmt.Errorf("imagefile: %s is a directory", path)
+	case err == nil && !o.Overwrite:
+		return existsError(path)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("imagefile: %w", err)
+	}
+	return CheckDirWritable(filepath.Dir(path))
+}
+
+// CheckDirWritable reports whether files can be created in dir, creating nothing: dir, or the
+// nearest ancestor that exists when dir is missing (Write creates the rest), must be a directory in
+// which a temporary file can be created (and it is removed at once).
+func CheckDirWritable(dir string) error {
+	d := dir
+	for {
+		st, err := os.Stat(d)
+		if err == nil {
+			if !st.IsDir() {
+				return fmt.Errorf("imagefile: cannot create %s: %s is not a directory", dir, d)
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("imagefile: %w", err)
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return fmt.Errorf("imagefile: %w", err)
+		}
+		d = parent
+	}
+	f, err := os.CreateTemp(d, ".rflow-probe-*")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the probe's random name says nothing
+		}
+		return fmt.Errorf("imagefile: cannot write in %s: %w", d, err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
+}
+
 // Hooks for tests to make the final step fail.
 var (
 	renameFile = os.Rename
@@ -159,7 +220,7 @@ var (
 )
 
 func existsError(path string) error {
-	return fmt.Errorf("imagefile: %s already exists; pass --overwrite to replace it: %w", path, fs.ErrExist)
+	return fmt.Errorf("imagefile: %s: %w", path, fs.ErrExist)
 }
 
 // refuseExisting returns an error wrapping fs.ErrExist if path exists.
