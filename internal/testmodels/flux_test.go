@@ -1,7 +1,6 @@
 package testmodels
 
 import (
-	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -118,62 +117,5 @@ func TestFluxConfigErrors(t *testing.T) {
 		if _, err := FluxTransformer(c); err == nil {
 			t.Errorf("config %+v: no error", c)
 		}
-	}
-}
-
-// TestFluxRoPE checks FluxPosEmbed and apply_rotary_emb against diffusers' formulas written in Go:
-// per axis i, freqs 1/θ^(2k/d_i) in float64, angles pos·freq, cos/sin repeat_interleave(2);
-// out = x·cos + rot(x)·sin with rot = stack(−x_odd, x_even).flatten.
-func TestFluxRoPE(t *testing.T) {
-	axes := [3]int{4, 6, 6}
-	const d, s = 16, 5
-	n := NewNet("rope", DefaultOpset, 0)
-	ids := n.B.Input("ids", onnx.Float, onnx.Sym("s"), onnx.Fixed(3))
-	x := n.B.Input("x", onnx.Float, onnx.Fixed(1), onnx.Fixed(2), onnx.Sym("s"), onnx.Fixed(d))
-	cos, sin := n.fluxRoPE(ids, axes)
-	n.B.Output(cos, "cos", onnx.Float, onnx.Sym("s"), onnx.Fixed(d))
-	n.B.Output(sin, "sin", onnx.Float, onnx.Sym("s"), onnx.Fixed(d))
-	n.B.Output(n.applyRoPE(x, cos, sin), "y", onnx.Float, onnx.Fixed(1), onnx.Fixed(2), onnx.Sym("s"), onnx.Fixed(d))
-	r := newRunner(t, mk(n.Model()))
-	rng := rand.New(rand.NewPCG(11, 12))
-	idv := []float32{0, 0, 0, 0, 3, 7, 1, 63, 2, 0, 0.5, 127, 5, 1000, 31}
-	xf := randFeed(rng, 1, 2, s, d)
-	got := r.run(map[string]feed{"ids": floats([]int64{s, 3}, idv), "x": xf},
-		map[string][]int64{"cos": {s, d}, "sin": {s, d}, "y": {1, 2, s, d}})
-	wantCos, wantSin := make([]float64, s*d), make([]float64, s*d)
-	for p := range s {
-		col := 0
-		for a, da := range axes {
-			for k := 0; k < da/2; k++ {
-				f := 1 / math.Pow(10000, float64(2*k)/float64(da))
-				ang := float64(idv[p*3+a]) * f
-				for rep := range 2 {
-					wantCos[p*d+col+2*k+rep], wantSin[p*d+col+2*k+rep] = math.Cos(ang), math.Sin(ang)
-				}
-			}
-			col += da
-		}
-	}
-	worst := 0.0
-	for i := range wantCos {
-		worst = max(worst, math.Abs(float64(got["cos"][i])-wantCos[i]), math.Abs(float64(got["sin"][i])-wantSin[i]))
-	}
-	for h := range 2 {
-		for p := range s {
-			for j := range d {
-				i := (h*s+p)*d + j
-				var rot float64
-				if j%2 == 0 {
-					rot = -float64(xf.f[i+1])
-				} else {
-					rot = float64(xf.f[i-1])
-				}
-				want := float64(xf.f[i])*wantCos[p*d+j] + rot*wantSin[p*d+j]
-				worst = max(worst, math.Abs(float64(got["y"][i])-want)/(1+math.Abs(want)))
-			}
-		}
-	}
-	if worst > 1e-6 {
-		t.Fatalf("rope off by %g", worst)
 	}
 }
