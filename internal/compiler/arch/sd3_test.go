@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"math"
 	"strings"
@@ -143,4 +144,61 @@ func TestSD3ConfigErrors(t *testing.T) {
 		!strings.Contains(err.Error(), `"context_embedder.weight": expected shape [32 25], found [32 24]`) {
 		t.Errorf("err = %v", err)
 	}
+}
+
+// The graph uses every tensor of diffusers' state dict (none ignored, so a misnamed optional tensor
+// such as a qk norm cannot silently drop out) and no other.
+func TestSD3UsesWholeStateDict(t *testing.T) {
+	for _, name := range []string{"sd3_medium", "sd35_large", "sd35_medium"} {
+		g, m := sd3Golden(t, name)
+		used := map[string]bool{}
+		for _, init := range m.Graph.Initializers {
+			if _, ok := g.weights[strings.TrimSuffix(init.Name, ".T")]; ok {
+				used[strings.TrimSuffix(init.Name, ".T")] = true
+			}
+		}
+		for k := range g.weights {
+			if !used[k] {
+				t.Errorf("%s: tensor %q is not used", name, k)
+			}
+		}
+	}
+}
+
+// The real SD3-medium config parses and builds (weights are not made: parameters are lazy) with
+// diffusers' parameter count: 2 028 328 000, from SD3Transformer2DModel(**config) with num_layers 2
+// and 3, extrapolated to 24 (p2 + 22·(p3 − p2)), the pos_embed buffer excluded.
+func TestSD3RealConfig(t *testing.T) {
+	cfg, err := ReadConfig("../../../../shared/model-configs/stabilityai/stable-diffusion-3-medium-diffusers/transformer/config.json")
+	if err != nil {
+		t.Skip(err)
+	}
+	c, err := ParseSD3Config(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Layers != 24 || c.Hidden() != 1536 || c.PosEmbedMaxSize != 192 || c.OutChannels != 16 || c.QKNorm != "" {
+		t.Fatalf("parsed %+v", c)
+	}
+	m, err := BuildSD3(lazyWeights{}, c, IO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var params int64
+	for _, init := range m.Graph.Initializers {
+		if init.Source != nil && init.Name != "pos_embed.pos_embed" {
+			params += init.RawSize() / 4
+		}
+	}
+	if params != 2028328000 {
+		t.Errorf("SD3-medium: %d parameters, diffusers has 2028328000", params)
+	}
+}
+
+// lazyWeights has every tensor, of whatever shape the builder expects, and is never read.
+type lazyWeights struct{}
+
+func (lazyWeights) Shape(string) ([]int64, bool) { return nil, true }
+func (lazyWeights) Float32(string, []int64) ([]float32, error) {
+	return nil, fmt.Errorf("lazyWeights are not for writing")
 }
