@@ -39,6 +39,9 @@ type Pipeline struct {
 
 // New returns a pipeline for m. It loads nothing; sessions are created by Generate.
 func New(m *Model, o Options) *Pipeline {
+	if m != nil && m.Compiled && o.Session.Provider != ort.TensorRT {
+		o.Session.CacheDir = "" // TensorRT keeps its engine cache there, which holds no weight copy
+	}
 	return &Pipeline{m: m, o: o, ms: &models{m: m, so: o.Session, keep: o.KeepModels}}
 }
 

@@ -84,6 +84,9 @@ type Model struct {
 	JointDim, PooledDim, InChannels int
 	// VAE is the VAE config: vae_decoder/config.json, else vae_encoder/ or vae/ (vae.ReadConfig).
 	VAE vae.Config
+	// Compiled marks a folder rflow compiled from a checkpoint (OpenCheckpoint): its sessions skip ONNX
+	// Runtime's optimized-graph cache, which would keep a second full copy of the weights on disk.
+	Compiled bool
 }
 
 // Has reports whether the folder has the component (e.g. "text_encoder_3", "vae_encoder").

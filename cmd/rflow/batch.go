@@ -58,7 +58,7 @@ func runBatch(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if err := f.ort.init(); err != nil {
 		return err
 	}
-	m, err := openModel(f.model)
+	m, err := openAnyModel(ctx, f.model, f.ckpt, errOut, f.quiet)
 	if err != nil {
 		return err
 	}

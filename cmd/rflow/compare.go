@@ -29,11 +29,13 @@ type compareFlags struct {
 	threads                               int
 	overwrite, quiet                      bool
 	ort                                   *ortFlags
+	ckpt                                  checkpointFlags
 }
 
 func addCompareFlags(fs *pflag.FlagSet) *compareFlags {
 	f := &compareFlags{}
-	fs.StringVarP(&f.model, "model", "m", "", "model folder or embedded demo ("+strings.Join(assets.Names(), ", ")+"); default "+assets.Default+" unless --analytic")
+	fs.StringVarP(&f.model, "model", "m", "", "model folder, checkpoint or embedded demo ("+strings.Join(assets.Names(), ", ")+"); default "+assets.Default+" unless --analytic")
+	f.ckpt.register(fs)
 	fs.StringVar(&f.analytic, "analytic", "", "compare on an analytic flow with exact ground truth instead of a model: gmm (the 2-D 3-component mixture) or gmm:D (D dimensions)")
 	fs.StringVar(&f.path, "path", "linear", "analytic runs: probability path linear (rectified flow), cosine (VP flow matching) or both")
 	fs.StringArrayVarP(&f.prompts, "prompt", "p", nil, "prompt (repeatable; model runs)")

@@ -51,7 +51,7 @@ func (f *compareFlags) runModel(ctx context.Context, spec compareSpec, log *repo
 	if err := f.ort.init(); err != nil {
 		return nil, err
 	}
-	m, err := openModel(f.model)
+	m, err := openAnyModel(ctx, f.model, f.ckpt, log.w, f.quiet)
 	if err != nil {
 		return nil, err
 	}

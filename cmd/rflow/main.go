@@ -26,6 +26,7 @@ type command struct {
 // commands is the dispatch table; each subcommand lives in its own file.
 func commands() []command {
 	return []command{
+		{name: "convert", summary: "compile a checkpoint (.safetensors file or diffusers folder) into an ONNX folder any ONNX Runtime user can load", run: runConvert},
 		{name: "compare", summary: "compare samplers × steps × schedules on a model or an analytic flow: grid, metrics, orders, plots", run: runCompare},
 		{name: "batch", summary: "generate every image of a manifest, sharded, resumable, models loaded once", run: runBatch},
 		{name: "inspect", summary: "list a model folder's components, signatures and tokenizers, and every problem found", run: runInspect},

@@ -38,11 +38,13 @@ type txt2imgFlags struct {
 	previewPath, timings, out                     string
 	vaeTiling, keep, overwrite, quiet, initSample bool
 	ort                                           *ortFlags
+	ckpt                                          checkpointFlags
 }
 
 func addTxt2imgFlags(fs *pflag.FlagSet) *txt2imgFlags {
 	f := &txt2imgFlags{}
-	fs.StringVarP(&f.model, "model", "m", "", "model folder (diffusers/Optimum ONNX layout) or an embedded demo: "+strings.Join(assets.Names(), ", ")+" (default "+assets.Default+")")
+	fs.StringVarP(&f.model, "model", "m", "", "model: an ONNX export folder (diffusers/Optimum layout), a checkpoint (.safetensors file or diffusers folder, compiled on first use) or an embedded demo: "+strings.Join(assets.Names(), ", ")+" (default "+assets.Default+")")
+	f.ckpt.register(fs)
 	fs.StringVarP(&f.prompt, "prompt", "p", "", "the prompt (required)")
 	fs.StringVarP(&f.negative, "negative-prompt", "n", "", "negative prompt (SD3 CFG, FLUX true CFG)")
 	fs.StringVar(&f.prompt2, "prompt-2", "", "prompt for CLIP-G (SD3) or T5 (FLUX); default: --prompt")
@@ -106,7 +108,7 @@ func runTxt2img(ctx context.Context, args []string, out, errOut io.Writer) error
 	if err := f.ort.init(); err != nil {
 		return err
 	}
-	m, err := openModel(f.model)
+	m, err := openAnyModel(ctx, f.model, f.ckpt, errOut, f.quiet)
 	if err != nil {
 		return err
 	}
@@ -213,19 +215,6 @@ func readImage(path string) (image.Image, error) {
 		return nil, fmt.Errorf("--init-image %s: not a PNG or JPEG image: %w", path, err)
 	}
 	return img, nil
-}
-
-// openModel opens a model folder, or an embedded demo by name ("" is the default demo).
-func openModel(name string) (*pipeline.Model, error) {
-	if name == "" {
-		name = assets.Default
-	}
-	for _, d := range assets.Names() {
-		if name == d {
-			return pipeline.OpenDemo(d)
-		}
-	}
-	return pipeline.Open(name)
 }
 
 func (f *txt2imgFlags) sessionOptions() (ort.SessionOptions, error) {

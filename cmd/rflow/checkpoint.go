@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/rflowrt/rflow/assets"
+	"github.com/rflowrt/rflow/pipeline"
+)
+
+// checkpointFlags are the options that name a checkpoint's separate files (stable-diffusion.cpp's
+// meaning) and how it is compiled; txt2img, batch, compare and inspect share them.
+type checkpointFlags struct {
+	clipL, clipG, t5xxl, vae, weights, config string
+}
+
+func (c *checkpointFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&c.clipL, "clip-l", "", "CLIP-L text encoder `FILE` (.safetensors) for a checkpoint given with -m")
+	fs.StringVar(&c.clipG, "clip-g", "", "CLIP-G text encoder `FILE` (.safetensors; SD3/SD3.5)")
+	fs.StringVar(&c.t5xxl, "t5xxl", "", "T5-XXL text encoder `FILE` (.safetensors)")
+	fs.StringVar(&c.vae, "vae", "", "VAE `FILE` (.safetensors: ae.safetensors, LDM or diffusers keys)")
+	fs.StringVar(&c.weights, "weights", "fp32", "how a compiled checkpoint stores its weights: fp32 or fp16")
+	fs.StringVar(&c.config, "model-config", os.Getenv("RFLOW_MODEL_CONFIG"), "diffusers repository `DIR` whose config.json files replace the configs inferred from single files (for models whose head counts, rope axes or norm groups differ from the released ones; default $RFLOW_MODEL_CONFIG)")
+}
+
+func (c checkpointFlags) anyFile() string {
+	for _, f := range []struct{ flag, v string }{{"--clip-l", c.clipL}, {"--clip-g", c.clipG}, {"--t5xxl", c.t5xxl}, {"--vae", c.vae}} {
+		if f.v != "" {
+			return f.flag
+		}
+	}
+	return ""
+}
+
+// openAnyModel opens what -m names: an embedded demo, an ONNX export folder, or a checkpoint (diffusers
+// folder of safetensors or single files), compiled on first use into the compiled-model cache.
+func openAnyModel(ctx context.Context, name string, c checkpointFlags, errOut io.Writer, quiet bool) (*pipeline.Model, error) {
+	if name == "" {
+		name = assets.Default
+	}
+	for _, d := range assets.Names() {
+		if name == d {
+			if f := c.anyFile(); f != "" {
+				return nil, fmt.Errorf("%s applies to checkpoints, not to the demo model %s", f, d)
+			}
+			return pipeline.OpenDemo(d)
+		}
+	}
+	if !pipeline.IsCheckpoint(name) {
+		if f := c.anyFile(); f != "" {
+			return nil, fmt.Errorf("%s applies to checkpoints (.safetensors files or diffusers folders), not to the ONNX export %s", f, name)
+		}
+		return pipeline.Open(name)
+	}
+	o := pipeline.CompileOptions{Weights: c.weights}
+	if !quiet {
+		o.OnComponent = func(comp string) { fmt.Fprintf(errOut, "rflow: compiling %s of %s\n", comp, name) }
+	}
+	m, err := pipeline.OpenCheckpoint(ctx, c.source(name), o)
+	return m, withFlagAdvice(err)
+}
+
+func (c checkpointFlags) source(model string) pipeline.CheckpointSource {
+	return pipeline.CheckpointSource{Model: model, CLIPL: c.clipL, CLIPG: c.clipG, T5: c.t5xxl, VAE: c.vae, Config: c.config}
+}
+
+// withFlagAdvice names the flags that supply the components a checkpoint lacks.
+func withFlagAdvice(err error) error {
+	var missing *pipeline.MissingComponentError
+	if !errors.As(err, &missing) {
+		return err
+	}
+	flags := map[string]string{"clip_l": "--clip-l", "clip_g": "--clip-g", "t5": "--t5xxl", "vae": "--vae"}
+	var give []string
+	for _, comp := range missing.Components {
+		give = append(give, flags[comp]+" FILE")
+	}
+	return fmt.Errorf("%w: give %s", err, strings.Join(give, " and "))
+}
