@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/rflowrt/rflow/internal/imagefile"
 	"github.com/rflowrt/rflow/internal/rng"
 	"github.com/rflowrt/rflow/pipeline"
 )
@@ -49,6 +50,10 @@ func runBatch(ctx context.Context, args []string, out, errOut io.Writer) error {
 	}
 	shard, items, base, err := f.setup(fs)
 	if err != nil {
+		var p *outputProblem
+		if errorsAs(err, &p) {
+			return p.err
+		}
 		return &usageError{fs: fs, err: err}
 	}
 	so, err := f.sessionOptions()
@@ -105,6 +110,9 @@ func (f *batchFlags) setup(fs *pflag.FlagSet) (pipeline.Shard, []pipeline.Manife
 	}
 	if f.batchSize < 1 {
 		return shard, nil, pipeline.Request{}, errors.New("--batch-size must be at least 1")
+	}
+	if err := imagefile.CheckDirWritable(f.outDir); err != nil { // before anything loads
+		return shard, nil, pipeline.Request{}, &outputProblem{fmt.Errorf("--out: %w", err), false}
 	}
 	shard, err := f.findShard()
 	if err != nil {

@@ -183,3 +183,17 @@ func TestBatchBatchedEqualsSingle(t *testing.T) {
 		}
 	}
 }
+
+// An --out folder that cannot be written is found before ONNX Runtime or the model loads.
+func TestBatchOutCheckedFirst(t *testing.T) {
+	manifest := writeManifest(t, `{"prompt": "a red circle"}`)
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI("batch", "--ort-lib", "/nonexistent/lib.so", "-m", "/nonexistent-model", "--manifest", manifest,
+		"--out", filepath.Join(file, "out"))
+	if code != 1 || !strings.Contains(errOut, "is not a directory") || strings.Contains(errOut, "nonexistent") {
+		t.Errorf("exit %d, stderr %q; want exit 1 about --out before the library or model", code, errOut)
+	}
+}

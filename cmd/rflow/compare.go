@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rflowrt/rflow/assets"
+	"github.com/rflowrt/rflow/internal/imagefile"
 	"github.com/rflowrt/rflow/scheduler"
 )
 
@@ -224,6 +225,9 @@ func parseSeeds(s string) ([]uint64, error) {
 func (f *compareFlags) prepareOut() (created bool, err error) {
 	if _, err := os.Stat(f.out); errors.Is(err, os.ErrNotExist) {
 		created = true
+	}
+	if err := imagefile.CheckDirWritable(f.out); err != nil {
+		return false, fmt.Errorf("--out: %w", err)
 	}
 	if err := os.MkdirAll(f.out, 0o755); err != nil {
 		return false, fmt.Errorf("--out: %w", err)

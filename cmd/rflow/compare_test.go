@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -245,5 +246,17 @@ func TestCompareWriteFailureLeavesNothing(t *testing.T) {
 		if e.Name() != "report.md" {
 			t.Errorf("left behind: %s", e.Name())
 		}
+	}
+}
+
+// An --out folder that cannot be written is refused before any run (it used to be found when the
+// results were written).
+func TestCompareOutCheckedFirst(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("uses /proc as a folder nobody can write in")
+	}
+	code, _, errOut := runCLI("compare", "--ort-lib", "/nonexistent/lib.so", "-m", "/nonexistent-model", "-p", "a cat", "--out", "/proc")
+	if code != 1 || !strings.Contains(errOut, "cannot write in /proc") || strings.Contains(errOut, "nonexistent") {
+		t.Errorf("exit %d, stderr %q; want exit 1 about --out before the library or model", code, errOut)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 )
 
@@ -172,7 +173,7 @@ func CheckOutput(path string, o WriteOptions) error {
 		return fmt.Errorf("imagefile: %s is a directory", path)
 	case err == nil && !o.Overwrite:
 		return existsError(path)
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
+	case err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
 		return fmt.Errorf("imagefile: %w", err)
 	}
 	return CheckDirWritable(filepath.Dir(path))
@@ -191,7 +192,7 @@ func CheckDirWritable(dir string) error {
 			}
 			break
 		}
-		if !errors.Is(err, fs.ErrNotExist) {
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) { // ENOTDIR: an ancestor is a file, found above
 			return fmt.Errorf("imagefile: %w", err)
 		}
 		parent := filepath.Dir(d)
