@@ -228,13 +228,18 @@ func (v vaeNet) mid(x, p string, ch int) string {
 	return v.resnet(h, p+".resnets.1", ch, ch)
 }
 
+// attentionChunks is how many row blocks of queries the mid-block attention is computed in.
+const attentionChunks = 8
+
 // attention is the mid block's Attention over the H·W positions: GroupNorm, to_q/to_k/to_v, scaled
 // dot-product attention, to_out.0, plus the residual (rescale_output_factor 1). diffusers gives it
 // attention_head_dim = channels, so it has one head of width ch and the scale is 1/√ch.
 //
-// At 1024² pixels the latent has 128² = 16384 positions, so the score matrix [B, HW, HW] is 1 GiB per
-// image in float32: it is the only HW×HW tensor built besides its softmax. The scale goes on q (HW×C)
-// rather than on the scores, and k is made directly in the [C, HW] layout the product needs.
+// At 1024² pixels the latent has 128² = 16384 positions, so a whole score matrix [B, HW, HW] would be
+// 1 GiB per image in float32, and its softmax another. The queries are therefore taken in
+// attentionChunks row blocks, each block's scores, softmax and product with v finished before the next
+// (rows of a softmax are independent, so the result is the same). The scale goes on q (HW×C) rather
+// than on the scores, and k is made directly in the [C, HW] layout the products need.
 func (v vaeNet) attention(x, p string, ch int) string {
 	hn := v.Reshape(v.GroupNorm(x, p+".group_norm", v.c.NormGroups, ch, vaeEps), 0, int64(ch), -1) // [B, C, HW]
 	h := v.Transpose(hn, 0, 2, 1)                                                                  // [B, HW, C]
@@ -242,8 +247,21 @@ func (v vaeNet) attention(x, p string, ch int) string {
 	q := v.Mul(v.Linear(h, p+".to_q", ch, ch, true), v.Scalar(scale))
 	kT := v.Add(v.MatMul(v.Param(p+".to_k.weight", ch, ch), hn), v.Reshape(v.Param(p+".to_k.bias", ch), int64(ch), 1))
 	val := v.Linear(h, p+".to_v", ch, ch, true)
-	probs := v.Op("Softmax", []string{v.MatMul(q, kT)}, onnx.AttrInt("axis", -1)) // [B, HW, HW]
-	a := v.Linear(v.MatMul(probs, val), p+".to_out.0", ch, ch, true)              // [B, HW, C]
+	// block i is rows [i·n, (i+1)·n) with n = ⌊HW/chunks⌋, the last block running to the end (blocks
+	// are empty when HW < chunks; Slice allows that)
+	n := v.Div(v.Dim(h, 1), v.Ints(attentionChunks))
+	blocks := make([]string, attentionChunks)
+	for i := range blocks {
+		start := v.Mul(n, v.Ints(int64(i)))
+		end := v.Ints(math.MaxInt64)
+		if i < attentionChunks-1 {
+			end = v.Mul(n, v.Ints(int64(i+1)))
+		}
+		qi := v.Op("Slice", []string{q, start, end, v.Ints(1)})
+		probs := v.Op("Softmax", []string{v.MatMul(qi, kT)}, onnx.AttrInt("axis", -1)) // [B, rows, HW]
+		blocks[i] = v.MatMul(probs, val)
+	}
+	a := v.Linear(v.Concat(1, blocks...), p+".to_out.0", ch, ch, true) // [B, HW, C]
 	a = v.Op("Reshape", []string{v.Transpose(a, 0, 2, 1), v.Op("Shape", []string{x})})
 	return v.Add(a, x)
 }

@@ -16,10 +16,11 @@ CASES = {
     "vae_sd3": (dict(block_out_channels=[8, 16], layers_per_block=1, norm_num_groups=4, latent_channels=16,
                      use_quant_conv=False, use_post_quant_conv=False, mid_block_add_attention=True),
                 (2, 3, 16, 24), (2, 16, 8, 12)),
-    # SD 1.x/2.x/XL style: 4 latent channels, quant_conv and post_quant_conv; a square image
+    # SD 1.x/2.x/XL style: 4 latent channels, quant_conv and post_quant_conv; a square image, and a
+    # 2×3 latent: fewer positions than vae.go's attention has query blocks
     "vae_sd": (dict(block_out_channels=[8, 16], layers_per_block=1, norm_num_groups=4, latent_channels=4,
                     use_quant_conv=True, use_post_quant_conv=True),
-               (1, 3, 16, 16), (1, 4, 8, 8)),
+               (1, 3, 16, 16), (1, 4, 2, 3)),
     # three levels, two ResNets per block, a level that keeps its width, no mid-block attention
     "vae_noattn": (dict(block_out_channels=[8, 16, 16], layers_per_block=2, norm_num_groups=8, latent_channels=4,
                         use_quant_conv=False, use_post_quant_conv=True, mid_block_add_attention=False),
