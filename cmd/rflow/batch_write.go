@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,24 +52,9 @@ func (w *batchWriter) write(it pipeline.ManifestItem, out pipeline.ItemOutput) (
 		}
 	}
 	files.Image = it.ID + ".png"
-	s := out.Settings
-	params := imagefile.Params{Prompt: it.Prompt, NegativePrompt: it.NegativePrompt, Steps: s.Steps,
-		Sampler: imagefile.SamplerDisplayName(s.Sampler), ScheduleType: imagefile.ScheduleDisplayName(s.Scheduler),
-		CFGScale: s.CFGScale, DistilledCFGScale: s.Guidance, Seed: it.Seed, Width: s.Width, Height: s.Height,
-		Model: w.model.Name, ClipSkip: s.ClipSkip, RNG: imagefile.RNGDisplayName(s.RNG), Version: "rflow " + versionString()}
-	if s.Shift != 0 {
-		params.Extra = append(params.Extra, imagefile.KV{Key: "Shift", Value: fmt.Sprint(s.Shift)})
-	}
-	settings, err := json.Marshal(struct {
-		Model   string            `json:"model"`
-		Dir     string            `json:"model_dir"`
-		Family  string            `json:"family"`
-		ID      string            `json:"id"`
-		Prompt  string            `json:"prompt"`
-		Neg     string            `json:"negative_prompt"`
-		Version string            `json:"version"`
-		Set     pipeline.Resolved `json:"settings"`
-	}{w.model.Name, w.model.Dir, string(w.model.Family), it.ID, it.Prompt, it.NegativePrompt, versionString(), s})
+	im := imageMeta{model: w.model, id: it.ID, prompt: it.Prompt, negative: it.NegativePrompt, settings: out.Settings, seed: it.Seed}
+	params := im.params()
+	settings, err := im.rflowJSON()
 	if err != nil {
 		return files, err
 	}

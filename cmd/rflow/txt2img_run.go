@@ -127,24 +127,13 @@ func (f *txt2imgFlags) writeImage(m *pipeline.Model, req pipeline.Request, res p
 	if err != nil {
 		path = "image.png" // checked before the run, so not expected; the image is kept below
 	}
-	params := imagefile.Params{Prompt: req.Prompt, NegativePrompt: req.NegativePrompt, Steps: s.Steps,
-		Sampler: imagefile.SamplerDisplayName(s.Sampler), ScheduleType: imagefile.ScheduleDisplayName(s.Scheduler),
-		CFGScale: s.CFGScale, DistilledCFGScale: s.Guidance, Seed: imageSeed(res, j), Width: s.Width, Height: s.Height,
-		Model: m.Name, DenoisingStrength: s.Strength, ClipSkip: s.ClipSkip, RNG: imagefile.RNGDisplayName(s.RNG),
-		Version: "rflow " + versionString()}
-	if s.Shift != 0 {
-		params.Extra = append(params.Extra, imagefile.KV{Key: "Shift", Value: fmt.Sprint(s.Shift)})
+	im := imageMeta{model: m, prompt: req.Prompt, prompt2: req.Prompt2, prompt3: req.Prompt3, negative: req.NegativePrompt,
+		settings: s, seed: imageSeed(res, j)}
+	if s.BatchMode != "seed-per-image" {
+		im.batchSize, im.batchPos = len(res.Images), j
 	}
-	settings, err := json.Marshal(struct {
-		Model   string            `json:"model"`
-		Dir     string            `json:"model_dir"`
-		Family  string            `json:"family"`
-		Prompt  [3]string         `json:"prompts"`
-		Neg     string            `json:"negative_prompt"`
-		Index   int               `json:"batch_index"`
-		Version string            `json:"version"`
-		Set     pipeline.Resolved `json:"settings"`
-	}{m.Name, m.Dir, string(m.Family), [3]string{req.Prompt, req.Prompt2, req.Prompt3}, req.NegativePrompt, j, versionString(), s})
+	params := im.params()
+	settings, err := im.rflowJSON()
 	if err != nil {
 		return "", err
 	}

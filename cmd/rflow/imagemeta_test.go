@@ -1,0 +1,87 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/rflowrt/rflow/internal/imagefile"
+)
+
+func TestSnakeCase(t *testing.T) {
+	for in, want := range map[string]string{"CFGScale": "cfg_scale", "TrueCFGScale": "true_cfg_scale", "ModelTimesteps": "model_timesteps",
+		"Mu": "mu", "MaxSequenceLength": "max_sequence_length", "RNG": "rng", "InitSample": "init_sample", "cfg_scale": "cfg_scale",
+		"PeakRSSBytes": "peak_rss_bytes", "Width": "width", "SLGLayers": "slg_layers"} {
+		if got := snakeCase(in); got != want {
+			t.Errorf("snakeCase(%q) = %q, want %q", in, got, want)
+		}
+	}
+	// Numbers pass through exactly (a uint64 seed above 2^53 too).
+	raw, err := snakeCaseJSON(struct{ Seed uint64 }{1<<63 + 1})
+	if err != nil || string(raw) != `{"seed":9223372036854775809}` {
+		t.Errorf("snakeCaseJSON: %s, %v", raw, err)
+	}
+}
+
+// rflowChunkKeys reads an image's rflow chunk and returns its keys (settings' as "settings.key").
+func rflowChunkKeys(t *testing.T, path string) ([]string, map[string]any) {
+	t.Helper()
+	text, err := imagefile.ReadPNGText(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal([]byte(text["rflow"]), &c); err != nil {
+		t.Fatalf("%s: rflow chunk %q: %v", path, text["rflow"], err)
+	}
+	var keys []string
+	for k, v := range c {
+		keys = append(keys, k)
+		if m, ok := v.(map[string]any); ok {
+			for k2 := range m {
+				keys = append(keys, k+"."+k2)
+			}
+		}
+	}
+	slices.Sort(keys)
+	return keys, c
+}
+
+// txt2img and batch write the rflow chunk in one layout, every key in snake_case.
+func TestRflowChunkOneLayout(t *testing.T) {
+	lib := needORT(t)
+	dir := t.TempDir()
+	one := filepath.Join(dir, "one.png")
+	if code, _, errOut := runCLI("txt2img", "--ort-lib", lib, "-p", "a red circle", "-n", "blue", "-s", "4", "--steps", "2",
+		"-W", "64", "-H", "64", "-o", one, "-q"); code != 0 {
+		t.Fatalf("txt2img: exit %d: %s", code, errOut)
+	}
+	out := filepath.Join(dir, "batch")
+	manifest := writeManifest(t, `{"prompt": "a red circle", "negative_prompt": "blue", "seed": 4, "id": "c"}`)
+	if code, _, errOut := runCLI("batch", "--ort-lib", lib, "--manifest", manifest, "--out", out, "--steps", "2", "-W", "64", "-H", "64", "-q"); code != 0 {
+		t.Fatalf("batch: exit %d: %s", code, errOut)
+	}
+	k1, c1 := rflowChunkKeys(t, one)
+	k2, c2 := rflowChunkKeys(t, filepath.Join(out, "c.png"))
+	snake := regexp.MustCompile(`^[a-z0-9_.]+$`)
+	for _, k := range append(k1, k2...) {
+		if !snake.MatchString(k) {
+			t.Errorf("key %q is not snake_case", k)
+		}
+	}
+	k2 = slices.DeleteFunc(k2, func(k string) bool { return k == "id" }) // the batch item's id is batch's own
+	if strings.Join(k1, ",") != strings.Join(k2, ",") {
+		t.Errorf("txt2img and batch chunks differ:\n%v\n%v", k1, k2)
+	}
+	for _, k := range []string{"prompt", "negative_prompt", "seed", "model", "family", "version", "settings.sigmas", "settings.cfg_scale"} {
+		if !slices.Contains(k1, k) {
+			t.Errorf("chunk lacks %s: %v", k, k1)
+		}
+	}
+	if c1["prompt"] != "a red circle" || c2["prompt"] != "a red circle" || c1["seed"] != 4.0 || c2["seed"] != 4.0 {
+		t.Errorf("chunks %v / %v", c1, c2)
+	}
+}
