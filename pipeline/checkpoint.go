@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/rflowrt/rflow/internal/compiler"
+	"github.com/rflowrt/rflow/internal/compiler/checkpoint"
 )
 
 // CheckpointSource names a checkpoint as people download it: Model is a diffusers folder of
@@ -126,6 +127,17 @@ func InspectCheckpoint(src CheckpointSource) (CheckpointReport, error) {
 	return rep, nil
 }
 
+// ErrConfigNeeded is wrapped by the error for a checkpoint whose shapes do not fit the released models'
+// architecture: its head counts, rope axes or VAE norm groups (which shapes cannot tell) differ, and
+// CheckpointSource.Config must name a folder with its configs.
+var ErrConfigNeeded = errors.New("the checkpoint needs its configs")
+
+// configNeededError adds ErrConfigNeeded to a shape mismatch found without a config folder.
+type configNeededError struct{ err error }
+
+func (e configNeededError) Error() string   { return "checkpoint: " + e.err.Error() }
+func (e configNeededError) Unwrap() []error { return []error{e.err, ErrConfigNeeded} }
+
 // openCheckpoint opens src, turning a missing component into a MissingComponentError.
 func openCheckpoint(src CheckpointSource) (*compiler.Checkpoint, error) {
 	c, err := compiler.Open(compiler.Source(src))
@@ -137,8 +149,11 @@ func openCheckpoint(src CheckpointSource) (*compiler.Checkpoint, error) {
 		}
 		return nil, me
 	}
+	if errors.Is(err, checkpoint.ErrMismatch) && src.Config == "" {
+		return nil, configNeededError{err}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w", src.Model, err)
+		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	return c, nil
 }

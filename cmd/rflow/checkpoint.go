@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -70,8 +71,11 @@ func (c checkpointFlags) source(model string) pipeline.CheckpointSource {
 	return pipeline.CheckpointSource{Model: model, CLIPL: c.clipL, CLIPG: c.clipG, T5: c.t5xxl, VAE: c.vae, Config: c.config}
 }
 
-// withFlagAdvice names the flags that supply the components a checkpoint lacks.
+// withFlagAdvice names the flags that supply what a checkpoint lacks: components, or its configs.
 func withFlagAdvice(err error) error {
+	if errors.Is(err, pipeline.ErrConfigNeeded) {
+		return fmt.Errorf("%w; if this model's head counts, rope axes or VAE norm groups differ from the released models', give --model-config DIR (a diffusers folder with its config.json files)", err)
+	}
 	var missing *pipeline.MissingComponentError
 	if !errors.As(err, &missing) {
 		return err
@@ -82,4 +86,36 @@ func withFlagAdvice(err error) error {
 		give = append(give, flags[comp]+" FILE")
 	}
 	return fmt.Errorf("%w: give %s", err, strings.Join(give, " and "))
+}
+
+// inspectCheckpoint prints what a checkpoint holds: each component's file, recognised format,
+// architecture and sizes, and the tensors no component uses. Nothing is compiled.
+func inspectCheckpoint(out io.Writer, src pipeline.CheckpointSource, asJSON bool) error {
+	rep, err := pipeline.InspectCheckpoint(src)
+	if err != nil {
+		return withFlagAdvice(err)
+	}
+	if asJSON {
+		return json.NewEncoder(out).Encode(rep)
+	}
+	fmt.Fprintf(out, "checkpoint %s\nmodel      %s\n\ncomponents:\n", src.Model, rep.Variant)
+	for _, p := range rep.Parts {
+		fmt.Fprintf(out, "  %-12s %s (%s, %s, %.1fM parameters)\n", p.Role, p.Class, p.Format, p.DType, float64(p.Params)/1e6)
+		fmt.Fprintf(out, "  %-12s %s\n  %-12s %s\n", "", p.Sizes, "", p.File)
+		if len(p.Unused) > 0 {
+			shown := p.Unused
+			if len(shown) > 8 {
+				shown = shown[:8]
+			}
+			fmt.Fprintf(out, "  %-12s %d tensors not used: %s", "", len(p.Unused), strings.Join(shown, ", "))
+			if len(p.Unused) > len(shown) {
+				fmt.Fprint(out, ", …")
+			}
+			fmt.Fprintln(out)
+		}
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintf(out, "note: %s\n", n)
+	}
+	return nil
 }

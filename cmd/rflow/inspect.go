@@ -17,14 +17,19 @@ import (
 
 func runInspect(ctx context.Context, args []string, out, errOut io.Writer) error {
 	fs := pflag.NewFlagSet("inspect", pflag.ContinueOnError)
-	model := fs.StringP("model", "m", "", "model folder (diffusers/Optimum ONNX layout) to inspect")
+	model := fs.StringP("model", "m", "", "model to inspect: an ONNX export folder (diffusers/Optimum layout) or a checkpoint (.safetensors file or diffusers folder; its files' formats, architecture and sizes)")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object (dir, class_name, family, components, tokenizers, problems)")
+	var ck checkpointFlags
+	ck.register(fs)
 	if err := parseFlags(fs, args, out); err != nil {
 		return err
 	}
 	usage := func(format string, a ...any) error { return &usageError{fs: fs, err: fmt.Errorf(format, a...)} }
 	if *model == "" {
 		return usage("--model DIR is required")
+	}
+	if pipeline.IsCheckpoint(*model) || ck.anyFile() != "" {
+		return inspectCheckpoint(out, ck.source(*model), *asJSON)
 	}
 	rep := pipeline.Inspect(*model)
 	if *asJSON {

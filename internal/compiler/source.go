@@ -48,7 +48,11 @@ func (e *MissingError) Error() string {
 	for i, r := range e.Roles {
 		names[i] = roleName[r]
 	}
-	return fmt.Sprintf("the %s checkpoint has no %s: supply the file(s) separately", e.Variant, strings.Join(names, " and no "))
+	list := names[len(names)-1]
+	if len(names) > 1 {
+		list = strings.Join(names[:len(names)-1], ", ") + " or " + list
+	}
+	return fmt.Sprintf("the %s checkpoint has no %s", e.Variant, list)
 }
 
 // Part is one component of a checkpoint, ready to build.
@@ -96,11 +100,8 @@ func (c *Checkpoint) Close() error {
 // safetensors weights and no model.onnx.
 func IsCheckpoint(path string) bool {
 	st, err := os.Stat(path)
-	if err != nil {
-		return false
-	}
-	if !st.IsDir() {
-		return isSafetensorsName(path)
+	if err != nil || !st.IsDir() {
+		return isSafetensorsName(path) // a missing .safetensors is still meant as a checkpoint
 	}
 	if _, err := os.Stat(filepath.Join(path, "model_index.json")); err != nil {
 		return false

@@ -150,7 +150,7 @@ func (g *group) flux(h Hints, recipes func(*group) (map[string]Recipe, error)) (
 	}
 	if sum != hd {
 		return Component{}, fmt.Errorf("%w: head size %d (%s) differs from the sum of the rope axes %v; FLUX.1's "+
-			"axes fit head size 128 only, other head sizes need their axes given (Hints.AxesDimsRope)", ErrMismatch, hd,
+			"axes fit head size 128 only, other head sizes need the model's own config", ErrMismatch, hd,
 			sourceOf(t, normQ), axes)
 	}
 	axesAny := make([]any, len(axes))
