@@ -18,7 +18,8 @@ type pkg struct {
 
 // TestImportGraph checks the edges DESIGN.md fixes: scheduler and internal/rng use only the standard
 // library; onnxruntime_go (cgo) is imported by internal/ort alone; internal/onnx stays free of cgo;
-// only cmd/rflow imports pipeline; nothing imports cmd.
+// only cmd/rflow imports pipeline; nothing imports cmd. The model compiler writes graphs without running
+// them (no internal/ort), and its checkpoint readers and architecture builders do not know each other.
 func TestImportGraph(t *testing.T) {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
@@ -55,6 +56,11 @@ func TestImportGraph(t *testing.T) {
 				t.Errorf("%s imports pipeline; only commands may", p.ImportPath)
 			case p.ImportPath == module+"/internal/onnx" && strings.HasPrefix(rel, "internal/ort"):
 				t.Errorf("internal/onnx must stay free of cgo, imports %s", imp)
+			case strings.HasPrefix(p.ImportPath, module+"/internal/compiler") && (strings.HasPrefix(rel, "internal/ort") || rel == "pipeline"):
+				t.Errorf("%s imports %s; the compiler only writes graphs", p.ImportPath, imp)
+			case p.ImportPath == module+"/internal/compiler/arch" && rel == "internal/compiler/checkpoint",
+				p.ImportPath == module+"/internal/compiler/checkpoint" && rel == "internal/compiler/arch":
+				t.Errorf("%s imports %s; checkpoint readers and architecture builders stay separate", p.ImportPath, imp)
 			}
 		}
 	}
