@@ -9,6 +9,7 @@ import (
 
 	"github.com/rflowrt/rflow/internal/imagefile"
 	"github.com/rflowrt/rflow/pipeline"
+	"github.com/rflowrt/rflow/scheduler"
 )
 
 // imageMeta is what one image's metadata records. Its params and rflowJSON methods are the one place
@@ -25,7 +26,9 @@ type imageMeta struct {
 	batchSize, batchPos int
 }
 
-// params is the A1111 "parameters" text's fields.
+// params is the A1111 "parameters" text's fields. FLUX follows Forge: "CFG scale" is the true CFG
+// scale (1 when off; Forge runs the negative prompt exactly when it is > 1) and "Distilled CFG Scale"
+// the guidance input.
 func (im imageMeta) params() imagefile.Params {
 	s := im.settings
 	p := imagefile.Params{Prompt: im.prompt, NegativePrompt: im.negative, Steps: s.Steps,
@@ -33,6 +36,9 @@ func (im imageMeta) params() imagefile.Params {
 		CFGScale: s.CFGScale, DistilledCFGScale: s.Guidance, Seed: im.seed, Width: s.Width, Height: s.Height,
 		Model: im.model.Name, DenoisingStrength: s.Strength, ClipSkip: s.ClipSkip, RNG: imagefile.RNGDisplayName(s.RNG),
 		Version: "rflow " + versionString()}
+	if im.model.Family == scheduler.FamilyFLUX {
+		p.CFGScale = s.TrueCFGScale
+	}
 	if s.Shift != 0 {
 		p.Extra = append(p.Extra, imagefile.KV{Key: "Shift", Value: fmt.Sprint(s.Shift)})
 	}

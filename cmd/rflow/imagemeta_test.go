@@ -85,3 +85,24 @@ func TestRflowChunkOneLayout(t *testing.T) {
 		t.Errorf("chunks %v / %v", c1, c2)
 	}
 }
+
+// FLUX true CFG is written as Forge writes it, CFG scale (the true CFG scale) next to Distilled CFG
+// Scale (the guidance input), so that the text reproduces the image.
+func TestFluxTrueCFGParameters(t *testing.T) {
+	lib := needORT(t)
+	out := filepath.Join(t.TempDir(), "f.png")
+	code, _, errOut := runCLI("txt2img", "--ort-lib", lib, "-m", "demo-flux", "-p", "a red circle", "-n", "blue",
+		"--true-cfg-scale", "2.5", "--guidance", "4", "-s", "1", "--steps", "2", "-W", "64", "-H", "64", "-o", out, "-q")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	text, err := imagefile.ReadPNGText(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := imagefile.ParseText(text["parameters"])
+	if err != nil || p.CFGScale != 2.5 || p.DistilledCFGScale != 4 || p.NegativePrompt != "blue" {
+		t.Errorf("parameters %q: CFG %v, distilled %v, negative %q (%v); want 2.5, 4, blue", text["parameters"],
+			p.CFGScale, p.DistilledCFGScale, p.NegativePrompt, err)
+	}
+}
