@@ -41,6 +41,13 @@ func TestCLIPTextMatchesTransformers(t *testing.T) {
 			if got := graphOutputs(m); !slices.Equal(got, tc.outs) {
 				t.Fatalf("outputs %v, want %v", got, tc.outs)
 			}
+			if tc.name == "clip_eos_first" {
+				// the golden input must tell the two pooling rules apart: argmax(ids) is not the first EOS
+				ids, row := g.inputs["input_ids"], 12*8
+				if argmax, first := leUint64(ids.Data[row+3*8:]), leUint64(ids.Data[row+7*8:]); argmax != 998 || first != 997 {
+					t.Fatalf("golden ids changed: row 1 has %d at 3 and %d at 7, want 998 and the EOS 997", argmax, first)
+				}
+			}
 			got := runModel(t, m, g, tc.outs...)
 			for _, name := range tc.outs {
 				assertClose(t, name, got[name], g.outputs[name], 1e-5, 1e-5)
