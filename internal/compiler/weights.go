@@ -41,6 +41,16 @@ func (w recipeWeights) Float32(name string, shape []int64) ([]float32, error) {
 	if !slices.Equal(r.Shape, shape) {
 		return nil, fmt.Errorf("tensor %q: shape %v, want %v", name, r.Shape, shape)
 	}
+	if len(r.Pieces) == 1 && r.Pieces[0].Whole() && !r.Transpose && r.Fill == "" {
+		// A plain rename: decode straight from the mapped file, no assembled copy.
+		raw, err := w.src.Raw(r.Pieces[0].Tensor)
+		if err != nil {
+			return nil, err
+		}
+		v, err := safetensors.DecodeFloat32(raw, r.DType)
+		w.src.Release(r.Pieces[0].Tensor)
+		return v, err
+	}
 	raw, err := r.Assemble(w.rows)
 	for _, p := range r.Pieces {
 		w.src.Release(p.Tensor) // keep resident memory near one tensor, not the mapped file

@@ -49,11 +49,14 @@ func TestTranspose2D(t *testing.T) {
 	for i := range v {
 		v[i] = float32(i)
 	}
-	tr := transpose2D(v, 70, 130)
-	for r := range 70 {
-		for c := range 130 {
-			if tr[c*70+r] != v[r*130+c] {
-				t.Fatalf("(%d,%d) wrong", r, c)
+	for _, band := range [][2]int{{0, 130}, {0, 1}, {64, 129}, {129, 130}} {
+		c0, c1 := band[0], band[1]
+		tr := transposeBand(make([]float32, (c1-c0)*70), v, 70, 130, c0, c1)
+		for r := range 70 {
+			for c := c0; c < c1; c++ {
+				if tr[(c-c0)*70+r] != v[r*130+c] {
+					t.Fatalf("band %v: (%d,%d) wrong", band, r, c)
+				}
 			}
 		}
 	}

@@ -75,27 +75,38 @@ func (p paramSource) WriteRaw(w io.Writer) error {
 	if want := numel(p.shape); len(v) != want {
 		return fmt.Errorf("tensor %q: %d values, want %d for shape %v", p.name, len(v), want, p.shape)
 	}
-	if p.layout == transposed {
-		v = transpose2D(v, int(p.shape[0]), int(p.shape[1]))
+	if p.layout != transposed {
+		return writeFloats(w, v, p.dtype)
 	}
-	return writeFloats(w, v, p.dtype)
+	// Transposed in bands of output rows, so only one band is held beside v (a 12B model's largest
+	// matrix is 264 MB in float32: a second full copy would double the conversion's peak).
+	rows, cols := int(p.shape[0]), int(p.shape[1])
+	band := max(1, (1<<20)/max(rows, 1)) // output rows per band: about 4 MB of float32
+	buf := make([]float32, 0, band*rows)
+	for c0 := 0; c0 < cols; c0 += band {
+		c1 := min(c0+band, cols)
+		buf = transposeBand(buf[:(c1-c0)*rows], v, rows, cols, c0, c1)
+		if err := writeFloats(w, buf, p.dtype); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// transpose2D returns the [cols, rows] transpose of a row-major [rows, cols] matrix.
-func transpose2D(v []float32, rows, cols int) []float32 {
-	out := make([]float32, len(v))
-	const tile = 64 // cache-friendly blocks: big matrices are hundreds of MB
+// transposeBand fills out with rows c0…c1-1 of the [cols, rows] transpose of the row-major [rows, cols]
+// matrix v, in tiles that keep both sides in cache.
+func transposeBand(out, v []float32, rows, cols, c0, c1 int) []float32 {
+	const tile = 64
 	for r0 := 0; r0 < rows; r0 += tile {
-		for c0 := 0; c0 < cols; c0 += tile {
+		for c := c0; c < c1; c++ {
 			for r := r0; r < min(r0+tile, rows); r++ {
-				for c := c0; c < min(c0+tile, cols); c++ {
-					out[c*rows+r] = v[r*cols+c]
-				}
+				out[(c-c0)*rows+r] = v[r*cols+c]
 			}
 		}
 	}
 	return out
 }
+
 
 // writeFloats writes v as little-endian elements of dtype, in chunks.
 func writeFloats(w io.Writer, v []float32, dtype onnx.DataType) error {
