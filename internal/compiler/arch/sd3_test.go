@@ -202,3 +202,27 @@ func (lazyWeights) Shape(string) ([]int64, bool) { return nil, true }
 func (lazyWeights) Float32(string, []int64) ([]float32, error) {
 	return nil, fmt.Errorf("lazyWeights are not for writing")
 }
+
+// Float16 I/O (fp16 exports): the inputs are rounded to float16 and cast to float32 at the graph's
+// entry, the output is cast back; the result stays within float16 rounding of diffusers' float32 run.
+func TestSD3Float16IO(t *testing.T) {
+	g := loadGolden(t, "sd3_medium")
+	var cfg Config
+	if err := json.Unmarshal([]byte(g.meta["config"]), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	m, err := SD3Transformer(g.weights, cfg, IO{Float: onnx.Float16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range m.Graph.Inputs {
+		if want := map[bool]onnx.DataType{true: onnx.Int64, false: onnx.Float16}[in.Name == "skip_layers"]; in.Type != want {
+			t.Errorf("input %s is %v, want %v", in.Name, in.Type, want)
+		}
+	}
+	if out := m.Graph.Outputs[0]; out.Name != "out_hidden_states" || out.Type != onnx.Float16 {
+		t.Errorf("output %s is %v", out.Name, out.Type)
+	}
+	got := runModel(t, m, g, "out_hidden_states")
+	assertClose(t, "float16 I/O", got["out_hidden_states"], g.outputs["out_hidden_states"], 3e-3, 3e-3)
+}
