@@ -74,6 +74,9 @@ func runBatch(ctx context.Context, args []string, out, errOut io.Writer) error {
 	defer log.Close()
 	mine := shard.Select(items)
 	rep := newReporter(errOut, f.quiet)
+	for _, w := range unusedFlagWarnings(fs, m) {
+		rep.linef("rflow batch: warning: %s", w)
+	}
 	rep.linef("rflow batch: model %s (%s), shard %s: %d of %d items, results in %s", m.Name, m.Family, shard, len(mine),
 		len(items), log.Path())
 	p := pipeline.New(m, pipeline.Options{Session: so, KeepModels: true})

@@ -52,7 +52,8 @@ func (w *batchWriter) write(it pipeline.ManifestItem, out pipeline.ItemOutput) (
 		}
 	}
 	files.Image = it.ID + ".png"
-	im := imageMeta{model: w.model, id: it.ID, prompt: it.Prompt, negative: it.NegativePrompt, settings: out.Settings, seed: it.Seed}
+	im := newImageMeta(w.model, out.Settings, it.Prompt, "", "", it.NegativePrompt, it.Seed)
+	im.id = it.ID
 	params := im.params()
 	settings, err := im.rflowJSON()
 	if err != nil {

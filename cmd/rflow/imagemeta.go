@@ -12,6 +12,16 @@ import (
 	"github.com/rflowrt/rflow/scheduler"
 )
 
+// newImageMeta records an image of model m drawn with settings s; what the model's family does not
+// use (FLUX: the third prompt and clip skip) is left out.
+func newImageMeta(m *pipeline.Model, s pipeline.Resolved, prompt, prompt2, prompt3, negative string, seed uint64) imageMeta {
+	im := imageMeta{model: m, prompt: prompt, prompt2: prompt2, prompt3: prompt3, negative: negative, settings: s, seed: seed}
+	if m.Family == scheduler.FamilyFLUX {
+		im.prompt3, im.settings.ClipSkip = "", 0
+	}
+	return im
+}
+
 // imageMeta is what one image's metadata records. Its params and rflowJSON methods are the one place
 // where the A1111 "parameters" text and rflow's JSON chunk are built, for txt2img and batch alike.
 type imageMeta struct {
@@ -39,6 +49,9 @@ func (im imageMeta) params() imagefile.Params {
 	if im.model.Family == scheduler.FamilyFLUX {
 		p.CFGScale = s.TrueCFGScale
 	}
+	if !negativeUsed(im.model, s) {
+		p.NegativePrompt = "" // not written as if it had been used
+	}
 	if s.Shift != 0 {
 		p.Extra = append(p.Extra, imagefile.KV{Key: "Shift", Value: fmt.Sprint(s.Shift)})
 	}
@@ -63,8 +76,11 @@ type rflowChunk struct {
 	Settings       json.RawMessage `json:"settings"`
 }
 
-// rflowJSON is the rflow chunk's bytes.
+// rflowJSON is the rflow chunk's bytes. Texts the run did not use are left out.
 func (im imageMeta) rflowJSON() ([]byte, error) {
+	if !negativeUsed(im.model, im.settings) {
+		im.negative = ""
+	}
 	settings, err := snakeCaseJSON(im.settings)
 	if err != nil {
 		return nil, err

@@ -56,12 +56,12 @@ func TestRflowChunkOneLayout(t *testing.T) {
 	dir := t.TempDir()
 	one := filepath.Join(dir, "one.png")
 	if code, _, errOut := runCLI("txt2img", "--ort-lib", lib, "-p", "a red circle", "-n", "blue", "-s", "4", "--steps", "2",
-		"-W", "64", "-H", "64", "-o", one, "-q"); code != 0 {
+		"--cfg-scale", "2", "-W", "64", "-H", "64", "-o", one, "-q"); code != 0 {
 		t.Fatalf("txt2img: exit %d: %s", code, errOut)
 	}
 	out := filepath.Join(dir, "batch")
 	manifest := writeManifest(t, `{"prompt": "a red circle", "negative_prompt": "blue", "seed": 4, "id": "c"}`)
-	if code, _, errOut := runCLI("batch", "--ort-lib", lib, "--manifest", manifest, "--out", out, "--steps", "2", "-W", "64", "-H", "64", "-q"); code != 0 {
+	if code, _, errOut := runCLI("batch", "--ort-lib", lib, "--manifest", manifest, "--out", out, "--steps", "2", "--cfg-scale", "2", "-W", "64", "-H", "64", "-q"); code != 0 {
 		t.Fatalf("batch: exit %d: %s", code, errOut)
 	}
 	k1, c1 := rflowChunkKeys(t, one)
@@ -104,5 +104,57 @@ func TestFluxTrueCFGParameters(t *testing.T) {
 	if err != nil || p.CFGScale != 2.5 || p.DistilledCFGScale != 4 || p.NegativePrompt != "blue" {
 		t.Errorf("parameters %q: CFG %v, distilled %v, negative %q (%v); want 2.5, 4, blue", text["parameters"],
 			p.CFGScale, p.DistilledCFGScale, p.NegativePrompt, err)
+	}
+}
+
+// Flags that do nothing for the model's family are warned about and not recorded as if used.
+func TestUnusedFlagsWarnedAndNotRecorded(t *testing.T) {
+	lib := needORT(t)
+	for _, c := range []struct {
+		model string
+		args  []string
+		warn  []string
+		not   []string // in parameters
+	}{
+		{"demo-flux", []string{"--cfg-scale", "5", "-n", "blue", "--clip-skip", "2", "--prompt-3", "a cat"},
+			[]string{"--cfg-scale does nothing for FLUX", "-n does nothing for FLUX", "--clip-skip does nothing", "--prompt-3 does nothing"},
+			[]string{"Negative prompt", "CFG scale: 5", "Clip skip"}},
+		{"demo-flux", []string{"--true-cfg-scale", "3"}, []string{"--true-cfg-scale does nothing without -n"}, []string{"CFG scale: 3"}},
+		{"demo-sd3", []string{"--guidance", "3", "--true-cfg-scale", "2", "-n", "blue"},
+			[]string{"--guidance does nothing for SD3", "--true-cfg-scale does nothing for SD3", "-n was not used"},
+			[]string{"Negative prompt", "Distilled CFG Scale"}},
+		{"demo-sd3", []string{"--cfg-scale", "1", "-n", "blue"}, []string{"-n does nothing with --cfg-scale ≤ 1"}, []string{"Negative prompt"}},
+	} {
+		out := filepath.Join(t.TempDir(), "x.png")
+		args := append([]string{"txt2img", "--ort-lib", lib, "-m", c.model, "-p", "a red circle", "-s", "1", "--steps", "2",
+			"-W", "64", "-H", "64", "-o", out}, c.args...)
+		code, _, errOut := runCLI(args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", c.args, code, errOut)
+		}
+		for _, w := range c.warn {
+			if !strings.Contains(errOut, "warning: "+w) {
+				t.Errorf("%v: stderr lacks the warning %q:\n%s", c.args, w, errOut)
+			}
+		}
+		text, err := imagefile.ReadPNGText(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range c.not {
+			if strings.Contains(text["parameters"], s) {
+				t.Errorf("%v: parameters record %q as if used: %q", c.args, s, text["parameters"])
+			}
+		}
+		var chunk map[string]any
+		if err := json.Unmarshal([]byte(text["rflow"]), &chunk); err != nil {
+			t.Fatal(err)
+		}
+		if chunk["negative_prompt"] != nil || chunk["prompt_3"] != nil {
+			t.Errorf("%v: rflow chunk records an unused text: %s", c.args, text["rflow"])
+		}
+		if set, _ := chunk["settings"].(map[string]any); c.model == "demo-flux" && set["clip_skip"] != 0.0 {
+			t.Errorf("%v: rflow chunk records clip skip %v for FLUX", c.args, set["clip_skip"])
+		}
 	}
 }

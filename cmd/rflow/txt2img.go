@@ -116,6 +116,9 @@ func runTxt2img(ctx context.Context, args []string, out, errOut io.Writer) error
 		return outputError(fs, err)
 	}
 	log := newReporter(errOut, f.quiet)
+	for _, w := range unusedFlagWarnings(fs, m) {
+		log.linef("rflow: warning: %s", w)
+	}
 	log.linef("rflow: model %s (%s), seed %d", m.Name, m.Family, req.Seed)
 	p := pipeline.New(m, pipeline.Options{Session: so, KeepModels: f.keep})
 	defer p.Close()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rflowrt/rflow/internal/imagefile"
 	"github.com/rflowrt/rflow/pipeline"
+	"github.com/rflowrt/rflow/scheduler"
 )
 
 // runTotals add up the timings of all runs for --timings.
@@ -69,6 +70,10 @@ func (f *txt2imgFlags) runBatches(ctx context.Context, p *pipeline.Pipeline, m *
 				return fmt.Errorf("interrupted during run %d of %d; nothing of that run was written", run+1, f.batchCount)
 			}
 			return err
+		}
+		if run == 0 && req.NegativePrompt != "" && f.cfg == 0 && !negativeUsed(m, res.Settings) && m.Family != scheduler.FamilyFLUX {
+			log.linef("rflow: warning: -n was not used: this model's default CFG scale is %s (no classifier-free guidance); pass --cfg-scale > 1",
+				imagefile.FormatFloat(res.Settings.CFGScale))
 		}
 		totals.add(res.Timings)
 		w := time.Now()
@@ -127,8 +132,7 @@ func (f *txt2imgFlags) writeImage(m *pipeline.Model, req pipeline.Request, res p
 	if err != nil {
 		path = "image.png" // checked before the run, so not expected; the image is kept below
 	}
-	im := imageMeta{model: m, prompt: req.Prompt, prompt2: req.Prompt2, prompt3: req.Prompt3, negative: req.NegativePrompt,
-		settings: s, seed: imageSeed(res, j)}
+	im := newImageMeta(m, s, req.Prompt, req.Prompt2, req.Prompt3, req.NegativePrompt, imageSeed(res, j))
 	if s.BatchMode != "seed-per-image" {
 		im.batchSize, im.batchPos = len(res.Images), j
 	}
