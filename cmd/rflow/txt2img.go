@@ -61,8 +61,8 @@ func addTxt2imgFlags(fs *pflag.FlagSet) *txt2imgFlags {
 	fs.StringVar(&f.sigmas, "sigmas", "", "comma-separated custom σ list (decreasing in [0, 1])")
 	fs.Uint64VarP(&f.seed, "seed", "s", 0, "seed (default: random, printed)")
 	fs.StringVar(&f.rngKind, "rng", string(rng.TorchCPU), "noise generator: torch-cpu (diffusers CPU generator, ComfyUI) or philox (A1111 NV, sd.cpp cuda)")
-	fs.StringVar(&f.batchMode, "batch-mode", "one-generator", "noise for a batch: one-generator or seed-per-image")
-	fs.IntVarP(&f.batchCount, "batch-count", "b", 1, "number of runs; run i uses seed + i·batch-size")
+	fs.StringVar(&f.batchMode, "batch-mode", "seed-per-image", "noise of several images: seed-per-image (image k uses seed + k and reproduces alone with it, as in A1111 and sd.cpp) or one-generator (one generator over each run's whole batch, as diffusers; an image is then entry k of its run's seed)")
+	fs.IntVarP(&f.batchCount, "batch-count", "b", 1, "number of runs; image k of all runs uses seed + k (run i starts at seed + i·batch-size)")
 	fs.IntVar(&f.batchSize, "batch-size", 1, "images per run (one transformer batch)")
 	fs.StringVar(&f.initImage, "init-image", "", "img2img: the starting image (PNG or JPEG), resized and cropped to the size")
 	fs.Float64Var(&f.strength, "strength", 0.75, "img2img: how much of the schedule to run (0 keeps the image, 1 ignores it)")
@@ -185,6 +185,9 @@ func (f *txt2imgFlags) request(fs *pflag.FlagSet) (pipeline.Request, error) {
 	mode, err := rng.ParseBatchMode(f.batchMode)
 	if err != nil {
 		return pipeline.Request{}, err
+	}
+	if f.initSample && !fs.Changed("batch-mode") {
+		mode = rng.OneGenerator // diffusers' order draws the latent sample and the noise from one generator
 	}
 	r := pipeline.Request{Prompt: f.prompt, Prompt2: f.prompt2, Prompt3: f.prompt3, NegativePrompt: f.negative,
 		Width: f.width, Height: f.height, Steps: f.steps, CFGScale: f.cfg, Guidance: f.guidance, TrueCFGScale: f.trueCFG,

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"image"
+	"image/draw"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -261,5 +264,63 @@ func TestTxt2imgOutputFallback(t *testing.T) {
 	text, err := imagefile.ReadPNGText(kept[0])
 	if err != nil || !strings.Contains(text["parameters"], "Seed: 2") {
 		t.Errorf("kept image's parameters %q, %v", text["parameters"], err)
+	}
+}
+
+// pngPixels reads a PNG's pixels as 8-bit RGBA bytes.
+func pngPixels(t *testing.T, path string) []byte {
+	t.Helper()
+	fh, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	img, err := png.Decode(fh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := img.Bounds()
+	rgba := image.NewRGBA(b)
+	draw.Draw(rgba, b, img, b.Min, draw.Src)
+	return rgba.Pix
+}
+
+// Several images default to a seed per image, seed + k, as A1111 and sd.cpp users expect: each image
+// records the seed that redraws it alone. --batch-mode one-generator keeps diffusers' one generator per
+// run, and each image then records its run's seed and its place in the batch.
+func TestTxt2imgSeedPerImageDefault(t *testing.T) {
+	lib := needORT(t)
+	dir := t.TempDir()
+	common := []string{"txt2img", "--ort-lib", lib, "-p", "a star", "--steps", "3", "-W", "64", "-H", "64", "-q"}
+	run := func(args ...string) {
+		t.Helper()
+		if code, _, errOut := runCLI(append(append([]string{}, common...), args...)...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+	}
+	run("-s", "5", "-b", "2", "--batch-size", "2", "-o", filepath.Join(dir, "b.png"))
+	run("-s", "8", "-o", filepath.Join(dir, "alone.png"))
+	for k := range 4 {
+		text, err := imagefile.ReadPNGText(filepath.Join(dir, fmt.Sprintf("b-%d.png", k)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("Seed: %d,", 5+k); !strings.Contains(text["parameters"], want) || strings.Contains(text["parameters"], "Batch pos") {
+			t.Errorf("image %d: parameters %q, want %s and no batch position", k, text["parameters"], want)
+		}
+	}
+	if !bytes.Equal(pngPixels(t, filepath.Join(dir, "b-3.png")), pngPixels(t, filepath.Join(dir, "alone.png"))) {
+		t.Error("image 3 of seed 5 differs from seed 8 drawn alone")
+	}
+	run("-s", "5", "--batch-size", "2", "--batch-mode", "one-generator", "-o", filepath.Join(dir, "g.png"))
+	text, err := imagefile.ReadPNGText(filepath.Join(dir, "g-1.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := text["parameters"]; !strings.Contains(p, "Seed: 5,") || !strings.Contains(p, "Batch size: 2, Batch pos: 1") {
+		t.Errorf("one generator: parameters %q, want Seed: 5 with Batch size: 2, Batch pos: 1", p)
+	}
+	if !strings.Contains(text["rflow"], `"batch_size":2,"batch_pos":1`) {
+		t.Errorf("one generator: rflow chunk %s lacks the batch position", text["rflow"])
 	}
 }
