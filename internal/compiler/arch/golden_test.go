@@ -2,6 +2,7 @@ package arch
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -175,4 +176,14 @@ func fillTensor(x *ort.Tensor, tn safetensors.Tensor) error {
 func leUint64(b []byte) uint64 {
 	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
 		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+}
+
+// goldenConfig is the config.json a gen_*.py script stored in the golden file's metadata.
+func goldenConfig(t testing.TB, g golden) Config {
+	t.Helper()
+	var c Config
+	if err := json.Unmarshal([]byte(g.meta["config"]), &c); err != nil {
+		t.Fatalf("golden config: %v", err)
+	}
+	return c
 }

@@ -1,23 +1,12 @@
 package arch
 
 import (
-	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/rflowrt/rflow/internal/onnx"
 )
-
-// goldenConfig is the config.json a gen_*.py script stored in the golden file's metadata.
-func goldenConfig(t testing.TB, g golden) Config {
-	t.Helper()
-	var c Config
-	if err := json.Unmarshal([]byte(g.meta["config"]), &c); err != nil {
-		t.Fatalf("golden config: %v", err)
-	}
-	return c
-}
 
 // The encoder and decoder against diffusers' AutoencoderKL (testdata/gen_vae.py): SD3/FLUX style (16
 // latent channels, no quant convs, a non-square batch of two), SD style (quant convs) and a three-level
