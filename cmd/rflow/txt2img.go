@@ -72,8 +72,8 @@ func addTxt2imgFlags(fs *pflag.FlagSet) *txt2imgFlags {
 	fs.IntVar(&f.threads, "threads", 0, "intra-op threads (default: number of cores)")
 	fs.IntVar(&f.maxSeq, "max-sequence-length", 0, "T5 tokens (default: SD3 256, FLUX-dev 512, schnell 256)")
 	fs.IntVar(&f.clipSkip, "clip-skip", 0, "SD3: skip this many final CLIP layers")
-	fs.IntVar(&f.previewEvery, "preview-every", 0, "write a latent preview every N steps (0: off)")
-	fs.StringVar(&f.previewPath, "preview-path", "preview.png", "where --preview-every writes")
+	fs.IntVar(&f.previewEvery, "preview-every", 0, "write a latent→RGB preview of the first image every N steps and after the last (0: off)")
+	fs.StringVar(&f.previewPath, "preview-path", "preview.png", "where --preview-every writes, replacing the last preview; {step} and -o's placeholders expand (preview-{step}.png keeps each); the image's size fitted into 512×512, no metadata")
 	fs.BoolVar(&f.vaeTiling, "vae-tiling", false, "decode the VAE in tiles (large images)")
 	fs.BoolVar(&f.keep, "keep-models", false, "keep every model loaded (faster repeated runs, more memory)")
 	fs.StringVar(&f.timings, "timings", "", "write timings as JSON to FILE, or - for stdout")
@@ -149,6 +149,20 @@ func (f *txt2imgFlags) checkOutputs(req pipeline.Request, model string) error {
 	}
 	if err := f.outputNames().check(vars, known); err != nil {
 		return err
+	}
+	if f.previewEvery > 0 {
+		if _, err := imagefile.TemplateFields(f.previewPath, true); err != nil {
+			return &outputProblem{fmt.Errorf("--preview-path %s: %w", f.previewPath, err), true}
+		}
+		v := vars(0)
+		v.Step = 1
+		path, _ := imagefile.ExpandTemplate(f.previewPath, v)
+		if _, err := imagefile.FormatForPath(path); err != nil {
+			return &outputProblem{fmt.Errorf("--preview-path %s: %w", f.previewPath, err), true}
+		}
+		if err := imagefile.CheckOutput(path, imagefile.WriteOptions{Overwrite: true}); err != nil {
+			return &outputProblem{fmt.Errorf("--preview-path %s: %w", f.previewPath, err), false}
+		}
 	}
 	if f.timings != "" && f.timings != "-" {
 		if st, err := os.Stat(f.timings); err == nil && st.IsDir() {

@@ -51,18 +51,20 @@ func (t *runTotals) add(tm pipeline.Timings) {
 func (f *txt2imgFlags) runBatches(ctx context.Context, p *pipeline.Pipeline, m *pipeline.Model, req pipeline.Request, log *reporter, out io.Writer) error {
 	start := time.Now()
 	var totals runTotals
+	var preview *previewWriter
 	if f.previewEvery > 0 {
-		req.OnPreview = func(step int, img *image.NRGBA) {
-			if err := imagefile.Write(f.previewPath, img, imagefile.Params{}, imagefile.WriteOptions{Overwrite: true}); err != nil {
-				log.linef("rflow: preview: %v", err)
-			}
-		}
+		preview = &previewWriter{tmpl: f.previewPath, factor: m.VAE.ScaleFactor, log: log}
+		req.OnPreview = preview.write
 	}
 	base := req.Seed
 	var kept []string  // images written under a fallback name
 	var writeErr error // the first write failure
 	for run := 0; run < f.batchCount; run++ {
 		req.Seed = base + uint64(run*req.BatchSize)
+		if preview != nil { // previews show the run's first image
+			preview.vars = imagefile.TemplateVars{Seed: req.Seed, Index: run * req.BatchSize, Prompt: req.Prompt, Steps: f.steps,
+				Sampler: f.sampler, Width: f.width, Height: f.height, Model: m.Name}
+		}
 		res, err := p.Generate(ctx, req, log.progress(run, f.batchCount))
 		log.done()
 		if err != nil {

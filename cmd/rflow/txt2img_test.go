@@ -184,8 +184,8 @@ func TestTxt2imgPreviewAndJPEG(t *testing.T) {
 	}
 	cfg, _, err := image.DecodeConfig(fh)
 	fh.Close()
-	if err != nil || cfg.Width != 32 || cfg.Height != 32 {
-		t.Fatalf("preview %+v, %v: want the 32×32 latent preview", cfg, err)
+	if err != nil || cfg.Width != 256 || cfg.Height != 256 {
+		t.Fatalf("preview %+v, %v: want the image's size, 256×256", cfg, err)
 	}
 	jpg := filepath.Join(dir, "a-blue-square-3.jpg")
 	text, err := imagefile.ReadJPEGUserComment(jpg)
@@ -322,5 +322,45 @@ func TestTxt2imgSeedPerImageDefault(t *testing.T) {
 	}
 	if !strings.Contains(text["rflow"], `"batch_size":2,"batch_pos":1`) {
 		t.Errorf("one generator: rflow chunk %s lacks the batch position", text["rflow"])
+	}
+}
+
+// Previews are the image's size fitted into ComfyUI's 512-pixel preview box, carry no invented
+// metadata, and --preview-path expands {step}.
+func TestTxt2imgPreviewSizeStepAndMetadata(t *testing.T) {
+	lib := needORT(t)
+	dir := t.TempDir()
+	code, _, errOut := runCLI("txt2img", "--ort-lib", lib, "-p", "a blue square", "-s", "3", "--steps", "4", "-W", "1024", "-H", "512",
+		"--preview-every", "2", "--preview-path", filepath.Join(dir, "p-{step}-{seed}.png"), "-o", filepath.Join(dir, "x.png"), "-q")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, step := range []int{2, 4} {
+		path := filepath.Join(dir, fmt.Sprintf("p-%d-3.png", step))
+		fh, err := os.Open(path)
+		if err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		cfg, _, err := image.DecodeConfig(fh)
+		fh.Close()
+		if err != nil || cfg.Width != 512 || cfg.Height != 256 {
+			t.Errorf("step %d: preview %+v, %v; want 512×256", step, cfg, err)
+		}
+		if text, err := imagefile.ReadPNGText(path); err != nil || len(text) != 0 {
+			t.Errorf("step %d: preview metadata %q, %v; want none", step, text, err)
+		}
+	}
+	if code, _, errOut := runCLI("txt2img", "--ort-lib", "/nonexistent/lib.so", "-p", "x", "--preview-every", "1",
+		"--preview-path", filepath.Join(dir, "p-{stp}.png"), "-o", filepath.Join(dir, "y.png")); code != 2 || !strings.Contains(errOut, "{stp}") {
+		t.Errorf("bad --preview-path: exit %d, %q; want a usage error before anything loads", code, errOut)
+	}
+}
+
+func TestPreviewSize(t *testing.T) {
+	for _, c := range [][5]int{{32, 32, 8, 256, 256}, {128, 128, 8, 512, 512}, {128, 64, 8, 512, 256}, {96, 128, 8, 384, 512},
+		{8, 4, 8, 64, 32}, {200, 3, 8, 512, 8}} {
+		if w, h := previewSize(c[0], c[1], c[2]); w != c[3] || h != c[4] {
+			t.Errorf("latent %d×%d ×%d: preview %d×%d, want %d×%d", c[0], c[1], c[2], w, h, c[3], c[4])
+		}
 	}
 }

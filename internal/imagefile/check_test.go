@@ -95,3 +95,23 @@ func TestTemplateFields(t *testing.T) {
 		t.Errorf("{step}: %q, %v", got, err)
 	}
 }
+
+// NoMetadata writes the pixels only: no parameters text (which would be invented) and no rflow chunk.
+func TestWriteNoMetadata(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"p.png", "p.jpg"} {
+		path := filepath.Join(dir, name)
+		if err := Write(path, testImage(8, 4), Params{}, WriteOptions{NoMetadata: true, RflowJSON: []byte(`{"x":1}`)}); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{"parameters", "Steps", "rflow", "Exif"} {
+			if strings.Contains(string(data), s) {
+				t.Errorf("%s holds %q", name, s)
+			}
+		}
+	}
+}

@@ -2,12 +2,15 @@ package imagefile
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
+	"image/jpeg"
+	"image/png"
 	"io"
 	"io/fs"
 	"os"
@@ -87,6 +90,10 @@ type WriteOptions struct {
 	// image; it must be valid JSON. PNG stores it in a text chunk with keyword "rflow" (tEXt or
 	// iTXt by the same rule as "parameters"), JPEG in a COM segment.
 	RflowJSON []byte
+
+	// NoMetadata writes the pixels alone: no parameters text and no rflow record (Params and
+	// RflowJSON are ignored). For pictures that are not a generation's result, such as previews.
+	NoMetadata bool
 }
 
 // Encode writes img in format o.Format (PNG for FormatAuto) with p's parameters text and
@@ -94,6 +101,9 @@ type WriteOptions struct {
 func Encode(w io.Writer, img image.Image, p Params, o WriteOptions) error {
 	if img == nil {
 		return errors.New("imagefile: no image to encode")
+	}
+	if o.NoMetadata {
+		return encodePlain(w, img, o)
 	}
 	if err := p.Validate(); err != nil {
 		return err
@@ -117,6 +127,27 @@ func Encode(w io.Writer, img image.Image, p Params, o WriteOptions) error {
 			return fmt.Errorf("imagefile: JPEG quality %d is outside 1–100", q)
 		}
 		return encodeJPEG(w, img, q, p.Text(), o.RflowJSON)
+	}
+	return fmt.Errorf("imagefile: unknown format %v", o.Format)
+}
+
+// encodePlain encodes img without any metadata.
+func encodePlain(w io.Writer, img image.Image, o WriteOptions) error {
+	switch o.Format {
+	case FormatAuto, PNG:
+		if err := png.Encode(w, img); err != nil {
+			return fmt.Errorf("imagefile: encode PNG: %w", err)
+		}
+		return nil
+	case JPEG:
+		q := cmp.Or(o.JPEGQuality, DefaultJPEGQuality)
+		if q < 1 || q > 100 {
+			return fmt.Errorf("imagefile: JPEG quality %d is outside 1–100", q)
+		}
+		if err := jpeg.Encode(w, img, &jpeg.Options{Quality: q}); err != nil {
+			return fmt.Errorf("imagefile: encode JPEG: %w", err)
+		}
+		return nil
 	}
 	return fmt.Errorf("imagefile: unknown format %v", o.Format)
 }
