@@ -174,6 +174,9 @@ func (n *Net) MatMul(a, b string) string { return n.Op("MatMul", []string{a, b})
 // Linear is torch.nn.Linear named prefix: x[..., in] · prefix.weight[out,in]ᵀ + prefix.bias (when
 // the weights have a bias, or bias is true: then it is required).
 func (n *Net) Linear(x, prefix string, in, out int, bias bool) string {
+	if y, ok := n.quantLinear(x, prefix, in, out, bias); ok {
+		return y // the weights are Quantized and this layer is one of those quantized
+	}
 	y := n.MatMul(x, n.paramT(prefix+".weight", in, out))
 	if bias {
 		y = n.Add(y, n.Param(prefix+".bias", out))
