@@ -1,0 +1,497 @@
+package arch
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/rflowrt/rflow/internal/onnx"
+)
+
+// WeightKind is how a compiled graph stores its Linear weights.
+type WeightKind string
+
+// The weight kinds. FP32 and FP16 store every parameter as that float type (StoredAs); the quantized
+// kinds store the weights of the Linear layers inside the repeated blocks as integers and leave every
+// other parameter in float32:
+//   - Int8: int8 weights with one scale per output channel, multiplied by com.microsoft
+//     DynamicQuantizeMatMul (activations quantized to uint8 on the fly, integer GEMM);
+//   - Q8, Q4: 8- or 4-bit weights in blocks along the input axis, each block with its own scale and
+//     zero point, multiplied by com.microsoft MatMulNBits.
+const (
+	FP32 WeightKind = "fp32"
+	FP16 WeightKind = "fp16"
+	Int8 WeightKind = "int8"
+	Q8   WeightKind = "q8"
+	Q4   WeightKind = "q4"
+)
+
+// WeightKinds lists the kinds, in the order of their size.
+func WeightKinds() []WeightKind { return []WeightKind{FP32, FP16, Int8, Q8, Q4} }
+
+// ParseWeightKind reads a kind's name; "" is FP32.
+func ParseWeightKind(s string) (WeightKind, error) {
+	if s == "" {
+		return FP32, nil
+	}
+	for _, k := range WeightKinds() {
+		if string(k) == s {
+			return k, nil
+		}
+	}
+	return "", fmt.Errorf("unknown weight kind %q (valid: fp32, fp16, int8, q8, q4)", s)
+}
+
+// Quantized reports whether the kind stores integer weights.
+func (k WeightKind) Quantized() bool { return k == Int8 || k == Q8 || k == Q4 }
+
+// Quant says how Linear weights are quantized.
+type Quant struct {
+	Kind WeightKind // Int8, Q8 or Q4
+	// BlockSize is the MatMulNBits block along the input axis (a power of two ≥ 16); 0 is the kind's
+	// default (DefaultBlockSize). Layers whose input width is not a multiple of it stay float32.
+	BlockSize int
+	// AccuracyLevel is MatMulNBits' accuracy_level (0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8); -1 is
+	// the kind's default (DefaultAccuracyLevel).
+	AccuracyLevel int
+	// RoundToNearest turns the per-block error search off (the plain min/max quantizer: for
+	// comparisons).
+	RoundToNearest bool
+	// ReduceRange stores int8 weights in 7 bits (±63), which keeps ONNX Runtime's u8s8 AVX2 kernel
+	// from saturating its 16-bit pair sums.
+	ReduceRange bool
+	// Select, when set, replaces the rule choosing which Linear layers are quantized (QuantizesLayer).
+	Select func(weight string, in, out int) bool
+}
+
+// DefaultBlockSize is the MatMulNBits block size of the kinds: 32 (q4_0/q8_0's block).
+func DefaultBlockSize(k WeightKind) int { return 32 }
+
+// DefaultAccuracyLevel is the MatMulNBits accuracy_level used for the kind, chosen by measurement on
+// the bench SD3 transformer at 512² (ORT 1.24.3 CPU, see the compiler's BenchmarkQuant).
+func DefaultAccuracyLevel(k WeightKind) int {
+	if k == Q4 {
+		return 4
+	}
+	return 0
+}
+
+// Quantized makes the nets built on w store the weights of their Linear layers as q says (see
+// QuantizesLayer for which). It composes with StoredAs as StoredAs(Quantized(w, q), t): the other
+// parameters are then stored as t. Each weight is read from w once, when the graph is written, and
+// quantized on the way: its quantized bytes, scales and zero points are separate initializers written
+// one after another, so only the last quantized weight is kept between them.
+func Quantized(w Weights, q Quant) Weights {
+	if !q.Kind.Quantized() {
+		return w
+	}
+	if q.BlockSize == 0 {
+		q.BlockSize = DefaultBlockSize(q.Kind)
+	}
+	if q.AccuracyLevel < 0 {
+		q.AccuracyLevel = DefaultAccuracyLevel(q.Kind)
+	}
+	return quantized{Weights: w, q: q, memo: &quantMemo{}}
+}
+
+type quantized struct {
+	Weights
+	q    Quant
+	memo *quantMemo
+}
+
+// blockLayer matches a parameter inside a repeated block: a numbered path component
+// ("transformer_blocks.3.", "encoder.layers.11.", "encoder.block.0.layer.1.").
+var blockLayer = regexp.MustCompile(`\.[0-9]+\.`)
+
+// QuantizesLayer is the default rule for which Linear weights are quantized: those inside the repeated
+// blocks (attention, MLP and adaLN-modulation projections, which hold nearly all of a transformer's or
+// text encoder's parameters), and not the embedders, the final norm and the output projection outside
+// them (a small share of the parameters that every token's error passes through), whose input width is
+// a whole number of blocks. blockSize is 0 for per-channel kinds.
+func QuantizesLayer(weight string, in, out, blockSize int) bool {
+	if blockSize > 0 && in%blockSize != 0 {
+		return false
+	}
+	return blockLayer.MatchString(weight) && in*out >= 4096
+}
+
+func (q quantized) selects(weight string, in, out int) bool {
+	bs := q.q.BlockSize
+	if q.q.Kind == Int8 {
+		bs = 0
+	} else if in%bs != 0 {
+		return false
+	}
+	if q.q.Select != nil {
+		return q.q.Select(weight, in, out)
+	}
+	return QuantizesLayer(weight, in, out, bs)
+}
+
+// quantLinear is Linear with a quantized weight; ok is false when the layer stays float.
+func (n *Net) quantLinear(x, prefix string, in, out int, bias bool) (y string, ok bool) {
+	q, isQ := n.w.(quantized)
+	name := prefix + ".weight"
+	if !isQ || !q.selects(name, in, out) {
+		return "", false
+	}
+	want := shapeOf(out, in)
+	got, has := n.w.Shape(name)
+	switch {
+	case !has:
+		n.Fail("tensor %q is missing (expected shape %v)", name, want)
+		return "", false
+	case got != nil && !slices.Equal(got, want):
+		n.Fail("tensor %q: expected shape %v, found %v", name, want, got)
+		return "", false
+	}
+	b := ""
+	if bias {
+		b = n.Param(prefix+".bias", out)
+	}
+	l := &quantLayer{q: q, name: name, in: in, out: out}
+	init := func(suffix string, t onnx.DataType, part quantPart, dims ...int64) string {
+		return n.B.Initializer(onnx.Tensor{Name: name + suffix, Type: t, Dims: dims, Source: quantSource{l, part}})
+	}
+	if q.q.Kind == Int8 {
+		w := init(".int8", onnx.Int8, partData, int64(in), int64(out))
+		s := init(".scale", onnx.Float, partScales, int64(out))
+		return n.B.OpDomain("com.microsoft", "DynamicQuantizeMatMul", optional(x, w, s, "", b), 1)[0], true
+	}
+	bits, bs := l.bits(), q.q.BlockSize
+	kb := int64(in / bs)
+	w := init(".qweight", onnx.Uint8, partData, int64(out), kb, int64(bs*bits/8))
+	s := init(".scales", onnx.Float, partScales, int64(out), kb)
+	z := init(".zero_points", onnx.Uint8, partZeros, int64(out), (kb*int64(bits)+7)/8)
+	return n.B.OpDomain("com.microsoft", "MatMulNBits", optional(x, w, s, z, "", b), 1,
+		onnx.AttrInt("K", int64(in)), onnx.AttrInt("N", int64(out)), onnx.AttrInt("bits", int64(bits)),
+		onnx.AttrInt("block_size", int64(bs)), onnx.AttrInt("accuracy_level", int64(q.q.AccuracyLevel)))[0], true
+}
+
+// optional drops the trailing absent ("") inputs of a node.
+func optional(inputs ...string) []string {
+	for len(inputs) > 0 && inputs[len(inputs)-1] == "" {
+		inputs = inputs[:len(inputs)-1]
+	}
+	return inputs
+}
+
+// quantLayer is one quantized Linear weight [out, in].
+type quantLayer struct {
+	q       quantized
+	name    string
+	in, out int
+}
+
+func (l *quantLayer) bits() int {
+	if l.q.q.Kind == Q4 {
+		return 4
+	}
+	return 8
+}
+
+type quantPart int
+
+const (
+	partData quantPart = iota
+	partScales
+	partZeros
+)
+
+// quantSource writes one part of a quantized weight.
+type quantSource struct {
+	l    *quantLayer
+	part quantPart
+}
+
+func (s quantSource) WriteRaw(w io.Writer) error {
+	r, err := s.l.q.memo.get(s.l)
+	if err != nil {
+		return err
+	}
+	switch s.part {
+	case partData:
+		_, err = w.Write(r.data)
+	case partScales:
+		err = writeFloats(w, r.scales, onnx.Float)
+	case partZeros:
+		_, err = w.Write(r.zeros)
+	}
+	return err
+}
+
+// quantMemo keeps the last quantized weight, so its parts — written one after another — read and
+// quantize it once.
+type quantMemo struct {
+	mu   sync.Mutex
+	name string
+	r    quantResult
+}
+
+type quantResult struct {
+	data   []byte // int8 [in, out] (Int8) or packed uint8 [out, blocks, blockSize·bits/8]
+	scales []float32
+	zeros  []byte // packed zero points [out, ⌈blocks·bits/8⌉] (MatMulNBits)
+}
+
+func (m *quantMemo) get(l *quantLayer) (quantResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.name == l.name && m.r.data != nil {
+		return m.r, nil
+	}
+	shape := shapeOf(l.out, l.in)
+	v, err := l.q.Weights.Float32(l.name, shape)
+	if err != nil {
+		return quantResult{}, fmt.Errorf("tensor %q: %w", l.name, err)
+	}
+	if len(v) != l.in*l.out {
+		return quantResult{}, fmt.Errorf("tensor %q: %d values, want %d for shape %v", l.name, len(v), l.in*l.out, shape)
+	}
+	q := l.q.q
+	if q.Kind == Int8 {
+		m.r = quantizeInt8(v, l.out, l.in, q.ReduceRange, !q.RoundToNearest)
+	} else {
+		m.r = quantizeBlocks(v, l.out, l.in, l.bits(), q.BlockSize, !q.RoundToNearest)
+	}
+	m.name = l.name
+	return m.r, nil
+}
+
+// parallelRows runs f on row ranges of [0, rows) on every core.
+func parallelRows(rows int, f func(r0, r1 int)) {
+	workers := min(runtime.GOMAXPROCS(0), max(rows/8, 1))
+	chunk := (rows + workers - 1) / workers
+	var wg sync.WaitGroup
+	for r0 := 0; r0 < rows; r0 += chunk {
+		r1 := min(r0+chunk, rows)
+		wg.Go(func() { f(r0, r1) })
+	}
+	wg.Wait()
+}
+
+// quantizeInt8 quantizes the [out, in] weight v symmetrically per output channel to int8 (±127, or
+// ±63 with reduceRange), laid out [in, out] as DynamicQuantizeMatMul's B. With search each channel's
+// scale is the one of a grid of clipped ranges, refitted by least squares, that minimises the
+// channel's squared error; otherwise it is absmax/127.
+func quantizeInt8(v []float32, out, in int, reduceRange, search bool) quantResult {
+	qmax := 127
+	if reduceRange {
+		qmax = 63
+	}
+	r := quantResult{data: make([]byte, in*out), scales: make([]float32, out)}
+	parallelRows(out, func(r0, r1 int) {
+		q := make([]int8, in)
+		for o := r0; o < r1; o++ {
+			row := v[o*in : (o+1)*in]
+			r.scales[o] = quantizeSymmetric(row, qmax, search, q)
+			for k, x := range q {
+				r.data[k*out+o] = byte(x)
+			}
+		}
+	})
+	return r
+}
+
+// quantizeSymmetric sets q[i] = clamp(round(x[i]/s), ±qmax) and returns s.
+func quantizeSymmetric(x []float32, qmax int, search bool, q []int8) float32 {
+	amax := 0.0
+	for _, v := range x {
+		amax = max(amax, math.Abs(float64(v)))
+	}
+	if amax == 0 {
+		clear(q)
+		return 0
+	}
+	best, bestErr := amax/float64(qmax), math.Inf(1)
+	try := func(s float64) {
+		var num, den, e float64
+		for _, v := range x {
+			k := math.Max(-float64(qmax), math.Min(float64(qmax), math.Round(float64(v)/s)))
+			num += float64(v) * k
+			den += k * k
+		}
+		if den == 0 {
+			return
+		}
+		s2 := num / den // least-squares scale for these integers
+		for _, v := range x {
+			k := math.Max(-float64(qmax), math.Min(float64(qmax), math.Round(float64(v)/s2)))
+			d := float64(v) - s2*k
+			e += d * d
+		}
+		if e < bestErr {
+			best, bestErr = s2, e
+		}
+	}
+	if search {
+		for f := 1.0; f >= 0.6; f -= 0.02 {
+			try(amax * f / float64(qmax))
+		}
+	}
+	if !search || bestErr == math.Inf(1) {
+		best = amax / float64(qmax)
+	}
+	for i, v := range x {
+		q[i] = int8(math.Max(-float64(qmax), math.Min(float64(qmax), math.Round(float64(v)/best))))
+	}
+	return float32(best)
+}
+
+// quantizeBlocks quantizes the [out, in] weight v in blocks of bs along in, as MatMulNBits stores it:
+// unsigned bits-bit values q with w ≈ scale·(q − zero point), packed low bits first.
+func quantizeBlocks(v []float32, out, in, bits, bs int, search bool) quantResult {
+	kb := in / bs
+	blob := bs * bits / 8
+	zrow := (kb*bits + 7) / 8
+	r := quantResult{data: make([]byte, out*kb*blob), scales: make([]float32, out*kb), zeros: make([]byte, out*zrow)}
+	nmax := 1<<bits - 1
+	parallelRows(out, func(r0, r1 int) {
+		q := make([]uint8, bs)
+		for o := r0; o < r1; o++ {
+			for b := range kb {
+				x := v[o*in+b*bs : o*in+(b+1)*bs]
+				s, z := quantizeBlock(x, nmax, search, q)
+				r.scales[o*kb+b] = s
+				dst := r.data[(o*kb+b)*blob : (o*kb+b+1)*blob]
+				if bits == 8 {
+					copy(dst, q)
+					r.zeros[o*zrow+b] = z
+				} else {
+					for j := range dst {
+						dst[j] = q[2*j] | q[2*j+1]<<4
+					}
+					r.zeros[o*zrow+b/2] |= z << (4 * (b % 2))
+				}
+			}
+		}
+	})
+	return r
+}
+
+// quantizeBlock quantizes x to q in [0, nmax] with x ≈ s·(q − z), z an integer in [0, nmax], and
+// returns s and z. Round to nearest takes the range [min(x, 0), max(x, 0)] as it is. The search (the
+// approach of llama.cpp's k-quants) tries a grid of scales around it — each with the best integer zero
+// point, and the scale then refitted to its integers by least squares — and keeps the pair with the
+// smallest squared error, which is never larger than round to nearest's.
+func quantizeBlock(x []float32, nmax int, search bool, q []uint8) (float32, uint8) {
+	lo, hi := 0.0, 0.0
+	for _, v := range x {
+		lo, hi = math.Min(lo, float64(v)), math.Max(hi, float64(v))
+	}
+	if hi == lo {
+		clear(q)
+		return 0, 0
+	}
+	fmax := float64(nmax)
+	errFor := func(s, z float64) float64 {
+		var e float64
+		for _, v := range x {
+			k := math.Max(0, math.Min(fmax, math.Round(float64(v)/s)+z))
+			d := float64(v) - s*(k-z)
+			e += d * d
+		}
+		return e
+	}
+	s0 := (hi - lo) / fmax
+	bestS, bestZ := s0, math.Round(-lo/s0)
+	if search {
+		bestErr := errFor(bestS, bestZ)
+		consider := func(s, z float64) {
+			if e := errFor(s, z); e < bestErr {
+				bestS, bestZ, bestErr = s, z, e
+			}
+		}
+		// refit moves (s, z) to the least-squares line through the integers (s, z) gives: x ≈ a·k + c
+		// over k = q, then z = round(−c/a) and s refitted to q − z.
+		refit := func(s, z float64) (float64, float64) {
+			var n, sk, skk, sx, skx float64
+			for _, v := range x {
+				k := math.Max(0, math.Min(fmax, math.Round(float64(v)/s)+z))
+				n, sk, skk, sx, skx = n+1, sk+k, skk+k*k, sx+float64(v), skx+k*float64(v)
+			}
+			det := n*skk - sk*sk
+			if det <= 0 {
+				return s, z
+			}
+			a := (n*skx - sk*sx) / det
+			c := (sx - a*sk) / n
+			if a <= 0 {
+				return s, z
+			}
+			z = math.Max(0, math.Min(fmax, math.Round(-c/a)))
+			var num, den float64
+			for _, v := range x {
+				k := math.Max(0, math.Min(fmax, math.Round(float64(v)/s)+z)) - z
+				num, den = num+float64(v)*k, den+k*k
+			}
+			if den > 0 && num > 0 {
+				s = num / den
+			}
+			return s, z
+		}
+		for f := 1.1; f > 0.69; f -= 0.02 {
+			// Ranges from a little wider than [lo, hi] to 30 % narrower (clipping the extremes),
+			// anchored at either end.
+			s := s0 * f
+			for _, z := range [...]float64{math.Round(-lo / s), math.Round(fmax - hi/s)} {
+				z = math.Max(0, math.Min(fmax, z))
+				consider(s, z)
+				s2, z2 := refit(s, z)
+				consider(s2, z2)
+			}
+		}
+		for range 3 { // polish the best pair
+			s2, z2 := refit(bestS, bestZ)
+			consider(s2, z2)
+		}
+	}
+	bestZ = math.Max(0, math.Min(fmax, bestZ))
+	for i, v := range x {
+		q[i] = uint8(math.Max(0, math.Min(fmax, math.Round(float64(v)/bestS)+bestZ)))
+	}
+	return float32(bestS), uint8(bestZ)
+}
+
+// dequantizeBlocks is quantizeBlocks' inverse: the [out, in] weight the graph multiplies by (tests).
+func dequantizeBlocks(r quantResult, out, in, bits, bs int) []float32 {
+	kb, blob, zrow := in/bs, bs*bits/8, (in/bs*bits+7)/8
+	w := make([]float32, out*in)
+	for o := range out {
+		for b := range kb {
+			s := r.scales[o*kb+b]
+			var z int
+			if bits == 8 {
+				z = int(r.zeros[o*zrow+b])
+			} else {
+				z = int(r.zeros[o*zrow+b/2]>>(4*(b%2))) & 15
+			}
+			for j := range bs {
+				var k int
+				if bits == 8 {
+					k = int(r.data[(o*kb+b)*blob+j])
+				} else {
+					k = int(r.data[(o*kb+b)*blob+j/2]>>(4*(j%2))) & 15
+				}
+				w[o*in+b*bs+j] = s * float32(k-z)
+			}
+		}
+	}
+	return w
+}
+
+// dequantizeInt8 is quantizeInt8's inverse, back to [out, in] (tests).
+func dequantizeInt8(r quantResult, out, in int) []float32 {
+	w := make([]float32, out*in)
+	for o := range out {
+		for k := range in {
+			w[o*in+k] = r.scales[o] * float32(int8(r.data[k*out+o]))
+		}
+	}
+	return w
+}

@@ -1,0 +1,401 @@
+package arch
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rflowrt/rflow/internal/onnx"
+	"github.com/rflowrt/rflow/internal/ort"
+	"github.com/rflowrt/rflow/internal/ort/orttest"
+)
+
+// randomMatrix is a [rows, cols] weight: normal with std 1/√cols, or heavy-tailed like trained weights
+// (Student-t with 3 degrees of freedom, plus a few input channels ten times larger — the outlier
+// channels real transformer weights have).
+func randomMatrix(rng *rand.Rand, rows, cols int, heavy bool) []float32 {
+	v := make([]float32, rows*cols)
+	outlier := make([]bool, cols)
+	if heavy {
+		for range cols / 64 {
+			outlier[rng.IntN(cols)] = true
+		}
+	}
+	for i := range v {
+		x := rng.NormFloat64()
+		if heavy {
+			// t(3) = N / √(χ²₃/3), scaled to unit variance (var t(3) = 3).
+			c := 0.0
+			for range 3 {
+				g := rng.NormFloat64()
+				c += g * g
+			}
+			x = x / math.Sqrt(c/3) / math.Sqrt(3)
+			if outlier[i%cols] {
+				x *= 10
+			}
+		}
+		v[i] = float32(x / math.Sqrt(float64(cols)))
+	}
+	return v
+}
+
+// matmulT is x [m, k] · w[n, k]ᵀ (+ bias).
+func matmulT(x, w, bias []float32, m, k, n int) []float32 {
+	y := make([]float32, m*n)
+	for i := range m {
+		for j := range n {
+			var s float64
+			for t := range k {
+				s += float64(x[i*k+t]) * float64(w[j*k+t])
+			}
+			if bias != nil {
+				s += float64(bias[j])
+			}
+			y[i*n+j] = float32(s)
+		}
+	}
+	return y
+}
+
+// snr is 10·log10(Σref² / Σ(got−ref)²) in dB.
+func snr(got, ref []float32) float64 {
+	var p, e float64
+	for i := range ref {
+		p += float64(ref[i]) * float64(ref[i])
+		d := float64(got[i]) - float64(ref[i])
+		e += d * d
+	}
+	return 10 * math.Log10(p/e)
+}
+
+func dequantize(r quantResult, q Quant, out, in int) []float32 {
+	switch q.Kind {
+	case Int8:
+		return dequantizeInt8(r, out, in)
+	case Q4:
+		return dequantizeBlocks(r, out, in, 4, q.BlockSize)
+	}
+	return dequantizeBlocks(r, out, in, 8, q.BlockSize)
+}
+
+func quantize(w []float32, q Quant, out, in int) quantResult {
+	if q.Kind == Int8 {
+		return quantizeInt8(w, out, in, q.ReduceRange, !q.RoundToNearest)
+	}
+	bits := 8
+	if q.Kind == Q4 {
+		bits = 4
+	}
+	return quantizeBlocks(w, out, in, bits, q.BlockSize, !q.RoundToNearest)
+}
+
+// The per-block search beats round to nearest on the output of the layer (x·Wᵀ for normal x): on
+// normal weights and on heavy-tailed ones, for 4 and 8 bits; the per-channel int8 search likewise.
+func TestQuantSearchBeatsRoundToNearest(t *testing.T) {
+	const out, in, m = 256, 1024, 16
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := randomMatrix(rng, m, in, false)
+	for i := range x {
+		x[i] *= float32(math.Sqrt(in))
+	}
+	for _, heavy := range []bool{false, true} {
+		w := randomMatrix(rng, out, in, heavy)
+		ref := matmulT(x, w, nil, m, in, out)
+		for _, c := range []struct {
+			q      Quant
+			gainDB float64 // at least this much better than round to nearest
+		}{
+			{Quant{Kind: Q4, BlockSize: 32}, 0.05},
+			{Quant{Kind: Q4, BlockSize: 64}, 0.05},
+			{Quant{Kind: Q8, BlockSize: 32}, 0.3},
+			{Quant{Kind: Int8}, -0.05},
+		} {
+			rtn := c.q
+			rtn.RoundToNearest = true
+			sRTN := snr(matmulT(x, dequantize(quantize(w, rtn, out, in), rtn, out, in), nil, m, in, out), ref)
+			sOurs := snr(matmulT(x, dequantize(quantize(w, c.q, out, in), c.q, out, in), nil, m, in, out), ref)
+			sym := ""
+			if c.q.Kind == Q4 {
+				sym = fmt.Sprintf(", symmetric round-to-nearest (absmax/8) %.2f dB",
+					snr(matmulT(x, symmetricQ4(w, c.q.BlockSize), nil, m, in, out), ref))
+			}
+			t.Logf("heavy=%v %s block %d: output SNR round-to-nearest %.2f dB, search %.2f dB%s", heavy, c.q.Kind, c.q.BlockSize, sRTN, sOurs, sym)
+			if sOurs < sRTN+c.gainDB {
+				t.Errorf("heavy=%v %s block %d: search %.2f dB, round to nearest %.2f dB: want ≥ %.1f dB better",
+					heavy, c.q.Kind, c.q.BlockSize, sOurs, sRTN, c.gainDB)
+			}
+		}
+	}
+}
+
+// symmetricQ4 is w after 4-bit symmetric round to nearest per block (zero point 8, scale absmax/8 with
+// the largest magnitude mapped to −8: llama.cpp's q4_0), the other common baseline.
+func symmetricQ4(w []float32, bs int) []float32 {
+	d := make([]float32, len(w))
+	for b := 0; b < len(w); b += bs {
+		var m float32
+		for _, v := range w[b : b+bs] {
+			if math.Abs(float64(v)) > math.Abs(float64(m)) {
+				m = v
+			}
+		}
+		s := m / -8
+		for i, v := range w[b : b+bs] {
+			if s == 0 {
+				continue
+			}
+			q := math.Max(-8, math.Min(7, math.Round(float64(v/s))))
+			d[b+i] = s * float32(q)
+		}
+	}
+	return d
+}
+
+// Per block the search's squared error is never above round to nearest's (it starts from it).
+func TestQuantBlockNeverWorse(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	q := make([]uint8, 32)
+	for trial := range 2000 {
+		x := randomMatrix(rng, 1, 32, trial%2 == 1)
+		if trial%7 == 0 {
+			for i := range x {
+				x[i] = float32(math.Abs(float64(x[i]))) // one-signed block: zero point at an end
+			}
+		}
+		errOf := func(search bool) float64 {
+			s, z := quantizeBlock(x, 15, search, q)
+			var e float64
+			for i, v := range x {
+				d := float64(v) - float64(s)*(float64(q[i])-float64(z))
+				e += d * d
+			}
+			return e
+		}
+		if e1, e0 := errOf(true), errOf(false); e1 > e0*(1+1e-9) {
+			t.Fatalf("trial %d: search error %g > round to nearest %g", trial, e1, e0)
+		}
+	}
+	if s, z := quantizeBlock(make([]float32, 32), 15, true, q); s != 0 || z != 0 {
+		t.Fatalf("zero block: s=%v z=%v", s, z)
+	}
+}
+
+// The graphs ONNX Runtime runs compute x·Wᵀ + b with the weights as stored: MatMulNBits (accuracy
+// level 0: float32 arithmetic) matches the dequantized weight to float rounding; DynamicQuantizeMatMul
+// and accuracy level 4 also quantize the activations, so they are checked by SNR.
+func TestQuantLinearRunsInORT(t *testing.T) {
+	const k, n, rows = 128, 96, 10
+	rng := rand.New(rand.NewPCG(5, 6))
+	w := randomMatrix(rng, n, k, true)
+	bias := randomMatrix(rng, 1, n, false)
+	x := randomMatrix(rng, rows, k, false)
+	for i := range x {
+		x[i] *= float32(math.Sqrt(k))
+	}
+	exact := matmulT(x, w, bias, rows, k, n)
+	for _, c := range []struct {
+		q      Quant
+		bias   bool
+		exact  bool
+		minSNR float64
+	}{
+		{Quant{Kind: Q4, BlockSize: 32}, true, true, 0},
+		{Quant{Kind: Q4, BlockSize: 64, RoundToNearest: true}, false, true, 0},
+		{Quant{Kind: Q8, BlockSize: 32}, true, true, 0},
+		{Quant{Kind: Q8, BlockSize: 32, AccuracyLevel: 4}, true, false, 35},
+		{Quant{Kind: Q4, BlockSize: 32, AccuracyLevel: 4}, true, false, 16},
+		{Quant{Kind: Int8}, true, false, 25},
+		{Quant{Kind: Int8, ReduceRange: true}, false, false, 30},
+	} {
+		name := "blocks.0.lin"
+		tw := Tensors{name + ".weight": {Shape: []int64{n, k}, Data: w}}
+		if c.bias {
+			tw[name+".bias"] = Tensor{Shape: []int64{n}, Data: bias}
+		}
+		net := NewNet("q", Quantized(tw, c.q))
+		in := net.FloatInput("x", onnx.Float, onnx.Fixed(1), onnx.Fixed(rows), onnx.Fixed(k))
+		net.FloatOutput(net.Linear(in, name, k, n, c.bias), "y", onnx.Float)
+		m, err := net.Model()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ops := opTypes(m); !ops["MatMulNBits"] && !ops["DynamicQuantizeMatMul"] || ops["MatMul"] {
+			t.Fatalf("%+v: graph ops %v", c.q, ops)
+		}
+		got := runLinear(t, m, x, rows, k, n)
+		var b []float32
+		if c.bias {
+			b = bias
+		}
+		q := Quantized(tw, c.q).(quantized).q
+		want := matmulT(x, dequantize(quantize(w, q, n, k), q, n, k), b, rows, k, n)
+		if c.exact {
+			assertClose(t, string(c.q.Kind), got, want, 1e-4, 1e-4)
+		} else if s := snr(got, want); s < c.minSNR {
+			t.Errorf("%+v: SNR vs dequantized weights %.1f dB, want ≥ %.0f", c.q, s, c.minSNR)
+		}
+		ref := exact
+		if !c.bias {
+			ref = matmulT(x, w, nil, rows, k, n)
+		}
+		t.Logf("%s block %d level %d rtn=%v reduce=%v: SNR vs float32 layer %.1f dB, vs its dequantized weights %.1f dB",
+			c.q.Kind, q.BlockSize, q.AccuracyLevel, c.q.RoundToNearest, c.q.ReduceRange, snr(got, ref), snr(got, want))
+	}
+}
+
+func opTypes(m *onnx.Model) map[string]bool {
+	ops := map[string]bool{}
+	for _, nd := range m.Graph.Nodes {
+		ops[nd.OpType] = true
+	}
+	return ops
+}
+
+func runLinear(t *testing.T, m *onnx.Model, x []float32, rows, k, n int) []float32 {
+	t.Helper()
+	data, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := ort.NewSessionFromBytes(ctx, "quant", data, "", orttest.Options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	in, err := s.NewInput("x", 1, int64(rows), int64(k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Destroy()
+	copy(in.Float32s(), x)
+	out, err := s.NewOutput("y", 1, int64(rows), int64(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Destroy()
+	if err := s.Run(ctx, []*ort.Tensor{in}, []*ort.Tensor{out}); err != nil {
+		t.Fatal(err)
+	}
+	y := make([]float32, out.Len())
+	if err := out.ReadFloat32(y); err != nil {
+		t.Fatal(err)
+	}
+	return y
+}
+
+// countingWeights counts Float32 calls per tensor.
+type countingWeights struct {
+	Weights
+	mu    *sync.Mutex
+	calls map[string]int
+}
+
+func (c countingWeights) Float32(name string, shape []int64) ([]float32, error) {
+	c.mu.Lock()
+	c.calls[name]++
+	c.mu.Unlock()
+	return c.Weights.Float32(name, shape)
+}
+
+// Writing a quantized graph reads each weight once although its integers, scales and zero points are
+// three initializers; only the Linear layers inside numbered blocks are quantized.
+func TestQuantStreamsEachWeightOnce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	const d = 256
+	tw := Tensors{}
+	names := []string{"embed", "blocks.0.a", "blocks.0.b", "blocks.1.a", "proj_out"}
+	for _, nm := range names {
+		tw[nm+".weight"] = Tensor{Shape: []int64{d, d}, Data: randomMatrix(rng, d, d, false)}
+		tw[nm+".bias"] = Tensor{Shape: []int64{d}, Data: randomMatrix(rng, 1, d, false)}
+	}
+	for _, kind := range []WeightKind{Int8, Q8, Q4} {
+		cw := countingWeights{Weights: tw, mu: &sync.Mutex{}, calls: map[string]int{}}
+		net := NewNet("q", StoredAs(Quantized(cw, Quant{Kind: kind}), onnx.Float16))
+		x := net.FloatInput("x", onnx.Float, onnx.Fixed(1), onnx.Fixed(d))
+		for _, nm := range names {
+			x = net.Linear(x, nm, d, d, true)
+		}
+		net.FloatOutput(x, "y", onnx.Float)
+		m, err := net.Model()
+		if err != nil {
+			t.Fatal(err)
+		}
+		quantOps := 0
+		for _, nd := range m.Graph.Nodes {
+			if nd.Domain == "com.microsoft" {
+				quantOps++
+			}
+		}
+		if quantOps != 3 {
+			t.Errorf("%s: %d quantized layers, want 3 (the blocks' layers, not embed and proj_out)", kind, quantOps)
+		}
+		path := filepath.Join(t.TempDir(), "model.onnx")
+		if err := m.WriteFile(path, onnx.WriteOptions{ExternalData: true}); err != nil {
+			t.Fatal(err)
+		}
+		for name, c := range cw.calls {
+			if c != 1 {
+				t.Errorf("%s: %s read %d times", kind, name, c)
+			}
+		}
+		if len(cw.calls) != 2*len(names) {
+			t.Errorf("%s: %d tensors read, want %d", kind, len(cw.calls), 2*len(names))
+		}
+		x1 := randomMatrix(rng, 1, d, false)
+		s, err := ort.NewSession(context.Background(), path, orttest.Options())
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		in, _ := s.NewInput("x", 1, d)
+		copy(in.Float32s(), x1)
+		out, _ := s.NewOutput("y", 1, d)
+		if err := s.Run(context.Background(), []*ort.Tensor{in}, []*ort.Tensor{out}); err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		in.Destroy()
+		out.Destroy()
+		s.Close()
+	}
+}
+
+func TestQuantRulesAndKinds(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		in, out int
+		bs      int
+		want    bool
+	}{
+		{"transformer_blocks.3.attn.to_q.weight", 1536, 1536, 32, true},
+		{"single_transformer_blocks.0.proj_out.weight", 15360, 3072, 32, true},
+		{"text_model.encoder.layers.11.mlp.fc1.weight", 768, 3072, 32, true},
+		{"encoder.block.0.layer.1.DenseReluDense.wo.weight", 10240, 4096, 64, true},
+		{"context_embedder.weight", 4096, 1536, 32, false},
+		{"time_text_embed.timestep_embedder.linear_1.weight", 256, 1536, 32, false},
+		{"proj_out.weight", 1536, 64, 32, false},
+		{"transformer_blocks.0.attn.to_q.weight", 100, 100, 32, false}, // K not a multiple of the block
+		{"transformer_blocks.0.attn.to_q.weight", 100, 100, 0, true},   // per-channel int8
+		{"transformer_blocks.0.tiny.weight", 32, 32, 32, false},
+	} {
+		if got := QuantizesLayer(c.name, c.in, c.out, c.bs); got != c.want {
+			t.Errorf("QuantizesLayer(%s, %d, %d, %d) = %v", c.name, c.in, c.out, c.bs, got)
+		}
+	}
+	for _, k := range WeightKinds() {
+		if got, err := ParseWeightKind(string(k)); err != nil || got != k {
+			t.Errorf("ParseWeightKind(%s) = %v, %v", k, got, err)
+		}
+	}
+	if _, err := ParseWeightKind("int4"); err == nil || !strings.Contains(err.Error(), `"int4"`) || !strings.Contains(err.Error(), "q4") {
+		t.Errorf("ParseWeightKind(int4) error = %v", err)
+	}
+	if k, err := ParseWeightKind(""); err != nil || k != FP32 {
+		t.Errorf(`ParseWeightKind("") = %v, %v`, k, err)
+	}
+}
