@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
 	"github.com/rflowrt/rflow/internal/imagefile"
 	"github.com/rflowrt/rflow/internal/safetensors"
 	"github.com/rflowrt/rflow/pipeline"
@@ -89,19 +87,18 @@ func (w *batchWriter) writeLatents(path string, it pipeline.ManifestItem, out pi
 		safetensors.F32("noise", shape, out.Noise), safetensors.F32("latent", shape, out.Latent)}, meta)
 }
 
-// itemProgress shows a bar over items on a terminal, plain lines otherwise, nothing with --quiet.
+// itemProgress shows a tqdm-style bar over items on a terminal, plain lines otherwise, nothing with
+// --quiet.
 type itemProgress struct {
 	rep   *reporter
-	bar   *progressbar.ProgressBar
+	bar   *tqdmBar
 	start time.Time
 }
 
 func newItemProgress(rep *reporter, total int) *itemProgress {
 	p := &itemProgress{rep: rep, start: time.Now()}
 	if rep.tty && !rep.quiet && total > 0 {
-		p.bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(rep.w), progressbar.OptionSetDescription("batch"),
-			progressbar.OptionShowIts(), progressbar.OptionSetItsString("img"), progressbar.OptionShowCount(),
-			progressbar.OptionSetPredictTime(true))
+		p.bar = newTqdmBar(rep.w, "batch", "img", total, rep.now)
 	}
 	return p
 }
@@ -111,11 +108,11 @@ func (p *itemProgress) item(ev pipeline.ItemProgress) {
 		return
 	}
 	if p.bar != nil {
-		_ = p.bar.Set(ev.Done)
 		if ev.Err != nil {
-			_ = p.bar.Clear()
+			p.bar.clear()
 			fmt.Fprintf(p.rep.w, "item %s failed: %s\n", ev.Item.ID, oneLine(ev.Err.Error()))
 		}
+		p.bar.set(ev.Done)
 		return
 	}
 	msg := ev.Status
@@ -127,7 +124,6 @@ func (p *itemProgress) item(ev pipeline.ItemProgress) {
 
 func (p *itemProgress) finish() {
 	if p.bar != nil {
-		_ = p.bar.Finish()
-		fmt.Fprintln(p.rep.w)
+		p.bar.finish()
 	}
 }

@@ -4,23 +4,24 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
 	"github.com/rflowrt/rflow/pipeline"
 )
 
-// reporter prints progress: a bar on a terminal, plain lines otherwise, nothing with --quiet.
+// reporter prints progress: a tqdm-style bar on a terminal, plain lines otherwise, nothing with --quiet.
 type reporter struct {
 	w     io.Writer
 	quiet bool
 	tty   bool
-	bar   *progressbar.ProgressBar
+	bar   *tqdmBar
+	now   func() time.Time
 }
 
 func newReporter(w io.Writer, quiet bool) *reporter {
-	r := &reporter{w: w, quiet: quiet}
+	r := &reporter{w: w, quiet: quiet, now: time.Now}
 	if f, ok := w.(*os.File); ok {
 		r.tty = term.IsTerminal(int(f.Fd()))
 	}
@@ -29,6 +30,9 @@ func newReporter(w io.Writer, quiet bool) *reporter {
 
 func (r *reporter) linef(format string, a ...any) {
 	if !r.quiet {
+		if r.bar != nil {
+			r.bar.clear()
+		}
 		fmt.Fprintf(r.w, format+"\n", a...)
 	}
 }
@@ -46,14 +50,14 @@ func (r *reporter) progress(run, runs int) func(pipeline.Event) {
 		switch {
 		case ev.Stage == pipeline.StageDenoise && r.tty:
 			if r.bar == nil {
-				r.bar = progressbar.NewOptions(ev.Total, progressbar.OptionSetWriter(r.w), progressbar.OptionSetDescription(label),
-					progressbar.OptionShowIts(), progressbar.OptionSetItsString("step"), progressbar.OptionShowCount(),
-					progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
+				// The first event comes after the first step: the clock starts one step back.
+				r.bar = newTqdmBar(r.w, label, "it", ev.Total, r.now)
 			}
-			_ = r.bar.Set(ev.Step)
+			r.bar.set(ev.Step)
 		case ev.Stage == pipeline.StageDenoise:
 			fmt.Fprintf(r.w, "%s: step %d/%d (σ=%.4f)\n", label, ev.Step, ev.Total, ev.Sigma)
 		case ev.Stage == pipeline.StageLoad && ev.Component != "":
+			r.done()
 			fmt.Fprintf(r.w, "loading %s\n", ev.Component)
 		case ev.Stage == pipeline.StageDecode && ev.Step == 0:
 			r.done()
@@ -62,10 +66,10 @@ func (r *reporter) progress(run, runs int) func(pipeline.Event) {
 	}
 }
 
-// done finishes a bar in progress.
+// done ends a bar in progress, leaving its last state on screen.
 func (r *reporter) done() {
 	if r.bar != nil {
-		_ = r.bar.Finish()
+		r.bar.finish()
 		r.bar = nil
 	}
 }
