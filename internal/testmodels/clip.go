@@ -20,6 +20,8 @@ type CLIPConfig struct {
 	// IDs is input_ids' element type (Int64, or Int32 as older exports); IO the float outputs' type.
 	IDs, IO onnx.DataType
 	Seed    uint64
+	// BF16Weights rounds every weight to the nearest bfloat16 (stored as float32), as a bf16 checkpoint holds it.
+	BF16Weights bool
 }
 
 // TinyCLIP is a CLIP text encoder with the real vocabulary (49408) and 77 positions but 32-d,
@@ -49,7 +51,7 @@ func CLIPTextEncoder(c CLIPConfig) (*onnx.Model, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	return arch.CLIPText(RandomWeights{Seed: c.Seed}, c.archConfig(), arch.IO{Float: c.IO, IDs: c.IDs})
+	return arch.CLIPText(RandomWeights{Seed: c.Seed, BF16: c.BF16Weights}, c.archConfig(), arch.IO{Float: c.IO, IDs: c.IDs})
 }
 
 // archConfig is c as a transformers CLIPTextConfig config.json.

@@ -20,6 +20,8 @@ type FluxConfig struct {
 	// IDs is the element type of txt_ids and img_ids: Int64 (as Optimum exports them) or Float.
 	IDs  onnx.DataType
 	Seed uint64
+	// BF16Weights rounds every weight to the nearest bfloat16 (stored as float32), as a bf16 checkpoint holds it.
+	BF16Weights bool
 }
 
 // TinyFlux is a FLUX transformer that runs a 64×64 px step (4×4 packed tokens) in milliseconds.
@@ -38,6 +40,13 @@ func BenchFlux(guidance bool) FluxConfig {
 
 // validate checks what the arch config cannot express; arch.ParseFluxConfig checks the rest (axes,
 // sizes) and arch.BuildFlux the I/O types.
+// LargeFlux is a FLUX transformer of about 550M parameters (8 double and 16 single blocks at width
+// 1024, FLUX.1's head size 128 and rope axes): 1.1 GB as bf16, for conversion and memory benchmarks.
+func LargeFlux(guidance bool) FluxConfig {
+	return FluxConfig{Hidden: 1024, Heads: 8, DoubleLayers: 8, SingleLayers: 16, AxesDim: [3]int{16, 56, 56},
+		InChannels: 64, JointDim: 4096, PooledDim: 768, Guidance: guidance, IO: onnx.Float, IDs: onnx.Int64, Seed: 0xf1c}
+}
+
 func (c FluxConfig) validate() error {
 	if c.Hidden <= 0 || c.Heads <= 0 || c.Hidden%c.Heads != 0 {
 		return fmt.Errorf("flux config: hidden %d must be a positive multiple of heads %d", c.Hidden, c.Heads)
@@ -70,5 +79,5 @@ func FluxTransformer(c FluxConfig) (*onnx.Model, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	return arch.FluxTransformer(RandomWeights{Seed: c.Seed}, c.archConfig(), arch.IO{Float: c.IO, IDs: c.IDs})
+	return arch.FluxTransformer(RandomWeights{Seed: c.Seed, BF16: c.BF16Weights}, c.archConfig(), arch.IO{Float: c.IO, IDs: c.IDs})
 }

@@ -31,6 +31,9 @@ type Options struct {
 	ExternalData bool
 	// Seed selects the random weights; the same Options always give byte-identical folders.
 	Seed uint64
+	// BF16Weights rounds every weight to the nearest bfloat16 (the graphs still store float32), so
+	// that WriteCheckpoint with the same options stores exactly these weights as BF16.
+	BF16Weights bool
 	// SharedDir is shared/tokenizers, whose real CLIP and T5 files are copied into the tokenizer
 	// folders. "" looks for ../shared/tokenizers beside the module root and, when it is not there,
 	// writes a small generated vocabulary in the same formats instead.
@@ -60,8 +63,8 @@ func (o Options) normalized() (Options, error) {
 		o.Precision = onnx.Float
 	}
 	switch {
-	case o.Size != SizeTiny && o.Size != SizeBench:
-		return o, fmt.Errorf("testmodels: unknown size %q (valid: tiny, bench)", o.Size)
+	case o.Size != SizeTiny && o.Size != SizeBench && o.Size != SizeLarge:
+		return o, fmt.Errorf("testmodels: unknown size %q (valid: tiny, bench, large)", o.Size)
 	case o.IDs != onnx.Int64 && o.IDs != onnx.Int32:
 		return o, fmt.Errorf("testmodels: ids type %v, want int32 or int64", o.IDs)
 	case o.Precision != onnx.Float && o.Precision != onnx.Float16:
@@ -76,50 +79,61 @@ func (o Options) normalized() (Options, error) {
 // sizes). Each subfolder it writes is replaced whole; other entries of dir are left alone (so a
 // folder of another kind written there before can leave, e.g., its text_encoder_3 behind).
 func Write(dir string, o Options) error {
-	o, err := o.normalized()
+	o, d, configs, err := writeFolderFiles(dir, o)
 	if err != nil {
 		return err
+	}
+	return writeComponents(dir, configs, o.Kind.repo(), d.components(o.Kind), o.ExternalData)
+}
+
+// writeFolderFiles writes what every form of the folder has besides the models — model_index.json,
+// scheduler/ and the tokenizer folders — and returns the normalized options, the sizes and the config
+// source.
+func writeFolderFiles(dir string, o Options) (Options, Dims, fs.FS, error) {
+	o, err := o.normalized()
+	if err != nil {
+		return o, Dims{}, nil, err
 	}
 	d, err := DimsFor(o)
 	if err != nil {
-		return err
+		return o, d, nil, err
 	}
 	src, err := o.tokenizerSource()
 	if err != nil {
-		return err
+		return o, d, nil, err
 	}
 	configs, _, err := o.configSource()
 	if err != nil {
-		return err
+		return o, d, nil, err
 	}
 	repo := o.Kind.repo()
 	index, err := fs.ReadFile(configs, path.Join(repo, "model_index.json"))
 	if err != nil {
-		return err
+		return o, d, nil, err
 	}
 	if !o.Kind.HasT5() {
 		null := [2]any{nil, nil}
 		if index, err = patchJSON(index, []kv{{"text_encoder_3", null}, {"tokenizer_3", null}}); err != nil {
-			return err
+			return o, d, nil, err
 		}
 	}
 	if err := writeFile(dir, "model_index.json", index); err != nil {
-		return err
+		return o, d, nil, err
 	}
 	sched, err := fs.ReadFile(configs, path.Join(repo, "scheduler/scheduler_config.json"))
 	if err != nil {
-		return err
+		return o, d, nil, err
 	}
 	if err := resetDir(dir, "scheduler"); err != nil {
-		return err
+		return o, d, nil, err
 	}
 	if err := writeFile(dir, "scheduler/scheduler_config.json", sched); err != nil {
-		return err
+		return o, d, nil, err
 	}
 	if err := writeTokenizers(dir, o.Kind, src); err != nil {
-		return err
+		return o, d, nil, err
 	}
-	return writeComponents(dir, configs, repo, d.components(o.Kind), o.ExternalData)
+	return o, d, configs, nil
 }
 
 // writeComponents builds and writes the model components concurrently (each has its own seeded

@@ -72,10 +72,13 @@ func (k Kind) repo() string {
 // Size selects the component sizes.
 type Size string
 
-// Sizes: tiny for tests (each kind writes in about a second), bench for benchmarks (hundreds of MB).
+// Sizes: tiny for tests (each kind writes in about a second), bench for benchmarks (hundreds of MB),
+// large for memory and conversion benchmarks: bench's text encoders and VAE with a transformer of about
+// 550M parameters (1.1 GB as bf16, 2.2 GB as fp32).
 const (
 	SizeTiny  Size = "tiny"
 	SizeBench Size = "bench"
+	SizeLarge Size = "large"
 )
 
 // Real vocabulary sizes: CLIP's tokenizer has 49408 ids; T5 v1.1's embedding has 32128 rows (the
@@ -121,7 +124,7 @@ func DimsFor(o Options) (Dims, error) {
 	if err != nil {
 		return Dims{}, err
 	}
-	bench := o.Size == SizeBench
+	bench := o.Size == SizeBench || o.Size == SizeLarge
 	var d Dims
 	if o.Kind.IsFlux() {
 		d.CLIPL = clipDims(32, 2, 2, 0)
@@ -130,6 +133,9 @@ func DimsFor(o Options) (Dims, error) {
 		if bench {
 			d.CLIPL, d.T5, d.Flux = clipDims(128, 2, 4, 0), t5Dims(512, true), BenchFlux(o.Kind == KindFluxDev)
 		}
+		if o.Size == SizeLarge {
+			d.Flux = LargeFlux(o.Kind == KindFluxDev)
+		}
 		d.Flux.JointDim, d.Flux.PooledDim = d.T5.DModel, d.CLIPL.Hidden
 	} else {
 		d.CLIPL, d.CLIPG = clipDims(32, 2, 2, 32), clipDims(48, 2, 3, 48)
@@ -137,6 +143,9 @@ func DimsFor(o Options) (Dims, error) {
 		if bench {
 			d.CLIPL, d.CLIPG = clipDims(128, 2, 4, 128), clipDims(192, 3, 4, 192)
 			d.T5, d.SD3 = t5Dims(512, true), BenchSD3()
+		}
+		if o.Size == SizeLarge {
+			d.SD3 = LargeSD3()
 		}
 		d.SD3.JointDim, d.SD3.PooledDim = d.T5.DModel, d.CLIPL.Projection+d.CLIPG.Projection
 	}
@@ -156,7 +165,9 @@ func (d *Dims) setIO(o Options) {
 	d.CLIPL.Seed, d.CLIPG.Seed = componentSeed(o.Seed, "text_encoder"), componentSeed(o.Seed, "text_encoder_clip_g")
 	d.T5.Seed = componentSeed(o.Seed, "text_encoder_t5")
 	d.SD3.Seed, d.Flux.Seed = componentSeed(o.Seed, "transformer"), componentSeed(o.Seed, "transformer")
-	d.VAE.Seed = componentSeed(o.Seed, "vae")
+	d.VAE.Seed = componentSeed(o.Seed, "vae") // one seed for decoder and encoder: a checkpoint has one vae
+	d.CLIPL.BF16Weights, d.CLIPG.BF16Weights, d.T5.BF16Weights = o.BF16Weights, o.BF16Weights, o.BF16Weights
+	d.SD3.BF16Weights, d.Flux.BF16Weights, d.VAE.BF16Weights = o.BF16Weights, o.BF16Weights, o.BF16Weights
 }
 
 // check verifies the cross-component widths the pipelines rely on.
@@ -200,30 +211,35 @@ type component struct {
 	set    []kv
 	// heavy components (transformer, T5) keep their weights in model.onnx_data with Options.ExternalData.
 	heavy bool
+	// weights are the component's random weights (WriteCheckpoint stores them).
+	weights RandomWeights
 }
 
 // components lists the model subfolders of a kind, in folder order.
 func (d Dims) components(k Kind) []component {
-	vaeSet, enc := d.VAE.configKeys(), d.VAE
-	enc.Seed = componentSeed(d.VAE.Seed, "vae_encoder")
+	// The decoder and encoder share the VAE's seed (their tensors have distinct names, encoder.* and
+	// decoder.*), so both are the one AutoencoderKL a checkpoint stores.
+	vaeSet, vaeW := d.VAE.configKeys(), RandomWeights{Seed: d.VAE.Seed, BF16: d.VAE.BF16Weights}
 	vae := []component{
-		{dir: "vae_decoder", build: func() (*onnx.Model, error) { return VAEDecoder(d.VAE) }, config: "vae/config.json", set: vaeSet},
-		{dir: "vae_encoder", build: func() (*onnx.Model, error) { return VAEEncoder(enc) }, config: "vae/config.json", set: vaeSet},
+		{dir: "vae_decoder", build: func() (*onnx.Model, error) { return VAEDecoder(d.VAE) }, config: "vae/config.json", set: vaeSet, weights: vaeW},
+		{dir: "vae_encoder", build: func() (*onnx.Model, error) { return VAEEncoder(d.VAE) }, config: "vae/config.json", set: vaeSet, weights: vaeW},
 	}
 	t5 := func(dir string) component {
 		return component{dir: dir, build: func() (*onnx.Model, error) { return T5Encoder(d.T5) },
-			config: dir + "/config.json", set: t5ConfigKeys(d.T5), heavy: true}
+			config: dir + "/config.json", set: t5ConfigKeys(d.T5), heavy: true,
+			weights: RandomWeights{Seed: d.T5.Seed, BF16: d.T5.BF16Weights}}
 	}
 	clip := func(dir string, c CLIPConfig) component {
 		return component{dir: dir, build: func() (*onnx.Model, error) { return CLIPTextEncoder(c) },
-			config: dir + "/config.json", set: clipConfigKeys(c)}
+			config: dir + "/config.json", set: clipConfigKeys(c), weights: RandomWeights{Seed: c.Seed, BF16: c.BF16Weights}}
 	}
 	if k.IsFlux() {
 		return append([]component{
 			clip("text_encoder", d.CLIPL),
 			t5("text_encoder_2"),
 			{dir: "transformer", build: func() (*onnx.Model, error) { return FluxTransformer(d.Flux) },
-				config: "transformer/config.json", set: fluxConfigKeys(d.Flux), heavy: true},
+				config: "transformer/config.json", set: fluxConfigKeys(d.Flux), heavy: true,
+				weights: RandomWeights{Seed: d.Flux.Seed, BF16: d.Flux.BF16Weights}},
 		}, vae...)
 	}
 	cs := []component{clip("text_encoder", d.CLIPL), clip("text_encoder_2", d.CLIPG)}
@@ -231,7 +247,8 @@ func (d Dims) components(k Kind) []component {
 		cs = append(cs, t5("text_encoder_3"))
 	}
 	return append(append(cs, component{dir: "transformer", build: func() (*onnx.Model, error) { return SD3Transformer(d.SD3) },
-		config: "transformer/config.json", set: sd3ConfigKeys(d.SD3), heavy: true}), vae...)
+		config: "transformer/config.json", set: sd3ConfigKeys(d.SD3), heavy: true,
+		weights: RandomWeights{Seed: d.SD3.Seed, BF16: d.SD3.BF16Weights}}), vae...)
 }
 
 // kv is one config key to set.

@@ -15,6 +15,8 @@ type SD3Config struct {
 	// IO is the element type of the float inputs and outputs: Float or Float16.
 	IO   onnx.DataType
 	Seed uint64
+	// BF16Weights rounds every weight to the nearest bfloat16 (stored as float32), as a bf16 checkpoint holds it.
+	BF16Weights bool
 }
 
 // TinySD3 is an SD3 transformer that runs a 64×64 px step (latent 8×8, 16 tokens) in milliseconds. Its
@@ -30,6 +32,13 @@ func TinySD3() SD3Config {
 func BenchSD3() SD3Config {
 	return SD3Config{Hidden: 384, Layers: 8, Heads: 6, PatchSize: 2, InChannels: 16, JointDim: 4096, PooledDim: 2048,
 		PosEmbedMaxSize: 96, SampleSize: 64, IO: onnx.Float, Seed: 0x5d3b}
+}
+
+// LargeSD3 is an SD3 transformer of about 530M parameters (6 blocks at width 1536, head size 64): 1.1 GB
+// as bf16, for conversion and memory benchmarks.
+func LargeSD3() SD3Config {
+	return SD3Config{Hidden: 1536, Layers: 6, Heads: 24, PatchSize: 2, InChannels: 16, JointDim: 4096, PooledDim: 2048,
+		PosEmbedMaxSize: 96, SampleSize: 64, IO: onnx.Float, Seed: 0x5d3c}
 }
 
 func (c SD3Config) validate() error {
@@ -67,7 +76,7 @@ func SD3Transformer(c SD3Config) (*onnx.Model, error) {
 		return nil, err
 	}
 	sc.NoSkipLayers = true
-	return arch.BuildSD3(RandomWeights{Seed: c.Seed}, sc, arch.IO{Float: c.IO})
+	return arch.BuildSD3(RandomWeights{Seed: c.Seed, BF16: c.BF16Weights}, sc, arch.IO{Float: c.IO})
 }
 
 // archConfig is c as a diffusers SD3Transformer2DModel config.json (SD3-medium style: no qk norm, no

@@ -5,13 +5,20 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
+
+	"github.com/rflowrt/rflow/internal/half"
 )
 
 // RandomWeights is an arch.Weights that makes any parameter on demand: deterministic normal values
 // drawn from a generator seeded by (Seed, name), scaled by the parameter's role so activations stay
 // near unit size through deep stacks: norm scales 1 + N(0, 0.1²), biases and other vectors N(0, 0.02²)
 // (norm biases N(0, 0.1²)), embedding tables N(0, 0.2²), weights of rank ≥ 2 N(0, 1/fan_in).
-type RandomWeights struct{ Seed uint64 }
+// With BF16 every value is rounded to the nearest bfloat16, so a bf16 checkpoint of the same weights
+// holds them exactly.
+type RandomWeights struct {
+	Seed uint64
+	BF16 bool
+}
 
 // Shape implements arch.Weights: any shape (nil, true), so the builder's expectation is used.
 func (r RandomWeights) Shape(string) ([]int64, bool) { return nil, true }
@@ -29,6 +36,11 @@ func (r RandomWeights) Float32(name string, shape []int64) ([]float32, error) {
 	v := make([]float32, n)
 	for i := range v {
 		v[i] = float32(mean + rng.NormFloat64()*std)
+	}
+	if r.BF16 {
+		for i, x := range v {
+			v[i] = half.BFloat16ToFloat32(half.BFloat16FromFloat32(x))
+		}
 	}
 	return v, nil
 }

@@ -13,6 +13,8 @@ type T5Config struct {
 	// IDs is input_ids' element type (Int64 as Optimum exports it); IO the output's float type.
 	IDs, IO onnx.DataType
 	Seed    uint64
+	// BF16Weights rounds every weight to the nearest bfloat16 (stored as float32), as a bf16 checkpoint holds it.
+	BF16Weights bool
 }
 
 // TinyT5 is a T5 encoder with the real vocabulary (32128) but 96-d, 2-layer width; DModel matches
@@ -41,7 +43,7 @@ func T5Encoder(c T5Config) (*onnx.Model, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	return arch.T5Encoder(RandomWeights{Seed: c.Seed}, c.archConfig(), arch.IO{Float: c.IO, IDs: c.IDs})
+	return arch.T5Encoder(RandomWeights{Seed: c.Seed, BF16: c.BF16Weights}, c.archConfig(), arch.IO{Float: c.IO, IDs: c.IDs})
 }
 
 // archConfig is c as a transformers T5Config config.json.

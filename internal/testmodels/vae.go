@@ -28,6 +28,8 @@ type VAEConfig struct {
 	// Weights and arithmetic stay float32.
 	IO   onnx.DataType
 	Seed uint64
+	// BF16Weights rounds every weight to the nearest bfloat16 (stored as float32), as a bf16 checkpoint holds it.
+	BF16Weights bool
 }
 
 // TinyVAE is a VAE for fast tests: 16 latent channels, 8× spatial factor, a few thousand weights per block.
@@ -108,7 +110,7 @@ func VAEDecoder(c VAEConfig) (*onnx.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return arch.VAEDecoder(RandomWeights{Seed: c.Seed}, c.archConfig(), arch.IO{Float: c.IO})
+	return arch.VAEDecoder(RandomWeights{Seed: c.Seed, BF16: c.BF16Weights}, c.archConfig(), arch.IO{Float: c.IO})
 }
 
 // VAEEncoder builds the Optimum vae_encoder export: input sample [batch_size, 3, height, width],
@@ -119,5 +121,5 @@ func VAEEncoder(c VAEConfig) (*onnx.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return arch.VAEEncoder(RandomWeights{Seed: c.Seed}, c.archConfig(), arch.IO{Float: c.IO})
+	return arch.VAEEncoder(RandomWeights{Seed: c.Seed, BF16: c.BF16Weights}, c.archConfig(), arch.IO{Float: c.IO})
 }
