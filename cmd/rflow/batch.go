@@ -114,6 +114,9 @@ func (f *batchFlags) setup(fs *pflag.FlagSet) (pipeline.Shard, []pipeline.Manife
 	if f.batchSize < 1 {
 		return shard, nil, pipeline.Request{}, errors.New("--batch-size must be at least 1")
 	}
+	if err := checkGenerationNumbers(fs, f.txt2imgFlags); err != nil {
+		return shard, nil, pipeline.Request{}, err
+	}
 	if err := imagefile.CheckDirWritable(f.outDir); err != nil { // before anything loads
 		return shard, nil, pipeline.Request{}, &outputProblem{fmt.Errorf("--out: %w", err), false}
 	}

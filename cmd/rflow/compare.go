@@ -134,6 +134,12 @@ func (f *compareFlags) spec(fs *pflag.FlagSet) (compareSpec, error) {
 	if f.path != "linear" && f.path != "cosine" && f.path != "both" {
 		return s, fmt.Errorf("--path %q: want linear, cosine or both", f.path)
 	}
+	if err := checkSides(fs, f.width, f.height); err != nil {
+		return s, err
+	}
+	if f.threads < 0 {
+		return s, fmt.Errorf("--threads %d: want 0 or more", f.threads)
+	}
 	if f.samples < 2 || f.samples > 1_000_000 || f.projections < 1 || f.cell < 16 || f.cell > 1024 {
 		return s, fmt.Errorf("--samples must be in [2, 1e6], --projections ≥ 1, --cell in [16, 1024]")
 	}

@@ -192,6 +192,9 @@ func (f *txt2imgFlags) request(fs *pflag.FlagSet) (pipeline.Request, error) {
 	if f.batchCount < 1 || f.batchSize < 1 {
 		return pipeline.Request{}, fmt.Errorf("--batch-count and --batch-size must be at least 1")
 	}
+	if err := checkGenerationNumbers(fs, f); err != nil {
+		return pipeline.Request{}, err
+	}
 	kind, err := rng.ParseKind(f.rngKind)
 	if err != nil {
 		return pipeline.Request{}, err

@@ -156,7 +156,7 @@ func TestTxt2imgErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{}, 2, "--prompt is required"},
-		{[]string{"-p", "x", "-W", "500"}, 1, "not a multiple of 16"},
+		{[]string{"-p", "x", "-W", "500"}, 2, "not a multiple of 16"},
 		{[]string{"-p", "x", "--sampler", "nope"}, 1, "euler"},
 		{[]string{"-p", "x", "--provider", "vulkan"}, 2, "cpu, cuda"},
 		{[]string{"-p", "x", "-m", t.TempDir()}, 1, "model_index.json"},
