@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // TemplateVars are the values an output-name template can refer to.
@@ -140,21 +141,22 @@ func safeComponent(s string) string {
 	return s
 }
 
-// slugMax is the longest slug Slug returns.
+// slugMax is the most characters (runes) Slug returns.
 const slugMax = 48
 
-// Slug turns a prompt into a file-name-safe slug: ASCII letters and digits are kept (letters
-// lower-cased), every run of other characters becomes one '-', leading and trailing '-' are
-// dropped, and the result is cut to at most 48 characters (again without a trailing '-'). A
-// prompt with no ASCII letter or digit gives "image".
+// Slug turns a prompt into a file-name-safe slug: letters and digits of any script are kept (letters
+// lower-cased), with the combining marks that follow them (so "हिन्दी" keeps its vowel signs);
+// every run of other characters becomes one '-', leading and trailing '-' are dropped, and the
+// result is cut to at most 48 characters (again without a trailing '-'). A prompt with no letter or
+// digit (say only emoji or punctuation) gives "image".
 func Slug(s string) string {
-	b := make([]byte, 0, slugMax+1)
+	b := make([]rune, 0, slugMax+1)
 	gap := false
-	for _, r := range s {
+	for _, r := range valid(s) {
 		switch {
-		case r >= 'A' && r <= 'Z':
-			r += 'a' - 'A'
-		case (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9'):
+		case unicode.IsLetter(r) || unicode.IsDigit(r):
+			r = unicode.ToLower(r)
+		case unicode.IsMark(r) && !gap && len(b) > 0:
 		default:
 			gap = true
 			continue
@@ -163,7 +165,7 @@ func Slug(s string) string {
 			b = append(b, '-')
 		}
 		gap = false
-		b = append(b, byte(r))
+		b = append(b, r)
 		if len(b) >= slugMax {
 			break
 		}

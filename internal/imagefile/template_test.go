@@ -3,6 +3,7 @@ package imagefile
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestExpandTemplate(t *testing.T) {
@@ -64,21 +65,26 @@ func TestSlug(t *testing.T) {
 	for in, want := range map[string]string{
 		"A Cat, on the Moon!":          "a-cat-on-the-moon",
 		"  --Hello__World--  ":         "hello-world",
-		"café crème":                   "caf-cr-me",
-		"日本の猫":                         "image",
-		"日本の猫 cat 2":                   "cat-2",
+		"café crème":                   "café-crème",
+		"日本の猫":                         "日本の猫",
+		"日本の猫 cat 2":                   "日本の猫-cat-2",
+		"Straße ÜBER Ärger":            "straße-über-ärger",
+		"हिन्दी चित्र":                 "हिन्दी-चित्र",
+		"🔥🔥 !!":                        "image",
+		"a\xffb":                       "a-b",
+		strings.Repeat("猫", 60):        strings.Repeat("猫", 48),
 		"":                             "image",
 		"---":                          "image",
 		long:                           "word-word-word-word-word-word-word-word-word-wor",
 		strings.Repeat("a", 47) + " b": strings.Repeat("a", 47),
 		strings.Repeat("x", 100):       strings.Repeat("x", 48),
-		"MiXeD 123 ÀÉÎ digits 4567":    "mixed-123-digits-4567",
+		"MiXeD 123 ÀÉÎ digits 4567":    "mixed-123-àéî-digits-4567",
 	} {
 		got := Slug(in)
 		if got != want {
 			t.Errorf("Slug(%q) = %q, want %q", in, got, want)
 		}
-		if len(got) > 48 || strings.HasPrefix(got, "-") || strings.HasSuffix(got, "-") {
+		if utf8.RuneCountInString(got) > 48 || strings.HasPrefix(got, "-") || strings.HasSuffix(got, "-") {
 			t.Errorf("Slug(%q) = %q breaks the slug rules", in, got)
 		}
 	}
