@@ -13,6 +13,7 @@ import (
 	"github.com/rflowrt/rflow/internal/onnx"
 	"github.com/rflowrt/rflow/internal/ort"
 	"github.com/rflowrt/rflow/scheduler"
+	"github.com/rflowrt/rflow/textenc"
 	"github.com/rflowrt/rflow/vae"
 )
 
@@ -375,20 +376,11 @@ func (s *scanner) checkWidths() {
 	}
 }
 
-// readTokenizers finds the family's tokenizer folders and checks their files.
+// readTokenizers finds the family's tokenizer folders, checks their files and loads each tokenizer as
+// the pipeline will (so a truncated or garbage file is a problem now, not an error after Open).
 func (s *scanner) readTokenizers() {
-	type spec struct {
-		name string
-		kind tokenizerKind
-	}
-	specs := []spec{{"tokenizer", tokenizerCLIP}, {"tokenizer_2", tokenizerT5}}
-	if s.rep.Family == scheduler.FamilySD3 {
-		specs[1].kind = tokenizerCLIP
-		if s.required[compTextEncoder3] || s.m.Components[compTextEncoder3] != nil {
-			specs = append(specs, spec{"tokenizer_3", tokenizerT5})
-		}
-	}
-	for _, t := range specs {
+	withT5 := s.required[compTextEncoder3] || s.m.Components[compTextEncoder3] != nil
+	for _, t := range familyTokenizers(s.rep.Family, withT5) {
 		if s.m.Index.Disabled[t.name] {
 			continue
 		}
@@ -401,7 +393,16 @@ func (s *scanner) readTokenizers() {
 			s.problem(t.name, pathJoinSlash(t.name, file), "%s", msg)
 			continue
 		}
+		tok, err := loadTokenizer(dir, t.kind, s.m.Index.Components[t.name][1])
+		if err != nil {
+			s.tokenizerLoadProblem(t.name, dir, err)
+			continue
+		}
 		s.m.Tokenizers[t.name], s.rep.Tokenizers[t.name] = dir, dir
+		if s.m.loadedTokenizers == nil {
+			s.m.loadedTokenizers = map[string]textenc.Tokenizer{}
+		}
+		s.m.loadedTokenizers[t.name] = tok
 	}
 }
 

@@ -137,6 +137,36 @@ func fileProblemCases() []problemCase {
 			mustRemove(t, filepath.Join(dir, "tokenizer_2", "tokenizer.json"))
 			mustRemove(t, filepath.Join(dir, "tokenizer_2", "spiece.model"))
 		}, "tokenizer_2", "tokenizer.json or spiece.model"},
+		// Files that exist but do not load: Inspect loads each tokenizer as the pipeline does.
+		{"truncated CLIP tokenizer.json", sd3, func(t *testing.T, dir string) {
+			truncateFile(t, filepath.Join(dir, "tokenizer", "tokenizer.json"))
+		}, "tokenizer/tokenizer.json", "the tokenizer does not load"},
+		{"garbage CLIP-G vocab.json", sd3, func(t *testing.T, dir string) {
+			mustRemove(t, filepath.Join(dir, "tokenizer_2", "tokenizer.json"))
+			mustWrite(t, filepath.Join(dir, "tokenizer_2", "vocab.json"), "\x00garbage")
+		}, "tokenizer_2/vocab.json", "not valid JSON"},
+		{"garbage CLIP tokenizer_config.json", sd3, func(t *testing.T, dir string) {
+			mustWrite(t, filepath.Join(dir, "tokenizer", "tokenizer_config.json"), "[1, 2")
+		}, "tokenizer/tokenizer_config.json", "the tokenizer does not load"},
+		{"garbage T5 tokenizer.json", testmodels.Options{Kind: testmodels.KindFluxDev}, func(t *testing.T, dir string) {
+			mustWrite(t, filepath.Join(dir, "tokenizer_2", "tokenizer.json"), "garbage")
+		}, "tokenizer_2/tokenizer.json", "the tokenizer does not load"},
+		{"truncated T5 spiece.model", testmodels.Options{Kind: testmodels.KindFluxDev}, func(t *testing.T, dir string) {
+			mustRemove(t, filepath.Join(dir, "tokenizer_2", "tokenizer.json"))
+			truncateFile(t, filepath.Join(dir, "tokenizer_2", "spiece.model"))
+		}, "tokenizer_2/spiece.model", "the tokenizer does not load"},
+	}
+}
+
+// truncateFile keeps the first half of a file, as an interrupted download does.
+func truncateFile(t *testing.T, path string) {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, st.Size()/2); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -64,37 +64,40 @@ func (ms *models) load(name string, f func(path string) error) error {
 	return nil
 }
 
-// tokenizers loads the family's tokenizers once.
+// tokenizers loads the family's tokenizers once (reusing those Open loaded), as loadTokenizer does.
 func (ms *models) tokenizers() error {
 	if ms.clipTok[0] != nil {
 		return nil
 	}
-	clipNames, t5Name := []string{"tokenizer", "tokenizer_2"}, "tokenizer_3"
-	if ms.m.Family == scheduler.FamilyFLUX {
-		clipNames, t5Name = []string{"tokenizer"}, "tokenizer_2"
-	}
 	var toks [2]*textenc.CLIPTokenizer
-	for i, name := range clipNames {
-		dir, ok := ms.m.Tokenizers[name]
+	var t5 *textenc.T5Tokenizer
+	clip := 0
+	for _, s := range familyTokenizers(ms.m.Family, ms.hasT5()) {
+		dir, ok := ms.m.Tokenizers[s.name]
 		if !ok {
-			return fmt.Errorf("pipeline: the model folder %s has no %s", ms.m.Dir, name)
+			if s.kind == tokenizerT5 && !ms.hasT5() {
+				continue
+			}
+			return fmt.Errorf("pipeline: the model folder %s has no %s", ms.m.Dir, s.name)
 		}
-		// diffusers loads the class model_index.json names: the slow CLIPTokenizer for SD3 and FLUX.
-		slow := ms.m.Index.Components[name][1] != "CLIPTokenizerFast"
-		t, err := textenc.LoadCLIPTokenizer(dir, textenc.CLIPOptions{SlowCompat: slow})
-		if err != nil {
-			return fmt.Errorf("pipeline: %s: %w", name, err)
+		tok := ms.m.loadedTokenizers[s.name]
+		if tok == nil {
+			var err error
+			if tok, err = loadTokenizer(dir, s.kind, ms.m.Index.Components[s.name][1]); err != nil {
+				return fmt.Errorf("pipeline: %s: %w", s.name, err)
+			}
 		}
-		toks[i] = t
+		switch t := tok.(type) {
+		case *textenc.CLIPTokenizer:
+			toks[clip] = t
+			clip++
+		case *textenc.T5Tokenizer:
+			if ms.hasT5() {
+				t5 = t
+			}
+		}
 	}
-	if dir, ok := ms.m.Tokenizers[t5Name]; ok && ms.hasT5() {
-		t, err := textenc.LoadT5Tokenizer(dir, textenc.T5Options{})
-		if err != nil {
-			return fmt.Errorf("pipeline: %s: %w", t5Name, err)
-		}
-		ms.t5Tok = t
-	}
-	ms.clipTok = toks
+	ms.clipTok, ms.t5Tok = toks, t5
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/rflowrt/rflow/internal/onnx"
 	"github.com/rflowrt/rflow/internal/ort"
 	"github.com/rflowrt/rflow/scheduler"
+	"github.com/rflowrt/rflow/textenc"
 	"github.com/rflowrt/rflow/vae"
 )
 
@@ -74,8 +75,10 @@ type Model struct {
 	// T5), transformer, vae_decoder and vae_encoder (when the export has one).
 	Components map[string]*Component
 	// Tokenizers maps tokenizer, tokenizer_2 and tokenizer_3 to their folders.
-	Tokenizers  map[string]string
-	Transformer TransformerIO
+	Tokenizers map[string]string
+	// loadedTokenizers holds the tokenizers Open loaded to check them, for the pipeline to reuse.
+	loadedTokenizers map[string]textenc.Tokenizer
+	Transformer      TransformerIO
 	// GuidanceEmbeds is set for guidance-distilled FLUX (dev): the transformer has a guidance input
 	// (config.json's guidance_embeds agrees, or Inspect reports the mismatch).
 	GuidanceEmbeds bool

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -30,7 +29,7 @@ func runTokenize(ctx context.Context, args []string, out, errOut io.Writer) erro
 	text := fs.String("text", "", "text to tokenize")
 	pad := fs.Bool("pad", false, "truncate and pad to the encoder length (CLIP: 77; T5: 256 for SD3, 512 for FLUX and plain folders)")
 	maxLen := fs.Int("max-length", 0, "encoder length for --pad (T5 --max-sequence-length)")
-	slow := fs.Bool("slow", false, "CLIP only: reproduce diffusers' slow CLIPTokenizer without ftfy")
+	slow := fs.Bool("slow", false, "CLIP with --dir: reproduce diffusers' slow CLIPTokenizer without ftfy (with --model, model_index.json's class decides, as in txt2img)")
 	asJSON := fs.Bool("json", false, `print {"ids":[…]}`)
 	if err := parseFlags(fs, args, out); err != nil {
 		return err
@@ -45,7 +44,12 @@ func runTokenize(ctx context.Context, args []string, out, errOut io.Writer) erro
 	if *maxLen < 0 {
 		return usage("--max-length must be positive")
 	}
-	tokDir, length := *dir, *maxLen
+	if *slow && *model != "" {
+		return usage("--slow applies to --dir; with --model the tokenizer class in model_index.json decides, as in txt2img")
+	}
+	length := *maxLen
+	var tok textenc.Tokenizer
+	var err error
 	if *model != "" {
 		mi, err := pipeline.ReadModelIndex(*model)
 		if err != nil {
@@ -55,18 +59,21 @@ func runTokenize(ctx context.Context, args []string, out, errOut io.Writer) erro
 		if !ok {
 			return fmt.Errorf("a %s model has no %s tokenizer", mi.Family, *kind)
 		}
-		tokDir = filepath.Join(*model, sub)
+		// The pipeline's own loader: the same files and the same slow/fast rules as txt2img.
+		if tok, err = pipeline.LoadModelTokenizer(*model, sub); err != nil {
+			return err
+		}
 		if *kind == "t5" && length == 0 {
 			p, _ := scheduler.LookupPreset(map[scheduler.Family]string{scheduler.FamilySD3: "sd3", scheduler.FamilyFLUX: "flux-dev"}[mi.Family])
 			length = p.MaxSequenceLength
 		}
 	}
-	var tok textenc.Tokenizer
-	var err error
-	if *kind == "t5" {
-		tok, err = textenc.LoadT5Tokenizer(tokDir, textenc.T5Options{})
-	} else {
-		tok, err = textenc.LoadCLIPTokenizer(tokDir, textenc.CLIPOptions{SlowCompat: *slow})
+	switch {
+	case tok != nil:
+	case *kind == "t5":
+		tok, err = textenc.LoadT5Tokenizer(*dir, textenc.T5Options{})
+	default:
+		tok, err = textenc.LoadCLIPTokenizer(*dir, textenc.CLIPOptions{SlowCompat: *slow})
 	}
 	if err != nil {
 		return err
