@@ -31,7 +31,11 @@ func runInspect(ctx context.Context, args []string, out, errOut io.Writer) error
 	if pipeline.IsCheckpoint(*model) || ck.anyFile() != "" {
 		return inspectCheckpoint(out, ck.source(*model), *asJSON)
 	}
-	rep := pipeline.Inspect(*model)
+	dir, err := modelFolder(*model)
+	if err != nil {
+		return err
+	}
+	rep := pipeline.Inspect(dir)
 	if *asJSON {
 		if err := json.NewEncoder(out).Encode(rep); err != nil {
 			return err

@@ -17,7 +17,7 @@ import (
 
 func runSchedule(ctx context.Context, args []string, out, errOut io.Writer) error {
 	fs := pflag.NewFlagSet("schedule", pflag.ContinueOnError)
-	model := fs.StringP("model", "m", "", "model folder (diffusers layout): its scheduler_config.json and pipeline family")
+	model := fs.StringP("model", "m", "", "model folder (diffusers layout) or embedded demo: its scheduler_config.json and pipeline family")
 	preset := fs.String("preset", "", "built-in preset: "+strings.Join(scheduler.PresetNames(), ", "))
 	steps := fs.Int("steps", 0, "number of steps (default: the preset's)")
 	width := fs.IntP("width", "W", 0, "image width in pixels, for the resolution shift μ (default: the preset's, 1024 for --model)")
@@ -38,6 +38,7 @@ func runSchedule(ctx context.Context, args []string, out, errOut io.Writer) erro
 		return usage("give exactly one of --model DIR and --preset NAME")
 	}
 	var req scheduler.ScheduleRequest
+	var err error
 	if *preset != "" {
 		p, err := scheduler.LookupPreset(*preset)
 		if err != nil {
@@ -45,6 +46,9 @@ func runSchedule(ctx context.Context, args []string, out, errOut io.Writer) erro
 		}
 		req = p.Request(*steps, *width, *height)
 	} else {
+		if *model, err = modelFolder(*model); err != nil {
+			return err
+		}
 		mi, err := pipeline.ReadModelIndex(*model)
 		if err != nil {
 			return err
