@@ -14,11 +14,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/rflowrt/rflow/internal/compiler/arch"
 )
 
-// GeneratorVersion is part of every cache key. The package's own sources and the configs it patches
-// are hashed into the key too, so bump it only when something outside this package (internal/onnx's encoding) changes
-// the bytes Write produces.
+// GeneratorVersion is part of every cache key. The package's own sources, the graph builders' sources
+// (internal/compiler/arch) and the configs it patches are hashed into the key too, so bump it only when
+// something else (internal/onnx's encoding) changes the bytes Write produces.
 const GeneratorVersion = "1"
 
 // sources are this package's Go files, hashed into the cache key so that a changed generator never
@@ -104,6 +106,7 @@ func cacheKey(o Options) (string, error) {
 	}
 	h := newHasher()
 	h.addString("generator", generatorHash())
+	h.addString("builders", arch.SourcesDigest()) // the graph code lives in internal/compiler/arch
 	h.addString("configs", label)
 	err = fs.WalkDir(configs, ".", func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
