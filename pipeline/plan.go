@@ -156,15 +156,15 @@ func (p *Pipeline) resolveSize(pl *plan) error {
 	return nil
 }
 
-// resolveSchedule picks the sampler and builds the σ schedule.
+// resolveSchedule builds the σ schedule and picks the sampler: by default the step of the diffusers
+// scheduler class (scheduler.DefaultSampler), as diffusers runs the class the model's config names.
 func (p *Pipeline) resolveSchedule(pl *plan, pr scheduler.Preset) error {
 	r := &pl.req
-	if r.Sampler == "" {
-		r.Sampler = "euler"
-	}
 	var err error
-	if pl.sampler, err = scheduler.LookupSampler(r.Sampler); err != nil {
-		return fmt.Errorf("pipeline: %w", err)
+	if r.Sampler != "" {
+		if pl.sampler, err = scheduler.LookupSampler(r.Sampler); err != nil {
+			return fmt.Errorf("pipeline: %w", err)
+		}
 	}
 	if r.Steps == 0 && len(r.Sigmas) == 0 {
 		r.Steps = pr.Steps
@@ -177,6 +177,12 @@ func (p *Pipeline) resolveSchedule(pl *plan, pr scheduler.Preset) error {
 	}
 	r.Scheduler = pl.schedule.Scheduler
 	r.Steps = len(pl.schedule.Sigmas) - 1
+	if r.Sampler == "" {
+		r.Sampler = scheduler.DefaultSampler(p.m.Scheduler, r.Scheduler)
+		if pl.sampler, err = scheduler.LookupSampler(r.Sampler); err != nil {
+			return fmt.Errorf("pipeline: %w", err)
+		}
+	}
 	switch {
 	case pl.schedule.DynamicShift:
 		pl.shift = math.Exp(pl.schedule.Mu)

@@ -48,8 +48,11 @@ type Request struct {
 	// it applies, steps·start < i < steps·stop (0 → 0.01 and 0.2), as fractions of Steps.
 	SLGScale, SLGStart, SLGStop float64
 
-	// Sampler is a scheduler.SamplerNames entry ("" → euler); Scheduler a scheduler.SchedulerNames entry
-	// ("" → the model's own scheduler_config.json class). Unknown names are errors listing the valid ones.
+	// Sampler is a scheduler.SamplerNames entry; "" runs the step of the diffusers scheduler class, as
+	// diffusers does (scheduler.DefaultSampler): the class scheduler_config.json names (FlowMatchEuler →
+	// euler, FlowMatchHeun → heun, DPMSolverMultistep → dpmpp_2m, UniPCMultistep → uni_pc), or the one
+	// Scheduler names. Scheduler is a scheduler.SchedulerNames entry ("" → the model's own
+	// scheduler_config.json class). Unknown names are errors listing the valid ones.
 	Sampler, Scheduler string
 	// FlowShift > 0 replaces the model's static or dynamic shift by this static shift; 0 keeps it.
 	FlowShift float64

@@ -92,7 +92,8 @@ type scheduleInput struct {
 type scheduleEntry struct {
 	name      string
 	doc       string
-	fixedMu   bool // the schedule ignores dynamic shifting (FlowMatchHeun)
+	fixedMu   bool   // the schedule ignores dynamic shifting (FlowMatchHeun)
+	sampler   string // the sampler of the diffusers class (diffusers entries only)
 	comfy     func(m comfyFlow, steps int) []float64
 	diffusers func(in scheduleInput) (sigmas, timesteps []float64)
 }
@@ -119,13 +120,13 @@ var scheduleEntries = []scheduleEntry{
 				custom = fluxPipelineSigmas(in.steps)
 			}
 			return flowMatchEuler(in.cfg, in.steps, in.mu, custom)
-		}},
+		}, sampler: "euler"},
 	{name: "flowmatch_heun", doc: "diffusers FlowMatchHeunDiscreteScheduler: static shift only, σ not yet doubled",
-		fixedMu: true, diffusers: func(in scheduleInput) ([]float64, []float64) { return flowMatchHeun(in.cfg, in.steps) }},
+		fixedMu: true, sampler: "heun", diffusers: func(in scheduleInput) ([]float64, []float64) { return flowMatchHeun(in.cfg, in.steps) }},
 	{name: "dpmpp", doc: "diffusers DPMSolverMultistepScheduler flow σ (integer timesteps)",
-		diffusers: func(in scheduleInput) ([]float64, []float64) { return dpmSolverFlow(in.cfg, in.steps, in.mu) }},
+		sampler: "dpmpp_2m", diffusers: func(in scheduleInput) ([]float64, []float64) { return dpmSolverFlow(in.cfg, in.steps, in.mu) }},
 	{name: "unipc", doc: "diffusers UniPCMultistepScheduler flow σ (integer timesteps, σ0 nudged below 1)",
-		diffusers: func(in scheduleInput) ([]float64, []float64) { return unipcFlow(in.cfg, in.steps, in.mu) }},
+		sampler: "uni_pc", diffusers: func(in scheduleInput) ([]float64, []float64) { return unipcFlow(in.cfg, in.steps, in.mu) }},
 }
 
 // SchedulerNames lists the names ScheduleRequest.Scheduler accepts: the ComfyUI schedulers, then the
@@ -166,6 +167,26 @@ func classSchedule(class string) string {
 		return "unipc"
 	}
 	return "flowmatch"
+}
+
+// DefaultSampler is the sampler a run uses when it names none, so that a model runs as diffusers runs
+// it: the step of the diffusers scheduler class. For a schedule built from a diffusers class
+// (flowmatch, flowmatch_heun, dpmpp, unipc) that is the class's sampler; for a ComfyUI schedule or a
+// custom σ list, the class cfg names: FlowMatchEulerDiscreteScheduler → euler (euler_stochastic with
+// stochastic_sampling), FlowMatchHeunDiscreteScheduler → heun, DPMSolverMultistepScheduler (flow
+// mode, DPM-Solver++ order 2) → dpmpp_2m, UniPCMultistepScheduler (flow mode, bh2) → uni_pc.
+func DefaultSampler(cfg FlowMatchConfig, schedule string) string {
+	e, ok := lookupSchedule(schedule)
+	if !ok || e.sampler == "" {
+		e, _ = lookupSchedule(classSchedule(cfg.ClassName))
+	}
+	if name := e.sampler; name != "euler" {
+		return name
+	}
+	if cfg.StochasticSampling && cfg.ClassName == ClassFlowMatchEuler {
+		return "euler_stochastic"
+	}
+	return "euler"
 }
 
 // BuildSchedule builds the σ schedule r asks for — a pure function: the same request gives the same

@@ -1,0 +1,50 @@
+package pipeline
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/rflowrt/rflow/internal/testmodels"
+)
+
+// resolveOn opens a copy of the fixture with the given scheduler_config.json ("" keeps the fixture's)
+// and resolves r on it; nothing is loaded.
+func resolveOn(t *testing.T, o testmodels.Options, schedulerConfig string, r Request) Resolved {
+	t.Helper()
+	dir := inspectFixture(t, o)
+	if schedulerConfig != "" {
+		mustWrite(t, filepath.Join(dir, "scheduler", "scheduler_config.json"), schedulerConfig)
+	}
+	m, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := New(m, Options{}).resolve(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pl.settings
+}
+
+// TestDefaultSamplerFollowsSchedulerClass: with no sampler asked for, rflow runs the step of the class
+// the model's scheduler_config.json names, as diffusers 0.38 does (it loads that class).
+func TestDefaultSamplerFollowsSchedulerClass(t *testing.T) {
+	const flowMode = `"use_flow_sigmas": true, "prediction_type": "flow_prediction", "flow_shift": 3.0`
+	for _, c := range []struct {
+		config, sampler, scheduler string
+		want                       string
+	}{
+		{`{"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 3.0}`, "", "", "euler"},
+		{`{"_class_name": "FlowMatchHeunDiscreteScheduler", "shift": 3.0}`, "", "", "heun"},
+		{`{"_class_name": "DPMSolverMultistepScheduler", ` + flowMode + `}`, "", "", "dpmpp_2m"},
+		{`{"_class_name": "UniPCMultistepScheduler", ` + flowMode + `}`, "", "", "uni_pc"},
+		{`{"_class_name": "FlowMatchHeunDiscreteScheduler", "shift": 3.0}`, "", "karras", "heun"},
+		{`{"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 3.0}`, "", "unipc", "uni_pc"},
+		{`{"_class_name": "FlowMatchHeunDiscreteScheduler", "shift": 3.0}`, "dpmpp_2m", "", "dpmpp_2m"},
+	} {
+		got := resolveOn(t, sd3NoT5, c.config, Request{Prompt: "x", Width: 32, Height: 32, Steps: 4, Sampler: c.sampler, Scheduler: c.scheduler})
+		if got.Sampler != c.want {
+			t.Errorf("%s, sampler %q, scheduler %q: ran %q, want %q", c.config, c.sampler, c.scheduler, got.Sampler, c.want)
+		}
+	}
+}
