@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -55,45 +56,170 @@ var ErrManifest = errors.New("manifest")
 
 var itemIDPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`)
 
-// ParseManifest reads a batch manifest and expands it into items. The format is told by the content:
-// if the first line that is neither blank nor a '#' comment starts with '{', every such line is a JSON
-// object (JSONL) with the fields prompt, negative_prompt, seed, steps, width, height, cfg_scale,
-// guidance, sampler, scheduler, flow_shift, id and count (an unknown field is an error naming the
-// line and field); otherwise every such line is one prompt. An entry with count n > 1 becomes n items
-// with IDs "<id>-0" … "<id>-(n−1)" (seeds seed+k when a seed is given); items without an id are named
-// "item-%06d" after their index. Items without a seed get defaults.Seed + their index, so the same
-// manifest and flags always give the same images whatever the sharding. defaults supplies the
-// negative prompt and seed base; other zero settings stay zero (the run's defaults apply).
+// ParseManifest reads a batch manifest and expands it into items. The format is told by the content
+// (a UTF-8 byte order mark first is skipped): if the first line that is neither blank nor a '#'
+// comment starts a JSON array ('[' then '{', ']' or the end of the line), the rest is one JSON array
+// of objects; if it starts with '{', every such line is a JSON object (JSONL); otherwise every such
+// line is one prompt. Objects have the fields prompt, negative_prompt, seed, steps, width, height,
+// cfg_scale, guidance, sampler, scheduler, flow_shift, id and count (an unknown field is an error
+// naming the line and field). An entry with count n > 1 becomes n items with IDs "<id>-0" …
+// "<id>-(n−1)" (seeds seed+k when a seed is given); items without an id are named "item-%06d" after
+// their index. Items without a seed get defaults.Seed + their index, so the same manifest and flags
+// always give the same images whatever the sharding. defaults supplies the negative prompt and seed
+// base; other zero settings stay zero (the run's defaults apply).
 func ParseManifest(r io.Reader, defaults ManifestItem) ([]ManifestItem, error) {
+	br := bufio.NewReaderSize(r, manifestPeek)
+	if b, err := br.Peek(len(utf8BOM)); err == nil && bytes.Equal(b, utf8BOM) {
+		_, _ = br.Discard(len(utf8BOM))
+	}
+	m := manifestReader{defaults: defaults, ids: map[string]int{}}
+	// Skip blank and comment lines to the first significant one, which tells an array from lines
+	// (an array may well be a single long line, so it is only peeked at).
+	for line := 1; ; line++ {
+		b, err := br.Peek(manifestPeek)
+		if len(b) == 0 {
+			if err != nil && err != io.EOF {
+				return nil, fmt.Errorf("%w: read: %w", ErrManifest, err)
+			}
+			return m.items, nil
+		}
+		end := bytes.IndexByte(b, '\n')
+		first := b
+		if end >= 0 {
+			first = b[:end]
+		}
+		text := strings.TrimSpace(string(first))
+		switch {
+		case text != "" && !strings.HasPrefix(text, "#"):
+			if startsJSONArray(text) {
+				return m.readArray(br, line)
+			}
+			return m.readLines(br, line)
+		case end >= 0:
+			_, _ = br.Discard(end + 1)
+		default: // a comment longer than the peek
+			if _, err := br.ReadString('\n'); err != nil {
+				return m.items, nil
+			}
+		}
+	}
+}
+
+// manifestPeek is how much of a manifest's first significant line is looked at to tell its format.
+const manifestPeek = 4096
+
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// startsJSONArray tells a JSON array's first line ("[", "[{…", "[ ]") from a prompt that starts with a
+// bracket ("[cinematic] a cat").
+func startsJSONArray(text string) bool {
+	rest, ok := strings.CutPrefix(text, "[")
+	rest = strings.TrimSpace(rest)
+	return ok && (rest == "" || rest[0] == '{' || rest[0] == ']')
+}
+
+// manifestReader accumulates the items of one manifest.
+type manifestReader struct {
+	defaults ManifestItem
+	items    []ManifestItem
+	ids      map[string]int
+	jsonl    bool
+}
+
+// addLine adds the items of one significant line (a JSON object or a prompt).
+func (m *manifestReader) addLine(text string, line int) error {
+	e := manifestEntry{Prompt: &text}
+	if m.jsonl {
+		var err error
+		if e, err = decodeEntry(text, line); err != nil {
+			return err
+		}
+	}
+	var err error
+	m.items, err = expandEntry(m.items, e, m.defaults, line, m.ids)
+	return err
+}
+
+// readLines reads a JSONL or text manifest from line first on; its first significant line tells which.
+func (m *manifestReader) readLines(r io.Reader, first int) ([]ManifestItem, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), maxManifestLine)
-	var items []ManifestItem
-	jsonl, decided := false, false
-	ids := map[string]int{}
-	for line := 1; sc.Scan(); line++ {
+	decided := false
+	for line := first; sc.Scan(); line++ {
 		text := strings.TrimSpace(sc.Text())
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
 		if !decided {
-			jsonl, decided = strings.HasPrefix(text, "{"), true
+			m.jsonl, decided = strings.HasPrefix(text, "{"), true
 		}
-		e := manifestEntry{Prompt: &text}
-		if jsonl {
-			var err error
-			if e, err = decodeEntry(text, line); err != nil {
-				return nil, err
-			}
-		}
-		var err error
-		if items, err = expandEntry(items, e, defaults, line, ids); err != nil {
+		if err := m.addLine(text, line); err != nil {
 			return nil, err
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%w: read: %w", ErrManifest, err)
 	}
-	return items, nil
+	return m.items, nil
+}
+
+// readArray reads a manifest that is one JSON array of objects; r starts with the array's first
+// line, line first. Errors name the line where the object starts.
+func (m *manifestReader) readArray(r io.Reader, first int) ([]ManifestItem, error) {
+	lines := &newlineIndex{r: r}
+	lineAt := func(off int64) int {
+		n, _ := slices.BinarySearch(lines.at, off)
+		return first + n
+	}
+	dec := json.NewDecoder(lines)
+	syntax := func(err error) error {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("%w: line %d: the file ends inside the JSON array", ErrManifest, first+len(lines.at))
+		}
+		return fmt.Errorf("%w: line %d: %s", ErrManifest, lineAt(dec.InputOffset()), strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if _, err := dec.Token(); err != nil { // the '['
+		return nil, syntax(err)
+	}
+	for dec.More() {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, syntax(err)
+		}
+		line := lineAt(dec.InputOffset() - int64(len(raw)))
+		e, err := decodeEntry(string(raw), line)
+		if err != nil {
+			return nil, err
+		}
+		if m.items, err = expandEntry(m.items, e, m.defaults, line, m.ids); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the ']'
+		return nil, syntax(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: line %d: text after the JSON array", ErrManifest, lineAt(dec.InputOffset()))
+	}
+	return m.items, nil
+}
+
+// newlineIndex passes r through, recording the offset of every newline read.
+type newlineIndex struct {
+	r   io.Reader
+	off int64
+	at  []int64
+}
+
+func (n *newlineIndex) Read(p []byte) (int, error) {
+	k, err := n.r.Read(p)
+	for i, c := range p[:k] {
+		if c == '\n' {
+			n.at = append(n.at, n.off+int64(i))
+		}
+	}
+	n.off += int64(k)
+	return k, err
 }
 
 // decodeEntry parses one JSONL line strictly.

@@ -169,3 +169,55 @@ func TestResultsLogTornTail(t *testing.T) {
 		t.Errorf("damaged middle line: %v", err)
 	}
 }
+
+// A UTF-8 byte order mark (Windows editors write one) is not part of the first line.
+func TestParseManifestBOM(t *testing.T) {
+	for _, src := range []string{"\ufeff{\"prompt\": \"a cat\", \"id\": \"c\"}\n", "\ufeffa cat\n", "\ufeff[{\"prompt\": \"a cat\", \"id\": \"c\"}]"} {
+		items, err := ParseManifest(strings.NewReader(src), ManifestItem{})
+		if err != nil || len(items) != 1 || items[0].Prompt != "a cat" {
+			t.Errorf("%q: %+v, %v", src, items, err)
+		}
+	}
+}
+
+// A manifest may be one JSON array of the same objects, on one line or pretty-printed; errors name
+// the line where the object starts.
+func TestParseManifestJSONArray(t *testing.T) {
+	lines := `{"prompt": "a cat", "id": "cat", "count": 2, "seed": 100}
+{"prompt": "a dog", "width": 512}`
+	want, err := ParseManifest(strings.NewReader(lines), ManifestItem{Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []string{
+		`[{"prompt": "a cat", "id": "cat", "count": 2, "seed": 100}, {"prompt": "a dog", "width": 512}]`,
+		"# generated\n[\n  {\n    \"prompt\": \"a cat\", \"id\": \"cat\",\n    \"count\": 2, \"seed\": 100\n  },\n  {\"prompt\": \"a dog\", \"width\": 512}\n]\n",
+		"[" + strings.Repeat(" ", 5000) + `{"prompt": "a cat", "id": "cat", "count": 2, "seed": 100},{"prompt": "a dog", "width": 512}]`,
+	} {
+		items, err := ParseManifest(strings.NewReader(src), ManifestItem{Seed: 7})
+		if err != nil || fmt.Sprint(items) != fmt.Sprint(want) {
+			t.Errorf("%.60q: %+v, %v; want %+v", src, items, err, want)
+		}
+	}
+	if items, err := ParseManifest(strings.NewReader("[]"), ManifestItem{}); err != nil || len(items) != 0 {
+		t.Errorf("empty array: %v, %v", items, err)
+	}
+	// A prompt that starts with a bracket is still a prompt.
+	if items, err := ParseManifest(strings.NewReader("[cinematic] a cat\n"), ManifestItem{}); err != nil || len(items) != 1 ||
+		items[0].Prompt != "[cinematic] a cat" {
+		t.Errorf("bracketed prompt: %+v, %v", items, err)
+	}
+	for src, want := range map[string]string{
+		"[\n {\"prompt\": \"a\"},\n {\"prompt\": \"b\", \"colour\": \"red\"}\n]": `line 3: unknown field "colour"`,
+		"[\n {\"prompt\": \"a\"},\n\n {\"id\": \"x\"}]":                          "line 4: no prompt",
+		"[\n {\"prompt\": \"a\"},\n \"just text\"\n]":                            "line 3: ",
+		"[{\"prompt\": \"a\"}\n{\"prompt\": \"b\"}]":                             "line 2: ",
+		"[{\"prompt\": \"a\"}] {\"prompt\": \"b\"}":                              "text after the JSON array",
+		"[{\"prompt\": \"a\"},\n":                                                "line 2: ",
+	} {
+		_, err := ParseManifest(strings.NewReader(src), ManifestItem{})
+		if err == nil || !errors.Is(err, ErrManifest) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error with %q", src, err, want)
+		}
+	}
+}
