@@ -150,11 +150,11 @@ func checkRegistryEntry(t *testing.T, s SamplerInfo) {
 }
 
 func TestLookupSamplerUnknown(t *testing.T) {
-	_, err := LookupSampler("euler_a")
+	_, err := LookupSampler("euler_b")
 	if !errors.Is(err, ErrUnknownSampler) {
 		t.Fatalf("err = %v, want ErrUnknownSampler", err)
 	}
-	for _, name := range []string{"euler", "dpmpp_2m", "dopri5", "euler_a"} {
+	for _, name := range []string{"euler", "dpmpp_2m", "dopri5", "euler_b"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error %q does not mention %q", err, name)
 		}

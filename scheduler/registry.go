@@ -91,11 +91,23 @@ func SamplerNames() []string {
 	return names
 }
 
-// LookupSampler returns the registry entry called name; an unknown name is an error that lists the
-// valid names.
+// samplerAliases are the spellings users bring from stable-diffusion.cpp (--sampling-method) and
+// A1111/Forge (the "Sampler" names of their infotext), keyed as LookupSampler normalizes them.
+var samplerAliases = map[string]string{
+	"euler_a": "euler_ancestral", "dpm++2m": "dpmpp_2m", "dpm++2s_a": "dpmpp_2s_ancestral", // sd.cpp
+	"dpm++_2m": "dpmpp_2m", "dpm++_2m_sde": "dpmpp_2m_sde", "dpm++_2s_a": "dpmpp_2s_ancestral", "unipc": "uni_pc", // A1111
+}
+
+// LookupSampler returns the registry entry called name, ignoring case and reading spaces as '_', or
+// one of the aliases of stable-diffusion.cpp and A1111 ("euler_a", "dpm++2m", "Euler a", "DPM++ 2M",
+// "UniPC"); an unknown name is an error that lists the valid names.
 func LookupSampler(name string) (SamplerInfo, error) {
+	key := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(name)), " ", "_")
+	if a, ok := samplerAliases[key]; ok {
+		key = a
+	}
 	for _, s := range Samplers() {
-		if s.Name == name {
+		if s.Name == key {
 			return s, nil
 		}
 	}
