@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"slices"
 	"sync"
@@ -187,6 +188,9 @@ func (r *Reader) Float32Rows(name string, start, end int64) ([]float32, error) {
 func (r *Reader) convert(t *TensorInfo, from, to int64) (out []float32, err error) {
 	size := int64(dtypeSizes[t.DType])
 	off, n := t.Offset+from*size, (to-from)*size
+	if to-from > math.MaxInt/4 {
+		return nil, fmt.Errorf("safetensors: %s: tensor %q: %d elements do not fit in memory on this platform", r.path, t.Name, to-from)
+	}
 	b, err := r.src.slice(off, n)
 	if err != nil {
 		return nil, fmt.Errorf("safetensors: %s: tensor %q: %w", r.path, t.Name, err)

@@ -3,9 +3,14 @@
 // tensor name to {"dtype", "shape", "data_offsets": [begin, end]} (byte offsets into the data, which
 // follows the header), plus an optional "__metadata__" map of strings to strings. The writer puts
 // "__metadata__" first and the tensors in name order, lays the data out in that order and pads the
-// header with spaces to a multiple of 8 bytes, as the reference implementation does; the reader
+// header with spaces to a multiple of 8 bytes, as the reference implementation does; Unmarshal
 // enforces the format's rules (offsets contiguous from 0 and covering the data exactly, sizes equal to
 // dtype size × shape, no duplicate names, a bounded header).
+//
+// Marshal, WriteFile, Unmarshal and ReadFile hold whole files in memory and suit small ones (latents).
+// Checkpoints of many gigabytes are read with Open (one file), OpenIndex (a sharded checkpoint's
+// *.safetensors.index.json) or OpenSet (a list of files): the header is validated up front, the data
+// is memory-mapped, and tensors are converted to float32 one at a time, whole or by rows.
 package safetensors
 
 import (

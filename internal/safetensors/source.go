@@ -3,6 +3,7 @@ package safetensors
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime/debug"
 )
@@ -31,6 +32,9 @@ type readAtSource struct {
 func (s *readAtSource) size() int64 { return s.n }
 
 func (s *readAtSource) slice(off, n int64) ([]byte, error) {
+	if n > math.MaxInt {
+		return nil, fmt.Errorf("%d bytes do not fit in memory on this platform", n)
+	}
 	b := make([]byte, n)
 	if _, err := s.f.ReadAt(b, off); err != nil {
 		if err == io.EOF {
