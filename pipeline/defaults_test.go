@@ -48,3 +48,12 @@ func TestDefaultSamplerFollowsSchedulerClass(t *testing.T) {
 		}
 	}
 }
+
+// TestFluxMaxSequenceLengthDefault: FluxPipeline pads T5 to 512 tokens for every FLUX model, schnell too.
+func TestFluxMaxSequenceLengthDefault(t *testing.T) {
+	for _, kind := range []testmodels.Kind{testmodels.KindFluxSchnell, testmodels.KindFluxDev} {
+		if got := resolveOn(t, testmodels.Options{Kind: kind}, "", Request{Prompt: "x", Width: 32, Height: 32}); got.MaxSequenceLength != 512 {
+			t.Errorf("%s: max sequence length %d, want 512", kind, got.MaxSequenceLength)
+		}
+	}
+}

@@ -88,7 +88,7 @@ type Request struct {
 	// latent mean is used and the noise is txt2img's.
 	InitSample bool
 
-	// MaxSequenceLength is the T5 token count (0 → SD3 256, FLUX.1-dev 512, FLUX.1-schnell 256; ≤ 512).
+	// MaxSequenceLength is the T5 token count (0 → diffusers' defaults: SD3 256, FLUX 512; ≤ 512).
 	MaxSequenceLength int
 	// ClipSkip (SD3) uses CLIP's hidden_states[-(ClipSkip+2)]; 0 is the penultimate layer.
 	ClipSkip int

@@ -5,14 +5,13 @@ package scheduler
 
 // Pipeline defaults shared by the presets.
 const (
-	presetImageSize   = 1024 // default_sample_size 128 × vae_scale_factor 8 (SD3 and FLUX pipelines)
-	sd3MaxSequence    = 256  // StableDiffusion3Pipeline max_sequence_length
-	fluxDevMaxSeq     = 512  // FluxPipeline max_sequence_length
-	fluxSchnellMaxSeq = 256  // FLUX.1-schnell model card
-	sd3Shift          = 3.0  // SD3 / SD3.5 scheduler_config.json "shift"
-	fluxDevShift      = 3.0  // FLUX.1-dev "shift" (unused: dynamic shifting)
-	fluxSchnellShift  = 1.0
-	noCFG             = 1.0 // a CFG scale ≤ 1 runs no unconditional pass
+	presetImageSize  = 1024 // default_sample_size 128 × vae_scale_factor 8 (SD3 and FLUX pipelines)
+	sd3MaxSequence   = 256  // StableDiffusion3Pipeline max_sequence_length
+	fluxMaxSequence  = 512  // FluxPipeline max_sequence_length, for every FLUX model (schnell too)
+	sd3Shift         = 3.0  // SD3 / SD3.5 scheduler_config.json "shift"
+	fluxDevShift     = 3.0  // FLUX.1-dev "shift" (unused: dynamic shifting)
+	fluxSchnellShift = 1.0
+	noCFG            = 1.0 // a CFG scale ≤ 1 runs no unconditional pass
 )
 
 // Preset is a model's defaults: everything a run needs besides the prompt and the seed.
@@ -49,7 +48,7 @@ func presetTable() []Preset {
 		return Preset{Name: name, Family: f, Config: cfg, Steps: steps, CFGScale: cfgScale,
 			Width: presetImageSize, Height: presetImageSize, MaxSequenceLength: maxSeq}
 	}
-	fluxDev := mk("flux-dev", FamilyFLUX, dev, 28, noCFG, fluxDevMaxSeq)
+	fluxDev := mk("flux-dev", FamilyFLUX, dev, 28, noCFG, fluxMaxSequence)
 	fluxDev.Guidance, fluxDev.HasGuidanceInput = 3.5, true
 	return []Preset{
 		mk("sd3", FamilySD3, sd3, 28, 7.0, sd3MaxSequence),
@@ -57,7 +56,7 @@ func presetTable() []Preset {
 		mk("sd3.5-medium", FamilySD3, sd3, 40, 4.5, sd3MaxSequence),
 		mk("sd3.5-large-turbo", FamilySD3, sd3, 4, noCFG, sd3MaxSequence),
 		fluxDev,
-		mk("flux-schnell", FamilyFLUX, schnell, 4, noCFG, fluxSchnellMaxSeq),
+		mk("flux-schnell", FamilyFLUX, schnell, 4, noCFG, fluxMaxSequence),
 	}
 }
 

@@ -70,7 +70,7 @@ func addTxt2imgFlags(fs *pflag.FlagSet) *txt2imgFlags {
 	fs.StringVar(&f.provider, "provider", "cpu", "execution provider: cpu, cuda, tensorrt, coreml, directml")
 	fs.IntVar(&f.deviceID, "device-id", 0, "GPU index for cuda, tensorrt and directml")
 	fs.IntVar(&f.threads, "threads", 0, "intra-op threads (default: number of cores)")
-	fs.IntVar(&f.maxSeq, "max-sequence-length", 0, "T5 tokens (default: SD3 256, FLUX-dev 512, schnell 256)")
+	fs.IntVar(&f.maxSeq, "max-sequence-length", 0, "T5 tokens (default: SD3 256, FLUX 512, as diffusers)")
 	fs.IntVar(&f.clipSkip, "clip-skip", 0, "SD3: skip this many final CLIP layers")
 	fs.IntVar(&f.previewEvery, "preview-every", 0, "write a latent→RGB preview of the first image every N steps and after the last (0: off)")
 	fs.StringVar(&f.previewPath, "preview-path", "preview.png", "where --preview-every writes, replacing the last preview; {step} and -o's placeholders expand (preview-{step}.png keeps each); the image's size fitted into 512×512, no metadata")
