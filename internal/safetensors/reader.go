@@ -21,7 +21,12 @@ var ErrClosed = errors.New("reader is closed")
 
 // Reader reads the tensors of one safetensors file without loading it: Open reads and checks the
 // header, the data is mapped read-only (on unix; read with ReadAt elsewhere), and each tensor is
-// converted only when asked for. Memory use is the tensor being converted plus the header.
+// converted only when asked for. Resident memory is the header plus, while a tensor is converted, its
+// bytes and its float32 result: the conversions drop the file's pages again when they are done.
+//
+// The file must not be truncated or rewritten in place while it is open (replacing it by a rename is
+// fine: the mapping keeps the old file). If it is, the conversions and Fingerprint return an error,
+// but reading a slice from Raw crashes the program (SIGBUS), as with any memory-mapped file.
 //
 // Unlike ReadFile, a Reader accepts gaps between tensors and bytes after the last one (the format's
 // reference reader does not), since neither is a hazard for a reader that goes by the offsets.
