@@ -20,7 +20,9 @@ type Net struct {
 	opset  int64
 	wtype  onnx.DataType
 	params map[string]string // state-dict name → initializer name, so a shared parameter is stored once
-	err    error
+	// attention is the operator Attention and AttentionHeads emit (see UseAttention)
+	attention AttentionOp
+	err       error
 }
 
 // NewNet starts a graph named name whose parameters come from w, stored as float32 (or as StoredAs
@@ -370,10 +372,16 @@ func (n *Net) SDPA(q, k, v, bias string, scale float32) string {
 }
 
 // Attention is multi-head attention on q, k, v [B,S,heads·headDim] with scale 1/√headDim, back to
-// [B,S_q,heads·headDim]; bias is "" or broadcastable to [.., S_q, S_k].
+// [B,S_q,heads·headDim]; bias is "" or broadcastable to [.., S_q, S_k]. Without a bias it is one
+// fused operator unless the net is unfused (UseAttention).
 func (n *Net) Attention(q, k, v string, heads, headDim int, bias string) string {
+	scale := float32(1 / math.Sqrt(float64(headDim)))
+	if bias == "" && n.attention != UnfusedAttention {
+		y, _ := n.fusedAttention(q, k, v, heads, scale)
+		return y
+	}
 	qh, kh, vh := n.SplitHeads(q, heads), n.SplitHeads(k, heads), n.SplitHeads(v, heads)
-	return n.MergeHeads(n.SDPA(qh, kh, vh, bias, float32(1/math.Sqrt(float64(headDim)))))
+	return n.MergeHeads(n.SDPA(qh, kh, vh, bias, scale))
 }
 
 // fill returns k copies of v.

@@ -107,7 +107,6 @@ func transposeBand(out, v []float32, rows, cols, c0, c1 int) []float32 {
 	return out
 }
 
-
 // writeFloats writes v as little-endian elements of dtype, in chunks.
 func writeFloats(w io.Writer, v []float32, dtype onnx.DataType) error {
 	size := dtype.Size()
@@ -155,6 +154,8 @@ func shapeOf(dims ...int) []int64 {
 type IO struct {
 	Float onnx.DataType // float inputs and outputs: onnx.Float (the default) or onnx.Float16
 	IDs   onnx.DataType // token ids and positions: onnx.Int64 (the default) or onnx.Int32
+	// Attention is the operator for attention: FusedAttention (the default) or UnfusedAttention
+	Attention AttentionOp
 }
 
 // withDefaults fills unset types and checks the rest.
@@ -170,6 +171,9 @@ func (o IO) withDefaults() (IO, error) {
 	}
 	if o.IDs != onnx.Int64 && o.IDs != onnx.Int32 {
 		return o, fmt.Errorf("id I/O type %v, want int64 or int32", o.IDs)
+	}
+	if _, err := ParseAttentionOp(o.Attention.String()); err != nil {
+		return o, err
 	}
 	return o, nil
 }
