@@ -118,6 +118,7 @@ func BuildFlux(w Weights, c FluxConfig, io IO) (*onnx.Model, error) {
 		return nil, err
 	}
 	n := NewNet("flux_transformer", w)
+	n.UseAttention(io.Attention)
 	batch, hw, seq := onnx.Sym("batch_size"), onnx.Sym("packed_height_width"), onnx.Sym("sequence_length")
 	x := n.FloatInput("hidden_states", io.Float, batch, hw, onnx.Fixed(int64(c.InChannels)))
 	ctx := n.FloatInput("encoder_hidden_states", io.Float, batch, seq, onnx.Fixed(int64(c.JointDim)))
@@ -290,7 +291,7 @@ func (n *Net) fluxProject(x, proj, norm string, dim int, r fluxRotary) string {
 func (n *Net) fluxAttention(q, k, v string, r fluxRotary) string {
 	q, k, v = n.Transpose(q, 0, 2, 1, 3), n.Transpose(k, 0, 2, 1, 3), n.Transpose(v, 0, 2, 1, 3)
 	q, k = n.fluxApplyRoPE(q, r), n.fluxApplyRoPE(k, r)
-	return n.MergeHeads(n.SDPA(q, k, v, "", float32(1/math.Sqrt(float64(r.headDim)))))
+	return n.AttentionHeads(q, k, v, "", r.heads, float32(1/math.Sqrt(float64(r.headDim))))
 }
 
 // fluxAdaLNZero is AdaLayerNormZero (6 chunks) or AdaLayerNormZeroSingle (3) named prefix, given

@@ -100,6 +100,7 @@ func BuildSD3(w Weights, c SD3Config, io IO) (*onnx.Model, error) {
 		return nil, fmt.Errorf("sd3 transformer: %w", err)
 	}
 	n := NewNet("sd3_transformer", w)
+	n.UseAttention(io.Attention)
 	s := sd3Net{Net: n, c: c, d: c.Hidden()}
 	batch, h, wd := onnx.Sym("batch_size"), onnx.Sym("height"), onnx.Sym("width")
 	x := n.FloatInput("hidden_states", io.Float, batch, onnx.Fixed(int64(c.InChannels)), h, wd)
@@ -286,7 +287,7 @@ func (s sd3Net) jointAttention(x, c, prefix string, preOnly bool) (string, strin
 	q := s.Concat(2, s.heads(x, prefix+".to_q", prefix+".norm_q"), s.heads(c, prefix+".add_q_proj", prefix+".norm_added_q"))
 	k := s.Concat(2, s.heads(x, prefix+".to_k", prefix+".norm_k"), s.heads(c, prefix+".add_k_proj", prefix+".norm_added_k"))
 	v := s.Concat(2, s.heads(x, prefix+".to_v", ""), s.heads(c, prefix+".add_v_proj", ""))
-	o := s.MergeHeads(s.SDPA(q, k, v, "", float32(1/math.Sqrt(float64(s.c.HeadDim)))))
+	o := s.AttentionHeads(q, k, v, "", s.c.Heads, float32(1/math.Sqrt(float64(s.c.HeadDim))))
 	parts := s.B.OpN("Split", []string{o, s.Concat(0, s.Dim(x, 1), s.Dim(c, 1))}, 2, onnx.AttrInt("axis", 1))
 	ox := s.Linear(parts[0], prefix+".to_out.0", s.d, s.d, true)
 	if preOnly {
@@ -299,7 +300,7 @@ func (s sd3Net) jointAttention(x, c, prefix string, preOnly bool) (string, strin
 func (s sd3Net) selfAttention(x, prefix string) string {
 	q, k, v := s.heads(x, prefix+".to_q", prefix+".norm_q"), s.heads(x, prefix+".to_k", prefix+".norm_k"),
 		s.heads(x, prefix+".to_v", "")
-	o := s.MergeHeads(s.SDPA(q, k, v, "", float32(1/math.Sqrt(float64(s.c.HeadDim)))))
+	o := s.AttentionHeads(q, k, v, "", s.c.Heads, float32(1/math.Sqrt(float64(s.c.HeadDim))))
 	return s.Linear(o, prefix+".to_out.0", s.d, s.d, true)
 }
 
