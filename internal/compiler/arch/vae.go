@@ -101,6 +101,7 @@ func VAEDecoder(w Weights, c Config, io IO) (*onnx.Model, error) {
 		return nil, fmt.Errorf("vae decoder: %w", err)
 	}
 	v := vaeNet{NewNet("vae_decoder", w), cfg}
+	v.UseAttention(io.Attention)
 	x := v.FloatInput("latent_sample", io.Float, onnx.Sym("batch_size"), onnx.Fixed(int64(cfg.LatentChannels)),
 		onnx.Sym("latent_height"), onnx.Sym("latent_width"))
 	v.FloatOutput(v.decoder(x), "sample", io.Float, onnx.Sym("batch_size"), onnx.Fixed(int64(cfg.OutChannels)),
@@ -122,6 +123,7 @@ func VAEEncoder(w Weights, c Config, io IO) (*onnx.Model, error) {
 		return nil, fmt.Errorf("vae encoder: %w", err)
 	}
 	v := vaeNet{NewNet("vae_encoder", w), cfg}
+	v.UseAttention(io.Attention)
 	x := v.FloatInput("sample", io.Float, onnx.Sym("batch_size"), onnx.Fixed(int64(cfg.InChannels)),
 		onnx.Sym("height"), onnx.Sym("width"))
 	v.FloatOutput(v.encoder(x), "latent_parameters", io.Float, onnx.Sym("batch_size"),
@@ -239,11 +241,27 @@ const attentionChunks = 8
 // 1 GiB per image in float32, and its softmax another. The queries are therefore taken in
 // attentionChunks row blocks, each block's scores, softmax and product with v finished before the next
 // (rows of a softmax are independent, so the result is the same). The scale goes on q (HW×C) rather
-// than on the scores, and k is made directly in the [C, HW] layout the products need.
+// than on the scores, and k is made directly in the [C, HW] layout the products need. The fused
+// operator (FusedAttention) needs neither: it never holds more than a tile of scores.
 func (v vaeNet) attention(x, p string, ch int) string {
 	hn := v.Reshape(v.GroupNorm(x, p+".group_norm", v.c.NormGroups, ch, vaeEps), 0, int64(ch), -1) // [B, C, HW]
 	h := v.Transpose(hn, 0, 2, 1)                                                                  // [B, HW, C]
 	scale := float32(1 / math.Sqrt(float64(ch)))
+	var a string
+	if v.Net.attention == UnfusedAttention {
+		a = v.blockAttention(hn, h, p, ch, scale)
+	} else {
+		a, _ = v.fusedAttention(v.Linear(h, p+".to_q", ch, ch, true), v.Linear(h, p+".to_k", ch, ch, true),
+			v.Linear(h, p+".to_v", ch, ch, true), 1, scale)
+	}
+	a = v.Linear(a, p+".to_out.0", ch, ch, true) // [B, HW, C]
+	a = v.Op("Reshape", []string{v.Transpose(a, 0, 2, 1), v.Op("Shape", []string{x})})
+	return v.Add(a, x)
+}
+
+// blockAttention is the unfused single-head attention of h [B, HW, C] (hn is h as [B, C, HW]) in
+// attentionChunks query blocks, before to_out.
+func (v vaeNet) blockAttention(hn, h, p string, ch int, scale float32) string {
 	q := v.Mul(v.Linear(h, p+".to_q", ch, ch, true), v.Scalar(scale))
 	kT := v.Add(v.MatMul(v.Param(p+".to_k.weight", ch, ch), hn), v.Reshape(v.Param(p+".to_k.bias", ch), int64(ch), 1))
 	val := v.Linear(h, p+".to_v", ch, ch, true)
@@ -261,9 +279,7 @@ func (v vaeNet) attention(x, p string, ch int) string {
 		probs := v.Op("Softmax", []string{v.MatMul(qi, kT)}, onnx.AttrInt("axis", -1)) // [B, rows, HW]
 		blocks[i] = v.MatMul(probs, val)
 	}
-	a := v.Linear(v.Concat(1, blocks...), p+".to_out.0", ch, ch, true) // [B, HW, C]
-	a = v.Op("Reshape", []string{v.Transpose(a, 0, 2, 1), v.Op("Shape", []string{x})})
-	return v.Add(a, x)
+	return v.Concat(1, blocks...)
 }
 
 // downsample is Downsample2D as the Encoder configures it (padding 0): pad right and bottom by one,
