@@ -2,9 +2,11 @@ package pipeline
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/rflowrt/rflow/internal/testmodels"
+	"github.com/rflowrt/rflow/scheduler"
 )
 
 // resolveOn opens a copy of the fixture with the given scheduler_config.json ("" keeps the fixture's)
@@ -55,5 +57,26 @@ func TestFluxMaxSequenceLengthDefault(t *testing.T) {
 		if got := resolveOn(t, testmodels.Options{Kind: kind}, "", Request{Prompt: "x", Width: 32, Height: 32}); got.MaxSequenceLength != 512 {
 			t.Errorf("%s: max sequence length %d, want 512", kind, got.MaxSequenceLength)
 		}
+	}
+}
+
+// TestCustomSigmasShiftedByDefault: custom σ get the model's shift, as diffusers' pipelines give a
+// `sigmas=` list; SigmasRaw keeps the list as given.
+func TestCustomSigmasShiftedByDefault(t *testing.T) {
+	r := Request{Prompt: "x", Width: 32, Height: 32, Sigmas: []float64{1, 0.5}}
+	got := resolveOn(t, sd3NoT5, "", r) // SD3: static shift 3, σ' = 3σ/(1+2σ)
+	if want := []float64{1, 0.75, 0}; !slices.Equal(got.Sigmas, want) || got.Shift != 3 || got.SigmasRaw {
+		t.Errorf("shifted: σ %v, shift %v, raw %t; want %v, 3, false", got.Sigmas, got.Shift, got.SigmasRaw, want)
+	}
+	r.SigmasRaw = true
+	got = resolveOn(t, sd3NoT5, "", r)
+	if want := []float64{1, 0.5, 0}; !slices.Equal(got.Sigmas, want) || got.Shift != 0 || !got.SigmasRaw {
+		t.Errorf("raw: σ %v, shift %v, raw %t; want %v, 0, true", got.Sigmas, got.Shift, got.SigmasRaw, want)
+	}
+	// FLUX-dev: the resolution shift μ of the image size, e^μ/(e^μ + 1/σ − 1).
+	dev := resolveOn(t, testmodels.Options{Kind: testmodels.KindFluxDev}, "", Request{Prompt: "x", Width: 32, Height: 32, Sigmas: []float64{1, 0.5}})
+	mu := scheduler.DynamicShiftMu(scheduler.ImageSeqLen(32, 32), scheduler.DefaultFlowMatchConfig())
+	if dev.Mu != mu || dev.Sigmas[1] == 0.5 {
+		t.Errorf("flux-dev: μ %v (want %v), σ %v", dev.Mu, mu, dev.Sigmas)
 	}
 }

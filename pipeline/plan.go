@@ -170,7 +170,7 @@ func (p *Pipeline) resolveSchedule(pl *plan, pr scheduler.Preset) error {
 		r.Steps = pr.Steps
 	}
 	pl.schedule, err = scheduler.BuildSchedule(scheduler.ScheduleRequest{Family: p.m.Family, Config: p.m.Scheduler,
-		Steps: r.Steps, Scheduler: r.Scheduler, Shift: r.FlowShift, Sigmas: r.Sigmas,
+		Steps: r.Steps, Scheduler: r.Scheduler, Shift: r.FlowShift, Sigmas: r.Sigmas, SigmasRaw: r.SigmasRaw,
 		ImageSeqLen: scheduler.ImageSeqLen(pl.width, pl.height)})
 	if err != nil {
 		return fmt.Errorf("pipeline: schedule: %w", err)
@@ -186,8 +186,8 @@ func (p *Pipeline) resolveSchedule(pl *plan, pr scheduler.Preset) error {
 	switch {
 	case pl.schedule.DynamicShift:
 		pl.shift = math.Exp(pl.schedule.Mu)
-	case len(r.Sigmas) > 0:
-		pl.shift = 0 // a custom σ list has no shift
+	case len(r.Sigmas) > 0 && r.SigmasRaw:
+		pl.shift = 0 // a raw σ list has no shift
 	case r.FlowShift > 0:
 		pl.shift = r.FlowShift
 	default:
@@ -324,7 +324,8 @@ func (pl *plan) resolved() Resolved {
 	r := pl.req
 	return Resolved{Width: pl.width, Height: pl.height, Steps: r.Steps, BatchSize: pl.batch, Sampler: r.Sampler,
 		Scheduler: r.Scheduler, CFGScale: pl.cfg, Guidance: pl.guidance, TrueCFGScale: pl.trueCFG, Shift: pl.shift,
-		Mu: pl.schedule.Mu, Sigmas: pl.sigmas, ModelTimesteps: pl.modelTS, Seed: r.Seed, RNG: string(r.RNG),
+		Mu: pl.schedule.Mu, Sigmas: pl.sigmas, ModelTimesteps: pl.modelTS, SigmasRaw: r.SigmasRaw && len(r.Sigmas) > 0,
+		Seed: r.Seed, RNG: string(r.RNG),
 		BatchMode: r.BatchMode.String(), MaxSequenceLength: pl.maxSeq, ClipSkip: r.ClipSkip, Strength: r.Strength, InitSample: r.InitSample,
 		StartStep: pl.startStep}
 }

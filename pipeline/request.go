@@ -57,8 +57,12 @@ type Request struct {
 	// FlowShift > 0 replaces the model's static or dynamic shift by this static shift; 0 keeps it.
 	FlowShift float64
 	// Sigmas is a custom σ list (strictly decreasing in [0, 1]; a terminal 0 is appended); it overrides
-	// Scheduler and FlowShift.
+	// Scheduler. As in diffusers' pipelines (sigmas=…), the list is shifted like the model's schedule:
+	// the config's shift (or FlowShift), FLUX-dev's resolution shift μ, shift_terminal and re-spacing
+	// (scheduler.ScheduleRequest.Sigmas).
 	Sigmas []float64
+	// SigmasRaw uses Sigmas exactly as given, with no shift.
+	SigmasRaw bool
 
 	// Seed seeds the initial noise (and, through scheduler.StepNoiseSeed, the noise of stochastic
 	// samplers). RNG is the generator (zero: torch-cpu, as diffusers' CPU generator); BatchMode how a
@@ -121,10 +125,12 @@ type Resolved struct {
 	// Sigmas are the σ the sampler walked (img2img: from the start σ), terminal 0 included;
 	// ModelTimesteps the values fed to the transformer's timestep input at those σ.
 	Sigmas, ModelTimesteps []float64
-	Seed                   uint64
-	RNG, BatchMode         string
-	MaxSequenceLength      int
-	ClipSkip               int
+	// SigmasRaw: the request's custom σ list was used unshifted (Request.SigmasRaw).
+	SigmasRaw         bool
+	Seed              uint64
+	RNG, BatchMode    string
+	MaxSequenceLength int
+	ClipSkip          int
 	// Strength is the img2img strength (0 for txt2img); StartStep the schedule index img2img started at.
 	Strength   float64
 	StartStep  int

@@ -250,21 +250,7 @@ func dpmSolverFlow(cfg FlowMatchConfig, steps int, mu float64) (sigmas, timestep
 // σ0 within 1e-6 of 1 is lowered by 1e-6; integer-truncated timesteps; float32 σ with terminal 0.
 func unipcFlow(cfg FlowMatchConfig, steps int, mu float64) (sigmas, timesteps []float64) {
 	n := float64(cfg.NumTrainTimesteps)
-	s := npLinspace(1, 1/n, steps+1, true)[:steps]
-	for i, x := range s {
-		if cfg.UseDynamicShifting {
-			s[i] = timeShift64(cfg.TimeShiftType, mu, x)
-		} else {
-			s[i] = staticShift64(cfg.Shift, x)
-		}
-	}
-	if cfg.ShiftTerminal > 0 {
-		stretchToTerminal64(cfg.ShiftTerminal, s)
-	}
-	if math.Abs(s[0]-1) < unipcOneNudge {
-		s[0] -= unipcOneNudge
-	}
-	return truncatedFlowSchedule(s, n)
+	return unipcCustom(cfg, npLinspace(1, 1/n, steps+1, true)[:steps], mu)
 }
 
 // truncatedFlowSchedule finishes the DPM-Solver/UniPC flow branch: timesteps = int64(σ·N) (torch casts

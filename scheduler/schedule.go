@@ -51,9 +51,17 @@ type ScheduleRequest struct {
 	// scheduler with shift=Shift, use_dynamic_shifting=False would (sd.cpp --flow-shift). 0 keeps the
 	// config's. For FLUX, e^μ is the equivalent static shift (μ = 1.15 ⇔ 3.158).
 	Shift float64
-	// Sigmas is a custom σ list used as is (rounded to float32): values in [0, 1], strictly decreasing;
-	// a terminal 0 is appended when missing. It overrides Scheduler and Shift.
+	// Sigmas is a custom σ list: values in [0, 1], strictly decreasing; a terminal 0 is appended when
+	// missing. It overrides Scheduler. By default the list is shifted as diffusers' SD3 and FLUX
+	// pipelines shift a `sigmas=` argument: by the config's shift (or Shift), or the time shift with μ
+	// under dynamic shifting, then shift_terminal and re-spacing, in the config class's arithmetic
+	// (FlowMatchEuler's float32 custom path; UniPC's float64 flow branch; Heun and DPM-Solver, which
+	// take no list in diffusers, as FlowMatchEuler with their shift). With SigmasRaw it is used as
+	// given, rounded to float32.
 	Sigmas []float64
+	// SigmasRaw uses Sigmas exactly as given: no shift, no re-spacing (rflow's meaning before it
+	// followed diffusers).
+	SigmasRaw bool
 	// ImageSeqLen is the image token count (H/16)·(W/16) (ImageSeqLen(w, h)); it sets μ and is required
 	// when the config uses dynamic shifting (FLUX.1-dev), ignored otherwise.
 	ImageSeqLen int
@@ -266,7 +274,8 @@ func (r ScheduleRequest) mu(cfg FlowMatchConfig) (float64, error) {
 	return mu, nil
 }
 
-// customSchedule validates a user σ list and uses it as is (float32-rounded, terminal 0 appended).
+// customSchedule validates a user σ list, then shifts it as diffusers does (shiftedCustomSchedule) or,
+// with SigmasRaw, uses it as is (float32-rounded, terminal 0 appended).
 func customSchedule(r ScheduleRequest, cfg FlowMatchConfig) (Schedule, error) {
 	sig := make([]float64, 0, len(r.Sigmas)+1)
 	for i, v := range r.Sigmas {
@@ -289,6 +298,9 @@ func customSchedule(r ScheduleRequest, cfg FlowMatchConfig) (Schedule, error) {
 		return Schedule{}, paramErrorf("Sigmas", "%d steps (σ above 0) is outside [1, %d]", steps, MaxSteps)
 	case r.Steps != 0 && r.Steps != steps:
 		return Schedule{}, paramErrorf("Steps", "%d, but Sigmas has %d steps", r.Steps, steps)
+	}
+	if !r.SigmasRaw {
+		return shiftedCustomSchedule(r, cfg, r.Sigmas[:steps])
 	}
 	n := float32(cfg.NumTrainTimesteps)
 	ts := make([]float64, steps)

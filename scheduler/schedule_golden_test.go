@@ -20,6 +20,7 @@ type schedGoldenCase struct {
 	Shift              float64         `json:"shift"`
 	ImageSeqLen        int             `json:"image_seq_len"`
 	SigmasIn           []float64       `json:"sigmas_in"`
+	SigmasRaw          bool            `json:"sigmas_raw"`
 	WantSigmas         []float64       `json:"want_sigmas"`
 	WantTimesteps      []float64       `json:"want_timesteps"`
 	WantModelTimesteps []float64       `json:"want_model_timesteps"`
@@ -89,7 +90,7 @@ func TestScheduleGolden(t *testing.T) {
 				t.Fatalf("ParseFlowMatchConfig(%s): %v", c.Config, err)
 			}
 			req := ScheduleRequest{Family: Family(c.Family), Config: cfg, Steps: c.Steps, Scheduler: c.Scheduler,
-				Shift: c.Shift, Sigmas: c.SigmasIn, ImageSeqLen: c.ImageSeqLen}
+				Shift: c.Shift, Sigmas: c.SigmasIn, SigmasRaw: c.SigmasRaw, ImageSeqLen: c.ImageSeqLen}
 			s, err := BuildSchedule(req)
 			if err != nil {
 				t.Fatalf("BuildSchedule: %v", err)
@@ -125,6 +126,7 @@ func TestScheduleGoldenCoverage(t *testing.T) {
 		"use_karras_sigmas-sd3", "use_exponential_sigmas-flux", "use_beta_sigmas-sd3", "shift_terminal-flux",
 		"invert-sd3", "linear-flux", "linear-sd3", "dpm/", "dpm-dynamic", "unipc/", "unipc-shift1", "unipc-dynamic",
 		"comfy-kl_optimal/flux-dev", "comfy-beta/schnell",
+		"custom-raw/", "custom/sd3/", "custom/flux-dev/768x1344", "custom/unipc/", "custom/dpm/", "custom/heun/",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("golden file has no case %q", want)

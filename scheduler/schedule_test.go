@@ -301,12 +301,13 @@ func TestInvertSigmas(t *testing.T) {
 	schedCheckBits(t, "Sigmas", s.Sigmas, want)
 }
 
-// TestCustomSigmas: a user σ list is used as given, float32-rounded, with the terminal 0 appended.
-func TestCustomSigmas(t *testing.T) {
+// TestCustomSigmasRaw: with SigmasRaw a user σ list is used as given, float32-rounded, with the
+// terminal 0 appended.
+func TestCustomSigmasRaw(t *testing.T) {
 	r := schedPreset(t, "flux-dev").Request(0, 0, 0)
 	r.Scheduler = "nonsense: ignored" // Sigmas override the scheduler
-	r.Shift = 7                       // … and the shift
-	r.Sigmas = []float64{1, 0.6, 0.1}
+	r.Shift = 7                       // … and, raw, the shift
+	r.Sigmas, r.SigmasRaw = []float64{1, 0.6, 0.1}, true
 	r.Steps = 0 // inferred from Sigmas
 	s, err := BuildSchedule(r)
 	if err != nil {

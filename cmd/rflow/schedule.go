@@ -25,7 +25,8 @@ func runSchedule(ctx context.Context, args []string, out, errOut io.Writer) erro
 	sched := fs.String("scheduler", "", "schedule: "+strings.Join(scheduler.SchedulerNames(), ", ")+" (default: the model's own)")
 	shift := fs.Float64("flow-shift", 0, "static shift; replaces the config's shift and turns dynamic shifting off (0: keep the config's)")
 	fs.Float64Var(shift, "shift", 0, "same as --flow-shift")
-	sigmas := fs.String("sigmas", "", "comma-separated custom σ list, decreasing in [0, 1] (a final 0 is added)")
+	sigmas := fs.String("sigmas", "", "comma-separated custom σ list, decreasing in [0, 1] (a final 0 is added), shifted like the model's schedule, as diffusers does")
+	sigmasRaw := fs.Bool("sigmas-raw", false, "use --sigmas exactly as given, without the model's shift")
 	asJSON := fs.Bool("json", false, `print {"sigmas":[…],"timesteps":[…],"model_timesteps":[…]}`)
 	if err := parseFlags(fs, args, out); err != nil {
 		return err
@@ -69,7 +70,9 @@ func runSchedule(ctx context.Context, args []string, out, errOut io.Writer) erro
 		if err != nil {
 			return usage("--sigmas: %v", err)
 		}
-		req.Sigmas, req.Steps = vals, *steps
+		req.Sigmas, req.Steps, req.SigmasRaw = vals, *steps, *sigmasRaw
+	} else if *sigmasRaw {
+		return usage("--sigmas-raw needs --sigmas")
 	}
 	s, err := scheduler.BuildSchedule(req)
 	if err != nil {

@@ -74,9 +74,14 @@ func TestScheduleFromModelFolder(t *testing.T) {
 }
 
 func TestScheduleCustomSigmasAndShift(t *testing.T) {
+	// As in diffusers' SD3 pipeline, custom σ get the scheduler's shift 3: σ' = 3σ/(1+2σ).
 	s := scheduleOutput(t, "--preset", "sd3", "--sigmas", "1,0.5,0.25")
-	if len(s.Sigmas) != 4 || s.Sigmas[1] != 0.5 || s.Sigmas[3] != 0 || s.Timesteps[2] != 250 {
+	if len(s.Sigmas) != 4 || s.Sigmas[1] != 0.75 || s.Sigmas[3] != 0 || s.Timesteps[2] != 500 {
 		t.Fatalf("custom sigmas: %+v", s)
+	}
+	s = scheduleOutput(t, "--preset", "sd3", "--sigmas", "1,0.5,0.25", "--sigmas-raw")
+	if len(s.Sigmas) != 4 || s.Sigmas[1] != 0.5 || s.Sigmas[3] != 0 || s.Timesteps[2] != 250 {
+		t.Fatalf("raw custom sigmas: %+v", s)
 	}
 	// Shift 1 makes the SD3 schedule a plain linspace from 1 to 0.001 on the float64 path.
 	s = scheduleOutput(t, "--preset", "sd3", "--steps", "4", "--flow-shift", "1")

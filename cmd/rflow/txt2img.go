@@ -39,6 +39,8 @@ type txt2imgFlags struct {
 	vaeTiling, keep, overwrite, quiet, initSample bool
 	ort                                           *ortFlags
 	ckpt                                          checkpointFlags
+
+	sigmasRaw bool // --sigmas-raw
 }
 
 func addTxt2imgFlags(fs *pflag.FlagSet) *txt2imgFlags {
@@ -58,7 +60,8 @@ func addTxt2imgFlags(fs *pflag.FlagSet) *txt2imgFlags {
 	fs.StringVar(&f.sampler, "sampler", "", "sampler: "+strings.Join(scheduler.SamplerNames(), ", ")+" (default euler)")
 	fs.StringVar(&f.sched, "scheduler", "", "schedule: "+strings.Join(scheduler.SchedulerNames(), ", ")+" (default: the model's)")
 	fs.Float64Var(&f.shift, "flow-shift", 0, "static σ shift (replaces the model's; 0 keeps it)")
-	fs.StringVar(&f.sigmas, "sigmas", "", "comma-separated custom σ list (decreasing in [0, 1])")
+	fs.StringVar(&f.sigmas, "sigmas", "", "comma-separated custom σ list (decreasing in [0, 1]), shifted like the model's schedule, as diffusers does")
+	fs.BoolVar(&f.sigmasRaw, "sigmas-raw", false, "use --sigmas exactly as given, without the model's shift")
 	fs.Uint64VarP(&f.seed, "seed", "s", 0, "seed (default: random, printed)")
 	fs.StringVar(&f.rngKind, "rng", string(rng.TorchCPU), "noise generator: torch-cpu (diffusers CPU generator, ComfyUI) or philox (A1111 NV, sd.cpp cuda)")
 	fs.StringVar(&f.batchMode, "batch-mode", "seed-per-image", "noise of several images: seed-per-image (image k uses seed + k and reproduces alone with it, as in A1111 and sd.cpp) or one-generator (one generator over each run's whole batch, as diffusers; an image is then entry k of its run's seed)")
@@ -215,6 +218,9 @@ func (f *txt2imgFlags) request(fs *pflag.FlagSet) (pipeline.Request, error) {
 		if r.Sigmas, err = parseFloats(f.sigmas); err != nil {
 			return r, fmt.Errorf("--sigmas: %v", err)
 		}
+		r.SigmasRaw = f.sigmasRaw
+	} else if f.sigmasRaw {
+		return r, errors.New("--sigmas-raw needs --sigmas")
 	}
 	if f.initImage != "" {
 		if r.InitImage, err = readImage(f.initImage); err != nil {

@@ -216,9 +216,9 @@ def dpm_flow(c, n, mu):
     return [f32(x) for x in s] + [0.0], [float(math.trunc(x * n_train)) for x in s]
 
 
-def unipc_flow(c, n, mu):
+def unipc_flow(c, n, mu, custom=None):
     n_train = c['num_train_timesteps']
-    s = np_linspace(1, 1 / n_train, n + 1)[:-1]
+    s = np_linspace(1, 1 / n_train, n + 1)[:-1] if custom is None else list(custom)
     s = time_shift64(c, mu, s) if c['use_dynamic_shifting'] else static64(c['shift'], s)
     if c['shift_terminal']:
         s = stretch64(c['shift_terminal'], s)
@@ -370,7 +370,20 @@ def seq_len(size):
     return (h // 16) * (w // 16)
 
 
-def build(name, family, cfg, steps, scheduler='', shift=0.0, size='1024x1024', sigmas=None):
+def shifted_custom(c, mu, custom):
+    """A `sigmas=` list as the diffusers pipelines hand it to the config's class (set_timesteps with μ
+    under dynamic shifting): FlowMatchEuler's float32 custom path, UniPC's float64 flow branch; Heun and
+    DPM-Solver take no list in diffusers, and rflow shifts it as FlowMatchEuler would with their shift."""
+    cls = c['_class_name']
+    if cls == 'UniPCMultistepScheduler':
+        return unipc_flow(c, len(custom), mu, custom)
+    if cls in ('FlowMatchHeunDiscreteScheduler', 'DPMSolverMultistepScheduler'):
+        c = dict(DEFAULT_CONFIG, num_train_timesteps=c['num_train_timesteps'], shift=c['shift'],
+                 use_dynamic_shifting=c['use_dynamic_shifting'], time_shift_type=c['time_shift_type'])
+    return flowmatch(c, len(custom), mu, custom)
+
+
+def build(name, family, cfg, steps, scheduler='', shift=0.0, size='1024x1024', sigmas=None, sigmas_raw=False):
     """Mirror of rflow's BuildSchedule for one request."""
     c = full_config(cfg)
     if shift > 0:
@@ -379,10 +392,16 @@ def build(name, family, cfg, steps, scheduler='', shift=0.0, size='1024x1024', s
     mu = calculate_shift(L, c) if c['use_dynamic_shifting'] else 0.0
     n_train = c['num_train_timesteps']
     comfy_ms = None
-    if sigmas is not None:
+    if sigmas is not None and sigmas_raw:
         s = [f32(x) for x in sigmas] + ([] if sigmas[-1] == 0 else [0.0])
         t = [f32(x * n_train) for x in s[:-1]]
-        mu, c['use_dynamic_shifting'] = 0.0, False     # a custom list is used as is: no shift at all
+        mu, c['use_dynamic_shifting'] = 0.0, False     # a raw custom list is used as is: no shift at all
+    elif sigmas is not None:
+        if c['_class_name'] == 'FlowMatchHeunDiscreteScheduler':
+            c['use_dynamic_shifting'] = False          # FlowMatchHeun has no dynamic shifting
+        if not c['use_dynamic_shifting']:
+            mu = 0.0
+        s, t = shifted_custom(c, mu, sigmas[:-1] if sigmas[-1] == 0 else sigmas)
     else:
         sched = scheduler or {'FlowMatchEulerDiscreteScheduler': 'flowmatch', 'DPMSolverMultistepScheduler': 'dpmpp',
                               'UniPCMultistepScheduler': 'unipc',
@@ -411,7 +430,8 @@ def build(name, family, cfg, steps, scheduler='', shift=0.0, size='1024x1024', s
     else:
         mt = [f32(x) for x in t]
     return {'name': name, 'family': family, 'config': cfg, 'steps': steps, 'scheduler': scheduler,
-            'shift': shift, 'image_seq_len': L, 'sigmas_in': sigmas, 'want_sigmas': s, 'want_timesteps': t,
+            'shift': shift, 'image_seq_len': L, 'sigmas_in': sigmas, 'sigmas_raw': sigmas_raw,
+            'want_sigmas': s, 'want_timesteps': t,
             'want_model_timesteps': mt, 'want_mu': mu, 'want_dynamic': bool(c['use_dynamic_shifting'])}
 
 
@@ -449,9 +469,26 @@ def cases():
         out.append(build(f'sd3-as-dpmpp/{n}', 'sd3', SD3, n, scheduler='dpmpp'))
         out.append(build(f'flux-dev-as-unipc/{n}', 'flux', FLUX_DEV, n, scheduler='unipc'))
         out.append(build(f'dpm-as-flowmatch/{n}', 'sd3', DPM, n, scheduler='flowmatch'))
-    out.append(build('custom/4', 'sd3', SD3, 0, sigmas=[1.0, 0.75, 0.5, 0.25]))
-    out.append(build('custom-with-zero/2', 'flux', FLUX_DEV, 2, sigmas=[0.9, 0.3, 0.0]))
-    out.append(build('custom-odd/3', 'flux', FLUX_DEV, 0, sigmas=[0.987654321, 0.1234567, 1e-3]))
+    out.append(build('custom-raw/4', 'sd3', SD3, 0, sigmas=[1.0, 0.75, 0.5, 0.25], sigmas_raw=True))
+    out.append(build('custom-raw-with-zero/2', 'flux', FLUX_DEV, 2, sigmas=[0.9, 0.3, 0.0], sigmas_raw=True))
+    out.append(build('custom-raw-odd/3', 'flux', FLUX_DEV, 0, sigmas=[0.987654321, 0.1234567, 1e-3], sigmas_raw=True))
+    # custom σ shifted as the pipelines' retrieve_timesteps(sigmas=…, mu=…) makes the class shift them
+    quarter, odd = [1.0, 0.75, 0.5, 0.25], [0.987654321, 0.1234567, 1e-3]
+    out.append(build('custom/sd3/4', 'sd3', SD3, 0, sigmas=quarter))
+    out.append(build('custom/sd3-override-shift5/4', 'sd3', SD3, 0, shift=5.0, sigmas=quarter))
+    out.append(build('custom/schnell/3', 'flux', FLUX_SCHNELL, 0, sigmas=odd))
+    for size in ('512x512', '1024x1024', '768x1344'):
+        out.append(build(f'custom/flux-dev/{size}/3', 'flux', FLUX_DEV, 0, sigmas=odd, size=size))
+    out.append(build('custom/flux-dev-with-zero/2', 'flux', FLUX_DEV, 2, sigmas=[0.9, 0.3, 0.0]))
+    out.append(build('custom/flux-dev-linear/3', 'flux', dict(FLUX_DEV, time_shift_type='linear'), 0, sigmas=odd))
+    out.append(build('custom/karras-sd3/4', 'sd3', dict(SD3, use_karras_sigmas=True), 0, sigmas=quarter))
+    out.append(build('custom/shift_terminal-flux/3', 'flux', dict(FLUX_DEV, shift_terminal=0.02), 0, sigmas=odd))
+    out.append(build('custom/invert-sd3/4', 'sd3', dict(SD3, invert_sigmas=True), 0, sigmas=quarter))
+    out.append(build('custom/heun/4', 'sd3', dict(SD3, _class_name='FlowMatchHeunDiscreteScheduler'), 0, sigmas=quarter))
+    out.append(build('custom/dpm/4', 'sd3', DPM, 0, sigmas=quarter))
+    out.append(build('custom/dpm-dynamic/3', 'flux', dict(DPM, use_dynamic_shifting=True), 0, sigmas=odd))
+    out.append(build('custom/unipc/4', 'sd3', UNIPC, 0, sigmas=quarter))
+    out.append(build('custom/unipc-dynamic/3', 'flux', dict(UNIPC, use_dynamic_shifting=True), 0, sigmas=odd))
     models = [('sd3', 'sd3', SD3, '1024x1024', STEPS), ('flux-dev', 'flux', FLUX_DEV, '1024x1024', STEPS),
               ('flux-dev', 'flux', FLUX_DEV, '512x512', (1, 4, 28)), ('schnell', 'flux', FLUX_SCHNELL, '1024x1024', (1, 4, 28)),
               ('sd3-shift1', 'sd3', dict(SD3, shift=1.0), '1024x1024', (4, 28))]
