@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/rflowrt/rflow/scheduler"
 )
 
 // ManifestItem is one image of a batch manifest, expanded: a stable ID, its index in the manifest's
@@ -306,6 +308,9 @@ func entryItem(e manifestEntry, d ManifestItem) ManifestItem {
 	set(&it.Prompt, e.Prompt)
 	set(&it.NegativePrompt, e.NegativePrompt)
 	set(&it.Sampler, e.Sampler)
+	if info, err := scheduler.LookupSampler(it.Sampler); err == nil && e.Sampler != nil {
+		it.Sampler = info.Name // "Euler a", "euler_a": the registry's spelling, recorded with the image
+	}
 	set(&it.Scheduler, e.Scheduler)
 	seti(&it.Steps, e.Steps)
 	seti(&it.Width, e.Width)

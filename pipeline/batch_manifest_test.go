@@ -221,3 +221,17 @@ func TestParseManifestJSONArray(t *testing.T) {
 		}
 	}
 }
+
+// A manifest's sampler may be spelled as in sd.cpp or A1111; items carry the registry's name.
+func TestParseManifestSamplerAliases(t *testing.T) {
+	items, err := ParseManifest(strings.NewReader(`{"prompt": "a", "sampler": "Euler a"}
+{"prompt": "b", "sampler": "dpm++2m"}
+{"prompt": "c", "sampler": "nope"}`), ManifestItem{Sampler: "heun"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if items[0].Sampler != "euler_ancestral" || items[1].Sampler != "dpmpp_2m" || items[2].Sampler != "nope" {
+		t.Errorf("samplers %q %q %q; want euler_ancestral, dpmpp_2m and the unknown name kept for its error", items[0].Sampler,
+			items[1].Sampler, items[2].Sampler)
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rflowrt/rflow/internal/imagefile"
-	"github.com/rflowrt/rflow/internal/rng"
 	"github.com/rflowrt/rflow/pipeline"
 )
 
@@ -117,6 +116,9 @@ func (f *batchFlags) setup(fs *pflag.FlagSet) (pipeline.Shard, []pipeline.Manife
 	if err := checkGenerationNumbers(fs, f.txt2imgFlags); err != nil {
 		return shard, nil, pipeline.Request{}, err
 	}
+	if f.randomSeed {
+		return shard, nil, pipeline.Request{}, errors.New("--seed -1 (random) does not apply to batch: every shard must draw the same images, so give a base seed")
+	}
 	if err := imagefile.CheckDirWritable(f.outDir); err != nil { // before anything loads
 		return shard, nil, pipeline.Request{}, &outputProblem{fmt.Errorf("--out: %w", err), false}
 	}
@@ -153,8 +155,12 @@ func (f *batchFlags) readManifest() ([]pipeline.ManifestItem, error) {
 		return nil, fmt.Errorf("--manifest: %w", err)
 	}
 	defer fh.Close()
+	sampler, err := samplerName("--sampler", f.sampler)
+	if err != nil {
+		return nil, err
+	}
 	d := pipeline.ManifestItem{NegativePrompt: f.negative, Seed: f.seed, Steps: f.steps, Width: f.width, Height: f.height,
-		CFGScale: f.cfg, Guidance: f.guidance, FlowShift: f.shift, Sampler: f.sampler, Scheduler: f.sched}
+		CFGScale: f.cfg, Guidance: f.guidance, FlowShift: f.shift, Sampler: sampler, Scheduler: schedulerName(f.sched)}
 	items, err := pipeline.ParseManifest(fh, d)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.manifest, err)
@@ -164,7 +170,7 @@ func (f *batchFlags) readManifest() ([]pipeline.ManifestItem, error) {
 
 // baseRequest holds the settings every item shares.
 func (f *batchFlags) baseRequest() (pipeline.Request, error) {
-	kind, err := rng.ParseKind(f.rngKind)
+	kind, err := rngKind(f.rngKind)
 	if err != nil {
 		return pipeline.Request{}, err
 	}

@@ -54,7 +54,7 @@ func addCompareFlags(fs *pflag.FlagSet) *compareFlags {
 	fs.Float64Var(&f.guidance, "guidance", 0, "model runs: FLUX-dev distilled guidance (default 3.5)")
 	fs.IntVar(&f.cell, "cell", 128, "grid thumbnail size in pixels")
 	fs.StringVar(&f.provider, "provider", "cpu", "model runs: execution provider")
-	fs.IntVar(&f.threads, "threads", 0, "model runs: intra-op threads (default: number of cores)")
+	fs.IntVarP(&f.threads, "threads", "t", 0, "model runs: intra-op threads (default: number of cores)")
 	fs.StringVar(&f.out, "out", "", "output folder for grid.png, metrics.csv, report.md and the plots (required)")
 	fs.BoolVar(&f.overwrite, "overwrite", false, "replace the outputs of an earlier comparison in --out")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but errors")
@@ -155,7 +155,10 @@ func (f *compareFlags) spec(fs *pflag.FlagSet) (compareSpec, error) {
 	}
 	s.schedulers, s.shifts = []string{""}, []float64{0}
 	if f.schedulers != "" {
-		s.schedulers = splitList(f.schedulers)
+		s.schedulers = nil
+		for _, n := range splitList(f.schedulers) {
+			s.schedulers = append(s.schedulers, schedulerName(n))
+		}
 	}
 	if f.shifts != "" {
 		if s.shifts, err = parseFloats(f.shifts); err != nil {

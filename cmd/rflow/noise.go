@@ -21,7 +21,7 @@ func runNoise(ctx context.Context, args []string, out, errOut io.Writer) error {
 	for _, k := range rng.Kinds() {
 		kinds = append(kinds, string(k))
 	}
-	kind := fs.String("rng", string(rng.TorchCPU), "generator: "+strings.Join(kinds, ", "))
+	kind := fs.String("rng", string(rng.TorchCPU), "generator: "+strings.Join(kinds, ", ")+"; sd.cpp's cuda = philox, std_default is read as torch-cpu")
 	batch := fs.String("batch-mode", "one-generator", "one-generator (one stream over the whole batch: diffusers, ComfyUI) or seed-per-image (seed+i: A1111, sd.cpp)")
 	indices := fs.String("indices", "", "comma-separated flat indices to print (default: all values)")
 	asJSON := fs.Bool("json", false, `print {"shape":[…],"values":[…]}`)
@@ -36,9 +36,9 @@ func runNoise(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if err != nil {
 		return usage("--shape: %v", err)
 	}
-	k, err := rng.ParseKind(*kind)
+	k, err := rngKind(*kind)
 	if err != nil {
-		return usage("--rng: %v", err)
+		return usage("%v", err)
 	}
 	mode, err := rng.ParseBatchMode(*batch)
 	if err != nil {

@@ -31,6 +31,7 @@ type txt2imgFlags struct {
 	cfg, guidance, trueCFG, shift, strength       float64
 	sampler, sched, sigmas, rngKind, batchMode    string
 	seed                                          uint64
+	randomSeed                                    bool // -s -1
 	batchCount, batchSize                         int
 	initImage, provider                           string
 	deviceID, threads, maxSeq, clipSkip           int
@@ -57,22 +58,23 @@ func addTxt2imgFlags(fs *pflag.FlagSet) *txt2imgFlags {
 	fs.Float64Var(&f.cfg, "cfg-scale", 0, "classifier-free guidance scale; > 1 runs a negative pass (default: SD3 7.0)")
 	fs.Float64Var(&f.guidance, "guidance", 0, "FLUX-dev distilled guidance (default 3.5)")
 	fs.Float64Var(&f.trueCFG, "true-cfg-scale", 0, "FLUX true CFG scale; > 1 with -n runs two passes per step")
-	fs.StringVar(&f.sampler, "sampler", "", "sampler: "+strings.Join(scheduler.SamplerNames(), ", ")+" (default euler)")
-	fs.StringVar(&f.sched, "scheduler", "", "schedule: "+strings.Join(scheduler.SchedulerNames(), ", ")+" (default: the model's)")
+	fs.StringVar(&f.sampler, "sampler", "", "sampler: "+strings.Join(scheduler.SamplerNames(), ", ")+"; sd.cpp and A1111 names too (euler_a, dpm++2m, \"DPM++ 2M\") (default euler)")
+	fs.StringVar(&f.sampler, "sampling-method", "", "same as --sampler (stable-diffusion.cpp's name)")
+	fs.StringVar(&f.sched, "scheduler", "", "schedule: "+strings.Join(scheduler.SchedulerNames(), ", ")+"; A1111 names too; discrete or automatic: the model's own (default: the model's)")
 	fs.Float64Var(&f.shift, "flow-shift", 0, "static σ shift (replaces the model's; 0 keeps it)")
 	fs.StringVar(&f.sigmas, "sigmas", "", "comma-separated custom σ list (decreasing in [0, 1]), shifted like the model's schedule, as diffusers does")
 	fs.BoolVar(&f.sigmasRaw, "sigmas-raw", false, "use --sigmas exactly as given, without the model's shift")
-	fs.Uint64VarP(&f.seed, "seed", "s", 0, "seed (default: random, printed)")
-	fs.StringVar(&f.rngKind, "rng", string(rng.TorchCPU), "noise generator: torch-cpu (diffusers CPU generator, ComfyUI) or philox (A1111 NV, sd.cpp cuda)")
+	fs.VarP(seedValue{&f.seed, &f.randomSeed}, "seed", "s", "seed; -1 or left out: random, printed")
+	fs.StringVar(&f.rngKind, "rng", string(rng.TorchCPU), rngHelp)
 	fs.StringVar(&f.batchMode, "batch-mode", "seed-per-image", "noise of several images: seed-per-image (image k uses seed + k and reproduces alone with it, as in A1111 and sd.cpp) or one-generator (one generator over each run's whole batch, as diffusers; an image is then entry k of its run's seed)")
 	fs.IntVarP(&f.batchCount, "batch-count", "b", 1, "number of runs; image k of all runs uses seed + k (run i starts at seed + i·batch-size)")
 	fs.IntVar(&f.batchSize, "batch-size", 1, "images per run (one transformer batch)")
-	fs.StringVar(&f.initImage, "init-image", "", "img2img: the starting image (PNG or JPEG), resized and cropped to the size")
+	fs.StringVarP(&f.initImage, "init-image", "i", "", "img2img: the starting image (PNG or JPEG), resized and cropped to the size")
 	fs.Float64Var(&f.strength, "strength", 0.75, "img2img: how much of the schedule to run (0 keeps the image, 1 ignores it)")
 	fs.BoolVar(&f.initSample, "init-sample", false, "img2img: sample the VAE latent with the seed's generator before the noise, as diffusers does (default: the latent mean, leaving the noise equal to txt2img's)")
 	fs.StringVar(&f.provider, "provider", "cpu", "execution provider: cpu, cuda, tensorrt, coreml, directml")
 	fs.IntVar(&f.deviceID, "device-id", 0, "GPU index for cuda, tensorrt and directml")
-	fs.IntVar(&f.threads, "threads", 0, "intra-op threads (default: number of cores)")
+	fs.IntVarP(&f.threads, "threads", "t", 0, "intra-op threads (default: number of cores)")
 	fs.IntVar(&f.maxSeq, "max-sequence-length", 0, "T5 tokens (default: SD3 256, FLUX 512, as diffusers)")
 	fs.IntVar(&f.clipSkip, "clip-skip", 0, "SD3: skip this many final CLIP layers")
 	fs.IntVar(&f.previewEvery, "preview-every", 0, "write a latent→RGB preview of the first image every N steps and after the last (0: off)")
@@ -101,7 +103,7 @@ func runTxt2img(ctx context.Context, args []string, out, errOut io.Writer) error
 	if err != nil {
 		return &usageError{fs: fs, err: err}
 	}
-	if !fs.Changed("seed") {
+	if !fs.Changed("seed") || f.randomSeed {
 		req.Seed = randomSeed()
 	}
 	// Every output problem that can be found now is found before anything loads.
@@ -198,7 +200,11 @@ func (f *txt2imgFlags) request(fs *pflag.FlagSet) (pipeline.Request, error) {
 	if err := checkGenerationNumbers(fs, f); err != nil {
 		return pipeline.Request{}, err
 	}
-	kind, err := rng.ParseKind(f.rngKind)
+	kind, err := rngKind(f.rngKind)
+	if err != nil {
+		return pipeline.Request{}, err
+	}
+	sampler, err := samplerName("--sampler", f.sampler)
 	if err != nil {
 		return pipeline.Request{}, err
 	}
@@ -211,7 +217,7 @@ func (f *txt2imgFlags) request(fs *pflag.FlagSet) (pipeline.Request, error) {
 	}
 	r := pipeline.Request{Prompt: f.prompt, Prompt2: f.prompt2, Prompt3: f.prompt3, NegativePrompt: f.negative,
 		Width: f.width, Height: f.height, Steps: f.steps, CFGScale: f.cfg, Guidance: f.guidance, TrueCFGScale: f.trueCFG,
-		Sampler: f.sampler, Scheduler: f.sched, FlowShift: f.shift, Seed: f.seed, RNG: kind, BatchMode: mode,
+		Sampler: sampler, Scheduler: schedulerName(f.sched), FlowShift: f.shift, Seed: f.seed, RNG: kind, BatchMode: mode,
 		BatchSize: f.batchSize, MaxSequenceLength: f.maxSeq, ClipSkip: f.clipSkip, VAETiling: f.vaeTiling,
 		PreviewEvery: f.previewEvery}
 	if f.sigmas != "" {

@@ -157,7 +157,7 @@ func TestTxt2imgErrors(t *testing.T) {
 	}{
 		{[]string{}, 2, "--prompt is required"},
 		{[]string{"-p", "x", "-W", "500"}, 2, "not a multiple of 16"},
-		{[]string{"-p", "x", "--sampler", "nope"}, 1, "euler"},
+		{[]string{"-p", "x", "--sampler", "nope"}, 2, "euler"},
 		{[]string{"-p", "x", "--provider", "vulkan"}, 2, "cpu, cuda"},
 		{[]string{"-p", "x", "-m", t.TempDir()}, 1, "model_index.json"},
 		{[]string{"-p", "x", "--strength", "0.5"}, 2, "--init-image"},
