@@ -24,7 +24,7 @@ var tokenizerKinds = map[string]map[scheduler.Family]string{
 func runTokenize(ctx context.Context, args []string, out, errOut io.Writer) error {
 	fs := pflag.NewFlagSet("tokenize", pflag.ContinueOnError)
 	kind := fs.String("tokenizer", "", "clip, clip-g or t5")
-	model := fs.StringP("model", "m", "", "model folder: the tokenizer comes from its tokenizer/, tokenizer_2/ or tokenizer_3/")
+	model := fs.StringP("model", "m", "", "model folder or embedded demo: the tokenizer comes from its tokenizer/, tokenizer_2/ or tokenizer_3/")
 	dir := fs.String("dir", "", "a tokenizer folder (tokenizer.json, vocab.json+merges.txt or spiece.model); its configs decide padding")
 	text := fs.String("text", "", "text to tokenize")
 	pad := fs.Bool("pad", false, "truncate and pad to the encoder length (CLIP: 77; T5: 256 for SD3, 512 for FLUX and plain folders)")
@@ -51,6 +51,9 @@ func runTokenize(ctx context.Context, args []string, out, errOut io.Writer) erro
 	var tok textenc.Tokenizer
 	var err error
 	if *model != "" {
+		if *model, err = modelFolder(*model); err != nil {
+			return err
+		}
 		mi, err := pipeline.ReadModelIndex(*model)
 		if err != nil {
 			return err
