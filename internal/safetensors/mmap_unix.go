@@ -32,10 +32,17 @@ func (s *mapSource) slice(off, n int64) ([]byte, error) {
 	return s.data[off : off+n : off+n], nil
 }
 
+// faultAround is how far beyond a released range pages are dropped too. On a fault the kernel maps
+// the cached pages around the faulting one as well (fault-around, 64 KiB by default), so reading a
+// tensor makes the edges of its already released neighbours resident again; without the margin those
+// stay, about 64 KiB per tensor (measured: +39 MB after 600 tensors), and a converter's RSS grows with
+// the model. Dropping a page that is read again later only costs a minor fault.
+const faultAround = 1 << 20
+
 func (s *mapSource) release(off, n int64) {
 	page := int64(os.Getpagesize())
-	begin := off / page * page
-	end := min((off+n+page-1)/page*page, int64(len(s.data)))
+	begin := max(off-faultAround, 0) / page * page
+	end := min((off+n+faultAround+page-1)/page*page, int64(len(s.data)))
 	if begin < end {
 		dropPages(s.data[begin:end])
 	}
