@@ -89,10 +89,11 @@ type promptKey struct {
 	clipSkip, maxSeq int
 }
 
-// promptCond is one prompt's conditioning rows.
+// promptCond is one prompt's conditioning rows and the encoders that cut it.
 type promptCond struct {
 	embeds, pooled         []float32
 	seqLen, dim, pooledDim int
+	truncated              []textenc.Truncation
 }
 
 // condCache keeps the conditioning of recent prompts; the oldest entry goes first when it is full.
@@ -132,7 +133,7 @@ func (p *Pipeline) encodeOne(ctx context.Context, pl *plan, k promptKey, tm *Tim
 			return v, err
 		}
 		tm.Tokenize, tm.Encode = tm.Tokenize+c.TokenizeTime, tm.Encode+c.EncodeTime
-		v = promptCond{c.PromptEmbeds, c.Pooled, c.SeqLen, c.Dim, c.PooledDim}
+		v = promptCond{c.PromptEmbeds, c.Pooled, c.SeqLen, c.Dim, c.PooledDim, c.Truncated}
 	} else {
 		enc := textenc.SD3Encoders{TokenizerL: ms.clipTok[0], TokenizerG: ms.clipTok[1], CLIPL: ms.clip[0],
 			CLIPG: ms.clip[1], MaxSequenceLength: k.maxSeq, Dim: p.m.JointDim}
@@ -144,7 +145,7 @@ func (p *Pipeline) encodeOne(ctx context.Context, pl *plan, k promptKey, tm *Tim
 			return v, err
 		}
 		tm.Tokenize, tm.Encode = tm.Tokenize+c.TokenizeTime, tm.Encode+c.EncodeTime
-		v = promptCond{c.PromptEmbeds, c.Pooled, c.SeqLen, c.Dim, c.PooledDim}
+		v = promptCond{c.PromptEmbeds, c.Pooled, c.SeqLen, c.Dim, c.PooledDim, c.Truncated}
 	}
 	p.conds.put(k, v)
 	return v, nil
@@ -163,6 +164,7 @@ func (p *Pipeline) encodeItems(ctx context.Context, pl *plan, tm *Timings) (cond
 		if err != nil {
 			return c, fmt.Errorf("pipeline: encode prompt of item %d: %w", i, err)
 		}
+		p.warnTruncated(pl, "prompt", i, v.truncated)
 		if i > 0 && (v.seqLen != c.seqLen || v.dim != c.dim || v.pooledDim != c.pooledDim) {
 			return c, fmt.Errorf("pipeline: item %d encodes to %d×%d, item 0 to %d×%d", i, v.seqLen, v.dim, c.seqLen, c.dim)
 		}
@@ -182,6 +184,7 @@ func (p *Pipeline) encodeItems(ctx context.Context, pl *plan, tm *Timings) (cond
 	if err != nil {
 		return c, fmt.Errorf("pipeline: encode negative prompt: %w", err)
 	}
+	p.warnTruncated(pl, "negative prompt", -1, neg.truncated)
 	if neg.seqLen != c.seqLen {
 		return c, fmt.Errorf("pipeline: negative prompt encodes to %d tokens, the prompts to %d", neg.seqLen, c.seqLen)
 	}

@@ -32,6 +32,8 @@ type ResultRecord struct {
 	// Settings are the resolved settings of a run of this item alone (BatchSize 1, its seed).
 	Settings *Resolved     `json:"settings,omitempty"`
 	Timings  *ResultTiming `json:"timings,omitempty"`
+	// Warnings are the item's warnings, e.g. a truncated prompt.
+	Warnings []string `json:"warnings,omitempty"`
 	// Time is when the record was written (RFC 3339).
 	Time string `json:"time"`
 }

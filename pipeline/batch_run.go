@@ -38,6 +38,8 @@ type ItemOutput struct {
 	Timings  Timings
 	// BatchSize is the number of items of the batch it ran in.
 	BatchSize int
+	// Warnings are the run's warnings about this item (Result.Warnings), e.g. a truncated prompt.
+	Warnings []string
 }
 
 // ItemFiles are the file names Write recorded, relative to the output folder.
@@ -48,6 +50,8 @@ type ItemProgress struct {
 	Item   ManifestItem
 	Status string // StatusOK, StatusError or "skipped" (finished before)
 	Err    error
+	// Warnings are the item's warnings (finished items only), e.g. a truncated prompt.
+	Warnings []string
 	// Done is how many items of the run are settled (skipped, finished or failed) so far, of Total.
 	Done, Total int
 }
@@ -121,10 +125,11 @@ func RunBatch(ctx context.Context, p *Pipeline, items []ManifestItem, log *Resul
 }
 
 // report calls OnItem.
-func (b *batchRun) report(it ManifestItem, status string, err error) {
+func (b *batchRun) report(it ManifestItem, status string, err error, warnings ...string) {
 	if b.o.OnItem != nil {
 		s := b.sum
-		b.o.OnItem(ItemProgress{Item: it, Status: status, Err: err, Done: s.Skipped + s.Succeeded + s.Failed, Total: s.Items})
+		b.o.OnItem(ItemProgress{Item: it, Status: status, Err: err, Warnings: warnings, Done: s.Skipped + s.Succeeded + s.Failed,
+			Total: s.Items})
 	}
 }
 
@@ -165,7 +170,7 @@ func (b *batchRun) runChunk(ctx context.Context, chunk []ManifestItem) error {
 		s := res.Settings
 		s.Seed, s.BatchSize, s.BatchMode = it.Seed, 1, "one-generator"
 		out := ItemOutput{Image: res.Images[i], Noise: res.Noise[i*per : (i+1)*per], Latent: res.Latents[i*per : (i+1)*per],
-			C: c, H: h, W: w, Settings: s, Timings: res.Timings, BatchSize: len(chunk)}
+			C: c, H: h, W: w, Settings: s, Timings: res.Timings, BatchSize: len(chunk), Warnings: itemWarnings(res.Warnings, i)}
 		if err := b.finish(it, out); err != nil {
 			return err
 		}
@@ -183,7 +188,7 @@ func (b *batchRun) finish(it ManifestItem, out ItemOutput) error {
 	tm := out.Timings
 	ms := func(d time.Duration) int64 { return d.Milliseconds() }
 	rec := ResultRecord{ID: it.ID, Index: it.Index, Status: StatusOK, Path: files.Image, Latents: files.Latents,
-		Seed: it.Seed, Prompt: it.Prompt, Settings: &out.Settings, Time: time.Now().UTC().Format(time.RFC3339Nano),
+		Seed: it.Seed, Prompt: it.Prompt, Settings: &out.Settings, Warnings: out.Warnings, Time: time.Now().UTC().Format(time.RFC3339Nano),
 		Timings: &ResultTiming{BatchSize: out.BatchSize, LoadMS: ms(tm.Load), EncodeMS: ms(tm.Tokenize + tm.Encode),
 			DenoiseMS: ms(tm.Denoise), DecodeMS: ms(tm.Decode), GenerateMS: ms(tm.Total), WriteMS: ms(time.Since(start)),
 			PeakRSSByte: tm.PeakRSSBytes}}
@@ -191,7 +196,7 @@ func (b *batchRun) finish(it ManifestItem, out ItemOutput) error {
 		return err
 	}
 	b.sum.Succeeded++
-	b.report(it, StatusOK, nil)
+	b.report(it, StatusOK, nil, out.Warnings...)
 	return nil
 }
 

@@ -74,6 +74,7 @@ func (p *Pipeline) encodeFlux(ctx context.Context, pl *plan, tm *Timings) (condi
 	}
 	tm.Tokenize += pos.TokenizeTime
 	tm.Encode += pos.EncodeTime
+	p.warnTruncated(pl, "prompt", -1, pos.Truncated)
 	c := conditioning{rows: pl.batch, seqLen: pos.SeqLen, dim: pos.Dim, pooledDim: pos.PooledDim,
 		embeds: repeatRows(pos.PromptEmbeds, pl.batch), pooled: repeatRows(pos.Pooled, pl.batch)}
 	if !pl.doTrueCFG {
@@ -85,6 +86,7 @@ func (p *Pipeline) encodeFlux(ctx context.Context, pl *plan, tm *Timings) (condi
 	}
 	tm.Tokenize += neg.TokenizeTime
 	tm.Encode += neg.EncodeTime
+	p.warnTruncated(pl, "negative prompt", -1, neg.Truncated)
 	if neg.SeqLen != pos.SeqLen {
 		return conditioning{}, fmt.Errorf("pipeline: negative prompt encodes to %d tokens, the prompt to %d", neg.SeqLen, pos.SeqLen)
 	}

@@ -131,7 +131,7 @@ func (p *Pipeline) generate(ctx context.Context, pl *plan) (Result, error) {
 			return res, err
 		}
 	}
-	res.Latents = x
+	res.Latents, res.Warnings = x, pl.warnings
 	res.Images, err = p.decode(ctx, pl, x, tm)
 	return res, err
 }

@@ -44,6 +44,8 @@ type plan struct {
 	doTrueCFG       bool
 	shift           float64
 	settings        Resolved
+	// warnings collects the run's warnings as they are reported.
+	warnings []Warning
 }
 
 // steps is the number of steps the sampler runs.

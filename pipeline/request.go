@@ -146,17 +146,21 @@ type Result struct {
 	Noise, Latents []float32
 	Settings       Resolved
 	Timings        Timings
+	// Warnings are the run's warnings (also reported as StageWarning events), e.g. a truncated prompt.
+	Warnings []Warning
 }
 
 // Event reports progress: Stage "load" (before a session is created; Component names it), "encode"
 // (text encoding; Step 0 before, 1 after), "denoise" (after step Step of Total, 1-based, Sigma the
-// step's start σ), "decode" (Step 0 before, 1 after).
+// step's start σ), "decode" (Step 0 before, 1 after), and "warning" (Message says what; see Warning).
 type Event struct {
 	Stage       string
 	Step, Total int
 	Sigma       float64
 	// Component is the model component being loaded (load events only).
 	Component string
+	// Message is the text of a warning (StageWarning events only).
+	Message string
 }
 
 // Event stages.

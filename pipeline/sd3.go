@@ -44,6 +44,7 @@ func (p *Pipeline) encodeSD3(ctx context.Context, pl *plan, tm *Timings) (condit
 	}
 	tm.Tokenize += pos.TokenizeTime
 	tm.Encode += pos.EncodeTime
+	p.warnTruncated(pl, "prompt", -1, pos.Truncated)
 	c := conditioning{rows: pl.batch, seqLen: pos.SeqLen, dim: pos.Dim, pooledDim: pos.PooledDim,
 		embeds: repeatRows(pos.PromptEmbeds, pl.batch), pooled: repeatRows(pos.Pooled, pl.batch)}
 	if !pl.doCFG {
@@ -56,6 +57,7 @@ func (p *Pipeline) encodeSD3(ctx context.Context, pl *plan, tm *Timings) (condit
 	}
 	tm.Tokenize += neg.TokenizeTime
 	tm.Encode += neg.EncodeTime
+	p.warnTruncated(pl, "negative prompt", -1, neg.Truncated)
 	c.rows = 2 * pl.batch
 	c.embeds = append(repeatRows(neg.PromptEmbeds, pl.batch), c.embeds...)
 	c.pooled = append(repeatRows(neg.Pooled, pl.batch), c.pooled...)

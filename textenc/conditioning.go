@@ -16,6 +16,8 @@ type SD3Conditioning struct {
 	// Pooled is [Batch, PooledDim]: CLIP-L ‖ CLIP-G text_embeds.
 	Pooled    []float32
 	PooledDim int
+	// Truncated lists the prompts an encoder cut (diffusers warns about each).
+	Truncated []Truncation
 	// TokenizeTime and EncodeTime are spent tokenizing and in encoder runs.
 	TokenizeTime, EncodeTime time.Duration
 }
@@ -67,6 +69,8 @@ type FluxConditioning struct {
 	PooledDim int
 	// TxtIDs is [SeqLen, 3], all zeros (diffusers ≥ 0.31 passes 2-D ids).
 	TxtIDs []float32
+	// Truncated lists the prompts an encoder cut (diffusers warns about each).
+	Truncated []Truncation
 	// TokenizeTime and EncodeTime are spent tokenizing and in encoder runs.
 	TokenizeTime, EncodeTime time.Duration
 }
@@ -103,12 +107,16 @@ func (e SD3Encoders) Encode(ctx context.Context, prompts []SD3Prompt, clipSkip i
 	}
 	start := time.Now()
 	var idsL, idsG, idsT5 [][]int64
-	for _, p := range prompts {
+	var cut truncations
+	for i, p := range prompts {
 		p2, p3 := or(p.Prompt2, p.Prompt), or(p.Prompt3, p.Prompt)
 		idsL = append(idsL, e.TokenizerL.EncodePadded(p.Prompt, 0))
 		idsG = append(idsG, e.TokenizerG.EncodePadded(p2, 0))
+		cut.check(e.TokenizerL, p.Prompt, 0, "text_encoder", "CLIP-L", i)
+		cut.check(e.TokenizerG, p2, 0, "text_encoder_2", "CLIP-G", i)
 		if e.T5 != nil {
 			idsT5 = append(idsT5, e.TokenizerT5.EncodePadded(p3, e.MaxSequenceLength))
+			cut.check(e.TokenizerT5, p3, e.MaxSequenceLength, "text_encoder_3", "T5", i)
 		}
 	}
 	tokenize := time.Since(start)
@@ -130,6 +138,7 @@ func (e SD3Encoders) Encode(ctx context.Context, prompts []SD3Prompt, clipSkip i
 		t5, dim = &out, out.Dim
 	}
 	c, err := AssembleSD3(l, g, t5, dim, e.MaxSequenceLength)
+	c.Truncated = cut
 	c.TokenizeTime, c.EncodeTime = tokenize, time.Since(start)-tokenize
 	return c, err
 }
@@ -153,9 +162,13 @@ func (e FluxEncoders) Encode(ctx context.Context, prompts []FluxPrompt) (FluxCon
 	}
 	start := time.Now()
 	var idsCLIP, idsT5 [][]int64
-	for _, p := range prompts {
+	var cut truncations
+	for i, p := range prompts {
+		p2 := or(p.Prompt2, p.Prompt)
 		idsCLIP = append(idsCLIP, e.TokenizerCLIP.EncodePadded(p.Prompt, 0))
-		idsT5 = append(idsT5, e.TokenizerT5.EncodePadded(or(p.Prompt2, p.Prompt), e.MaxSequenceLength))
+		idsT5 = append(idsT5, e.TokenizerT5.EncodePadded(p2, e.MaxSequenceLength))
+		cut.check(e.TokenizerCLIP, p.Prompt, 0, "text_encoder", "CLIP", i)
+		cut.check(e.TokenizerT5, p2, e.MaxSequenceLength, "text_encoder_2", "T5", i)
 	}
 	tokenize := time.Since(start)
 	clip, err := e.CLIP.Encode(ctx, idsCLIP, 0)
@@ -167,6 +180,7 @@ func (e FluxEncoders) Encode(ctx context.Context, prompts []FluxPrompt) (FluxCon
 		return FluxConditioning{}, fmt.Errorf("text_encoder_2: %w", err)
 	}
 	c, err := AssembleFlux(clip, t5)
+	c.Truncated = cut
 	c.TokenizeTime, c.EncodeTime = tokenize, time.Since(start)-tokenize
 	return c, err
 }

@@ -2,6 +2,7 @@ package textenc
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/rflowrt/rflow/internal/onnx"
@@ -108,13 +109,19 @@ func TestSD3EncodersEndToEnd(t *testing.T) {
 	tokT5 := byteTokenizer{vocab: vocab, maxLen: 512, pad: 0}
 	enc := SD3Encoders{TokenizerL: tokL, TokenizerG: tokG, TokenizerT5: tokT5, CLIPL: load(pathL), CLIPG: load(pathG), T5: t5,
 		MaxSequenceLength: t5Len, Dim: 16}
-	prompts := []SD3Prompt{{Prompt: "cat"}, {Prompt: "dog", Prompt2: "wolf", Prompt3: "fox"}}
+	// The third prompt is too long for CLIP-L (9 tokens of 6) and T5 (7 of 5), not for CLIP-G.
+	prompts := []SD3Prompt{{Prompt: "cat"}, {Prompt: "dog", Prompt2: "wolf", Prompt3: "fox"}, {Prompt: "kitten!", Prompt2: "cat", Prompt3: "a fox"}}
 	c, err := enc.Encode(ctx, prompts, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Batch != 2 || c.SeqLen != seq+t5Len || c.Dim != 16 || c.PooledDim != 10 {
+	if c.Batch != 3 || c.SeqLen != seq+t5Len || c.Dim != 16 || c.PooledDim != 10 {
 		t.Fatalf("shape %+v", c)
+	}
+	wantCut := []Truncation{{Encoder: "text_encoder", Kind: "CLIP-L", Prompt: 2, Tokens: 9, MaxLength: seq},
+		{Encoder: "text_encoder_3", Kind: "T5", Prompt: 2, Tokens: 7, MaxLength: t5Len}}
+	if !slices.Equal(c.Truncated, wantCut) {
+		t.Errorf("truncations %+v, want %+v", c.Truncated, wantCut)
 	}
 	// Go reference: the same assembly from the reference encoders on the same ids.
 	for b, p := range prompts {
@@ -169,6 +176,15 @@ func TestFluxEncodersEndToEnd(t *testing.T) {
 	}
 	if c.SeqLen != 9 || c.Dim != 12 || c.PooledDim != 5 || len(c.TxtIDs) != 27 {
 		t.Fatalf("shape %+v", c)
+	}
+	// "a red circle" is 14 tokens: CLIP takes 7, T5 (max sequence length) 9.
+	wantCut := []Truncation{{Encoder: "text_encoder", Kind: "CLIP", Tokens: 14, MaxLength: 7},
+		{Encoder: "text_encoder_2", Kind: "T5", Tokens: 14, MaxLength: 9}}
+	if !slices.Equal(c.Truncated, wantCut) || c.Truncated[0].Dropped() != 7 {
+		t.Errorf("truncations %+v, want %+v", c.Truncated, wantCut)
+	}
+	if s := c.Truncated[1].String(); s != "text_encoder_2 (T5) takes 9 tokens; the prompt has 14, so its last 5 are dropped" {
+		t.Errorf("message %q", s)
 	}
 	_, want := clipRef([][]int64{tok.EncodePadded("a red circle", 0)}, embC, nil, 5, 2, 0)
 	assertClose(t, "pooled", c.Pooled, want, 1e-6)

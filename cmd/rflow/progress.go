@@ -62,6 +62,9 @@ func (r *reporter) progress(run, runs int) func(pipeline.Event) {
 		case ev.Stage == pipeline.StageDecode && ev.Step == 0:
 			r.done()
 			fmt.Fprintln(r.w, "decoding")
+		case ev.Stage == pipeline.StageWarning:
+			r.done()
+			fmt.Fprintf(r.w, "warning: %s\n", ev.Message)
 		}
 	}
 }
