@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -54,7 +55,21 @@ func checkGenerationNumbers(fs *pflag.FlagSet, f *txt2imgFlags) error {
 			errs = append(errs, fmt.Errorf("%s %d: want 0 or more", n.flag, n.v))
 		}
 	}
-	return errors.Join(errs...)
+	return joinErrors(errs)
+}
+
+// joinErrors joins errors into one error whose message reads on one line: "a; b".
+func joinErrors(errs []error) error {
+	var msgs []string
+	for _, e := range errs {
+		if e != nil {
+			msgs = append(msgs, e.Error())
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // checkSides checks -W and -H where they were given.
@@ -66,5 +81,5 @@ func checkSides(fs *pflag.FlagSet, width, height int) error {
 	if fs.Changed("height") {
 		errs = append(errs, checkSide("-H/--height", height))
 	}
-	return errors.Join(errs...)
+	return joinErrors(errs)
 }
