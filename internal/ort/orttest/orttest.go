@@ -36,8 +36,10 @@ func Library() string {
 	}
 }
 
-// Main initialises ONNX Runtime, runs the tests and shuts it down. Without a library the tests are
-// skipped with a message, except under CI (CI set), where that is a failure.
+// Main initialises ONNX Runtime, runs the tests with the user's cache folder isolated (IsolateCache:
+// sessions with a CacheDir under os.UserCacheDir and the demo folders go to a temporary folder,
+// removed afterwards) and shuts ORT down. Without a library the tests are skipped with a message,
+// except under CI (CI set), where that is a failure.
 func Main(m *testing.M) {
 	if err := ort.Init(ort.Config{LibraryPath: Library()}); err != nil {
 		if os.Getenv("CI") != "" {
@@ -47,7 +49,7 @@ func Main(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "skipping tests that need ONNX Runtime: %v\n", err)
 		os.Exit(0)
 	}
-	code := m.Run()
+	code := RunIsolated(m)
 	_ = ort.Shutdown()
 	os.Exit(code)
 }
