@@ -1,8 +1,10 @@
 // Command mkfixture writes a small SD3 or FLUX model folder in the Optimum ONNX layout, with random
-// weights, for tests, benchmarks and trying rflow without downloading a model:
+// weights, for tests, benchmarks and trying rflow without downloading a model — or, with --checkpoint,
+// the same weights as a diffusers checkpoint folder of safetensors (what rflow compiles):
 //
-//	go run ./internal/testmodels/cmd/mkfixture --kind sd3|sd3-no-t5|flux-dev|flux-schnell [--size tiny|bench]
-//	    [--ids int32|int64] [--precision fp32|fp16] [--external-data] [--seed N] --out DIR [--force]
+//	go run ./internal/testmodels/cmd/mkfixture --kind sd3|sd3-no-t5|flux-dev|flux-schnell [--size tiny|bench|large]
+//	    [--ids int32|int64] [--precision fp32|fp16] [--external-data] [--seed N] [--checkpoint] [--bf16]
+//	    --out DIR [--force]
 //
 // It prints the files it wrote with their sizes and how long that took. Bad flags exit with status 2,
 // other failures (including an existing non-empty --out without --force) with status 1.
@@ -30,12 +32,12 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 // managed are the top-level entries a model folder written by testmodels.Write can have; --force
 // removes these (and only these) before writing.
 var managed = []string{"model_index.json", "scheduler", "tokenizer", "tokenizer_2", "tokenizer_3", "text_encoder",
-	"text_encoder_2", "text_encoder_3", "transformer", "vae_decoder", "vae_encoder"}
+	"text_encoder_2", "text_encoder_3", "transformer", "vae_decoder", "vae_encoder", "vae"}
 
 type usageError struct{ error }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	o, out, force, err := parseFlags(args, stderr)
+	o, out, force, ckpt, err := parseFlags(args, stderr)
 	if errors.Is(err, pflag.ErrHelp) {
 		return 0
 	}
@@ -53,27 +55,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	start := time.Now()
-	if err := testmodels.Write(out, o); err != nil {
+	write := testmodels.Write
+	if ckpt {
+		write = testmodels.WriteCheckpoint
+	}
+	if err := write(out, o); err != nil {
 		fmt.Fprintf(stderr, "mkfixture: %v\n", err)
 		return 1
 	}
 	elapsed := time.Since(start)
-	if err := report(stdout, out, o, elapsed); err != nil {
+	if err := report(stdout, out, o, ckpt, elapsed); err != nil {
 		fmt.Fprintf(stderr, "mkfixture: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func parseFlags(args []string, stderr io.Writer) (o testmodels.Options, out string, force bool, err error) {
+func parseFlags(args []string, stderr io.Writer) (o testmodels.Options, out string, force, ckpt bool, err error) {
 	fl := pflag.NewFlagSet("mkfixture", pflag.ContinueOnError)
 	fl.SetOutput(stderr)
 	kind := fl.String("kind", "", "model kind: sd3, sd3-no-t5, flux-dev or flux-schnell (required)")
-	size := fl.String("size", "tiny", "component sizes: tiny (tests) or bench (benchmarks)")
+	size := fl.String("size", "tiny", "component sizes: tiny (tests), bench (benchmarks) or large (a ~550M-parameter transformer)")
 	ids := fl.String("ids", "int64", "element type of the CLIP encoders' input_ids: int32 or int64 (T5 is always int64)")
 	prec := fl.String("precision", "fp32", "element type of every float input and output: fp32 or fp16")
 	fl.BoolVar(&o.ExternalData, "external-data", false, "write the transformer and T5 weights to model.onnx_data")
 	fl.Uint64Var(&o.Seed, "seed", 0, "weight seed (the same flags always give the same bytes)")
+	fl.BoolVar(&ckpt, "checkpoint", false, "write a diffusers checkpoint folder (config.json + safetensors per component, one vae/) instead of the ONNX export")
+	fl.BoolVar(&o.BF16Weights, "bf16", false, "round the weights to bfloat16 (a checkpoint stores them as BF16; an export as the same float32 values)")
 	fl.StringVar(&out, "out", "", "folder to write (required)")
 	fl.BoolVar(&force, "force", false, "write into a non-empty --out, replacing the model folder entries there")
 	fl.StringVar(&o.SharedDir, "shared", "", "shared/tokenizers folder to copy the real tokenizers from (default: next to the module root, if there)")
@@ -83,33 +91,40 @@ func parseFlags(args []string, stderr io.Writer) (o testmodels.Options, out stri
 	}
 	if err = fl.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			return o, "", false, err
+			return o, "", false, false, err
 		}
-		return o, "", false, usageError{err}
+		return o, "", false, false, usageError{err}
 	}
 	if fl.NArg() > 0 {
-		return o, "", false, usageError{fmt.Errorf("unexpected arguments %q", fl.Args())}
+		return o, "", false, false, usageError{fmt.Errorf("unexpected arguments %q", fl.Args())}
 	}
 	if o.Kind, err = testmodels.ParseKind(*kind); *kind == "" || err != nil {
-		return o, "", false, usageError{fmt.Errorf("--kind %q: want one of sd3, sd3-no-t5, flux-dev, flux-schnell", *kind)}
+		return o, "", false, false, usageError{fmt.Errorf("--kind %q: want one of sd3, sd3-no-t5, flux-dev, flux-schnell", *kind)}
 	}
 	switch testmodels.Size(*size) {
-	case testmodels.SizeTiny, testmodels.SizeBench:
+	case testmodels.SizeTiny, testmodels.SizeBench, testmodels.SizeLarge:
 		o.Size = testmodels.Size(*size)
 	default:
-		return o, "", false, usageError{fmt.Errorf("--size %q: want tiny or bench", *size)}
+		return o, "", false, false, usageError{fmt.Errorf("--size %q: want tiny, bench or large", *size)}
 	}
 	if o.IDs, err = pick("--ids", *ids, map[string]onnx.DataType{"int32": onnx.Int32, "int64": onnx.Int64}); err != nil {
-		return o, "", false, err
+		return o, "", false, false, err
 	}
 	precs := map[string]onnx.DataType{"fp32": onnx.Float, "float32": onnx.Float, "fp16": onnx.Float16, "float16": onnx.Float16}
 	if o.Precision, err = pick("--precision", *prec, precs); err != nil {
-		return o, "", false, err
+		return o, "", false, false, err
+	}
+	if ckpt {
+		for _, f := range []string{"ids", "precision", "external-data"} {
+			if fl.Changed(f) {
+				return o, "", false, false, usageError{fmt.Errorf("--%s applies to the ONNX export, not to --checkpoint", f)}
+			}
+		}
 	}
 	if out == "" {
-		return o, "", false, usageError{errors.New("--out is required")}
+		return o, "", false, false, usageError{errors.New("--out is required")}
 	}
-	return o, out, force, nil
+	return o, out, force, ckpt, nil
 }
 
 func pick(flag, v string, valid map[string]onnx.DataType) (onnx.DataType, error) {
@@ -149,7 +164,7 @@ func prepareOut(out string, force bool) error {
 }
 
 // report prints what was written: every file with its size, then the total and the time taken.
-func report(w io.Writer, out string, o testmodels.Options, elapsed time.Duration) error {
+func report(w io.Writer, out string, o testmodels.Options, ckpt bool, elapsed time.Duration) error {
 	type entry struct {
 		rel  string
 		size int64
@@ -176,8 +191,16 @@ func report(w io.Writer, out string, o testmodels.Options, elapsed time.Duration
 	if size == "" {
 		size = testmodels.SizeTiny
 	}
-	fmt.Fprintf(w, "wrote %s (%s, %v ids, %v I/O, external data %t, seed %d) to %s\n",
-		o.Kind, size, o.IDs, o.Precision, o.ExternalData, o.Seed, out)
+	if ckpt {
+		dtype := "F32"
+		if o.BF16Weights {
+			dtype = "BF16"
+		}
+		fmt.Fprintf(w, "wrote %s checkpoint (%s, %s weights, seed %d) to %s\n", o.Kind, size, dtype, o.Seed, out)
+	} else {
+		fmt.Fprintf(w, "wrote %s (%s, %v ids, %v I/O, external data %t, seed %d) to %s\n",
+			o.Kind, size, o.IDs, o.Precision, o.ExternalData, o.Seed, out)
+	}
 	for _, f := range files {
 		fmt.Fprintf(w, "  %10s  %s\n", humanSize(f.size), f.rel)
 	}

@@ -89,3 +89,35 @@ func TestBadFlags(t *testing.T) {
 		t.Errorf("--help: exit %d, %q", code, stderr)
 	}
 }
+
+// TestWritesCheckpoint: --checkpoint writes WriteCheckpoint's folder (the same bytes), --bf16 its BF16
+// form; export-only flags are refused with it.
+func TestWritesCheckpoint(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "ck")
+	code, stdout, stderr := runArgs("--kind", "flux-dev", "--checkpoint", "--bf16", "--seed", "3", "--generated-vocab", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"wrote flux-dev checkpoint (tiny, BF16 weights, seed 3)", "transformer/diffusion_pytorch_model.safetensors",
+		"text_encoder_2/model.safetensors", "vae/diffusion_pytorch_model.safetensors", "vae/config.json"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	ref := t.TempDir()
+	o := testmodels.Options{Kind: testmodels.KindFluxDev, BF16Weights: true, Seed: 3, GeneratedVocab: true}
+	if err := testmodels.WriteCheckpoint(ref, o); err != nil {
+		t.Fatal(err)
+	}
+	h1, _ := testmodels.FolderHash(out)
+	h2, _ := testmodels.FolderHash(ref)
+	if h1 != h2 || h1 == "" {
+		t.Errorf("mkfixture --checkpoint wrote %s, WriteCheckpoint with the same options %s", h1, h2)
+	}
+	for _, flag := range [][]string{{"--ids", "int32"}, {"--precision", "fp16"}, {"--external-data"}} {
+		args := append([]string{"--kind", "sd3", "--checkpoint", "--out", filepath.Join(t.TempDir(), "x")}, flag...)
+		if code, _, stderr := runArgs(args...); code != 2 || !strings.Contains(stderr, "not to --checkpoint") {
+			t.Errorf("%v: exit %d, %q", flag, code, stderr)
+		}
+	}
+}
