@@ -5,6 +5,7 @@ import (
 	"embed"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rflowrt/rflow/internal/compiler/arch"
 )
@@ -125,52 +127,206 @@ func cacheKey(o Options) (string, error) {
 	return h.sum()[:24], nil
 }
 
-var (
-	cacheMu    sync.Mutex
-	cacheLocks = map[string]*sync.Mutex{}
+// The fixture cache: a folder per key under cacheRoot, holding the model folder and the hash it was
+// written with.
+const (
+	// CacheEnv names the folder that holds the fixture cache instead of os.TempDir()/rflow-testmodels.
+	CacheEnv = "RFLOW_TESTMODELS_CACHE"
+	// cacheMaxAge is how long an entry is kept after it was last used: nothing stays in /tmp forever.
+	cacheMaxAge = 3 * 24 * time.Hour
+	// cacheTouchAfter is how stale an entry's last-use time may get before a hit renews it.
+	cacheTouchAfter = time.Hour
+	// cacheStaleTemp is the age after which a half-written or discarded folder is certainly abandoned.
+	cacheStaleTemp = time.Hour
+	// cacheHashFile, in an entry, holds FolderHash of the model folder as written; its mtime is the
+	// entry's last use.
+	cacheHashFile = "sha256"
 )
 
-// CachedDir returns a folder Write(o) produced, writing it only when this machine has none yet: it
-// lives at os.TempDir()/rflow-testmodels-<key>, where the key hashes the options, the tokenizer
-// source and the generator. A folder is written under a temporary name and renamed into place, so
-// concurrent test binaries never see a partial one (two may both write it; one rename wins).
-// Callers must not modify the folder.
+var (
+	cacheMu     sync.Mutex
+	cacheLocks  = map[string]*sync.Mutex{}
+	cacheValid  = map[string]bool{} // entries whose content hash this process has checked
+	cachePruned = map[string]bool{} // roots this process has pruned
+)
+
+// cacheRoot is the folder of the fixture cache.
+func cacheRoot() string {
+	if d := os.Getenv(CacheEnv); d != "" {
+		return d
+	}
+	return filepath.Join(os.TempDir(), "rflow-testmodels")
+}
+
+// CachedDir returns a folder Write(o) produced, writing it only when the cache has no intact copy:
+// the cache keeps it at <root>/<key>/<kind>, where root is $RFLOW_TESTMODELS_CACHE or
+// os.TempDir()/rflow-testmodels and the key hashes the options, the tokenizer source and the
+// generator. An entry is used only when the folder's content hash equals the one recorded when it
+// was written (checked once per process), so a damaged or half-deleted folder is rewritten, not
+// used. An entry is written under a temporary name and renamed into place, so concurrent test
+// binaries never see a partial one (two may both write it; one rename wins). Entries unused for
+// three days, abandoned temporary folders and the flat rflow-testmodels-<key> folders of earlier
+// versions are removed. Callers must not modify the folder.
 func CachedDir(o Options) (string, error) {
 	key, err := cacheKey(o)
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(os.TempDir(), "rflow-testmodels-"+key)
+	o, _ = o.normalized()
+	root := cacheRoot()
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", fmt.Errorf("testmodels: cache: %w", err)
+	}
+	entry := filepath.Join(root, key)
+	dir := filepath.Join(entry, string(o.Kind))
 	cacheMu.Lock()
-	mu := cacheLocks[key]
+	if !cachePruned[root] {
+		cachePruned[root] = true
+		pruneCache(root, time.Now())
+	}
+	mu := cacheLocks[entry]
 	if mu == nil {
 		mu = &sync.Mutex{}
-		cacheLocks[key] = mu
+		cacheLocks[entry] = mu
 	}
 	cacheMu.Unlock()
-	mu.Lock() // one writer per key in this process
+	mu.Lock() // one writer per entry in this process
 	defer mu.Unlock()
-	if st, err := os.Stat(filepath.Join(dir, "model_index.json")); err == nil && st.Mode().IsRegular() {
-		return dir, nil
+	for attempt := 0; ; attempt++ {
+		ok, err := cacheHit(entry, dir)
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			return dir, nil
+		}
+		if attempt == 2 {
+			return "", fmt.Errorf("testmodels: cache %s: another process keeps replacing it", entry)
+		}
+		if err := writeCacheEntry(root, key, entry, o); err != nil {
+			return "", err
+		}
 	}
-	tmp, err := os.MkdirTemp(os.TempDir(), "rflow-testmodels-"+key+".tmp-")
+}
+
+// cacheHit reports whether entry holds an intact folder, verifying its content hash once per
+// process; a damaged entry is moved aside and removed.
+func cacheHit(entry, dir string) (bool, error) {
+	cacheMu.Lock()
+	valid := cacheValid[entry]
+	cacheMu.Unlock()
+	hashFile := filepath.Join(entry, cacheHashFile)
+	want, err := os.ReadFile(hashFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if _, statErr := os.Stat(entry); errors.Is(statErr, fs.ErrNotExist) {
+			return false, nil
+		}
+		// an entry without a hash is not one this cache wrote completely
+	case err != nil:
+		return false, fmt.Errorf("testmodels: cache: %w", err)
+	case valid:
+		touchEntry(hashFile)
+		return true, nil
+	default:
+		if got, hashErr := FolderHash(dir); hashErr == nil && got == strings.TrimSpace(string(want)) {
+			cacheMu.Lock()
+			cacheValid[entry] = true
+			cacheMu.Unlock()
+			touchEntry(hashFile)
+			return true, nil
+		}
+	}
+	discardEntry(entry)
+	return false, nil
+}
+
+// writeCacheEntry writes the folder and its hash under a temporary name and renames the whole entry
+// into place. Losing the race to another process is not an error: its entry is as good.
+func writeCacheEntry(root, key, entry string, o Options) error {
+	tmp, err := os.MkdirTemp(root, key+".tmp-")
 	if err != nil {
-		return "", err
+		return fmt.Errorf("testmodels: cache: %w", err)
 	}
 	defer os.RemoveAll(tmp) // a no-op after a successful rename
-	if err := Write(tmp, o); err != nil {
-		return "", err
+	dir := filepath.Join(tmp, string(o.Kind))
+	if err := Write(dir, o); err != nil {
+		return err
+	}
+	sum, err := FolderHash(dir)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, cacheHashFile), []byte(sum+"\n"), 0o644); err != nil {
+		return fmt.Errorf("testmodels: cache: %w", err)
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
-		return "", err
+		return err
 	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if _, statErr := os.Stat(filepath.Join(dir, "model_index.json")); statErr == nil {
-			return dir, nil // another process renamed its copy first
+	if err := os.Rename(tmp, entry); err != nil {
+		if _, statErr := os.Stat(filepath.Join(entry, cacheHashFile)); statErr == nil {
+			return nil // another process renamed its copy first
 		}
-		return "", fmt.Errorf("testmodels: cache %s: %w", dir, err)
+		return fmt.Errorf("testmodels: cache %s: %w", entry, err)
 	}
-	return dir, nil
+	cacheMu.Lock()
+	cacheValid[entry] = true
+	cacheMu.Unlock()
+	return nil
+}
+
+// discardEntry moves an entry aside (atomically, so no process sees it half-deleted) and removes it.
+func discardEntry(entry string) {
+	old := fmt.Sprintf("%s.old-%d-%d", entry, os.Getpid(), time.Now().UnixNano())
+	if os.Rename(entry, old) == nil {
+		os.RemoveAll(old)
+	}
+	cacheMu.Lock()
+	delete(cacheValid, entry)
+	cacheMu.Unlock()
+}
+
+// touchEntry renews an entry's last-use time when it is older than cacheTouchAfter.
+func touchEntry(hashFile string) {
+	if st, err := os.Stat(hashFile); err == nil && time.Since(st.ModTime()) > cacheTouchAfter {
+		now := time.Now()
+		_ = os.Chtimes(hashFile, now, now)
+	}
+}
+
+// pruneCache removes entries not used for cacheMaxAge, temporary and discarded folders older than
+// cacheStaleTemp, and the flat os.TempDir()/rflow-testmodels-<key> folders earlier versions left.
+func pruneCache(root string, now time.Time) {
+	old := func(path string, age time.Duration) bool {
+		st, err := os.Stat(path)
+		return err == nil && now.Sub(st.ModTime()) > age
+	}
+	if es, err := os.ReadDir(root); err == nil {
+		for _, e := range es {
+			p := filepath.Join(root, e.Name())
+			switch {
+			case strings.Contains(e.Name(), ".tmp-") || strings.Contains(e.Name(), ".old-"):
+				if old(p, cacheStaleTemp) {
+					os.RemoveAll(p)
+				}
+			case e.IsDir():
+				hash := filepath.Join(p, cacheHashFile)
+				if _, err := os.Stat(hash); err == nil {
+					if old(hash, cacheMaxAge) {
+						discardEntry(p)
+					}
+				} else if old(p, cacheStaleTemp) {
+					discardEntry(p) // no hash: not written by this cache, or a crash mid-way
+				}
+			}
+		}
+	}
+	legacy, _ := filepath.Glob(filepath.Join(os.TempDir(), "rflow-testmodels-*"))
+	for _, p := range legacy {
+		if old(p, cacheStaleTemp) {
+			os.RemoveAll(p)
+		}
+	}
 }
 
 // Cached is CachedDir for tests and benchmarks: it fails tb on an error.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rflowrt/rflow/internal/onnx"
 )
@@ -41,8 +42,9 @@ func TestCached(t *testing.T) {
 			t.Fatalf("concurrent CachedDir: %q, %v (first %q)", dirs[i], errs[i], dirs[0])
 		}
 	}
-	if filepath.Dir(dirs[0]) != tmp || !strings.HasPrefix(filepath.Base(dirs[0]), "rflow-testmodels-") {
-		t.Errorf("cache folder %s, want %s/rflow-testmodels-<key>", dirs[0], tmp)
+	root := filepath.Join(tmp, "rflow-testmodels")
+	if filepath.Dir(filepath.Dir(dirs[0])) != root || filepath.Base(dirs[0]) != string(KindFluxSchnell) {
+		t.Errorf("cache folder %s, want %s/<key>/%s", dirs[0], root, KindFluxSchnell)
 	}
 	before, err := os.Stat(filepath.Join(dirs[0], "transformer", "model.onnx"))
 	if err != nil {
@@ -66,8 +68,8 @@ func TestCached(t *testing.T) {
 	if other := Cached(t, o2); other == dirs[0] {
 		t.Error("other options share the cache folder")
 	}
-	if names := cacheEntries(t, tmp); len(names) != 2 {
-		t.Errorf("cache root holds %v, want the two folders and no leftovers", names)
+	if names := cacheEntries(t, root); len(names) != 2 {
+		t.Errorf("cache root holds %v, want the two entries and no leftovers", names)
 	}
 	if _, err := CachedDir(Options{Kind: "nope"}); err == nil {
 		t.Error("CachedDir with a bad kind: no error")
@@ -111,7 +113,75 @@ func TestCachedAcrossProcesses(t *testing.T) {
 	if len(lines) != 3 || lines[0] != lines[1] || lines[1] != lines[2] {
 		t.Fatalf("children reported %q, want three equal lines", lines)
 	}
-	if names := cacheEntries(t, tmp); len(names) != 1 {
-		t.Errorf("cache root holds %v, want one folder", names)
+	if names := cacheEntries(t, filepath.Join(tmp, "rflow-testmodels")); len(names) != 1 {
+		t.Errorf("cache root holds %v, want one entry", names)
+	}
+}
+
+// forgetVerified makes the next CachedDir check content hashes again, as a new process would.
+func forgetVerified() {
+	cacheMu.Lock()
+	defer cacheMu.Unlock()
+	clear(cacheValid)
+	clear(cachePruned)
+}
+
+// TestCachedRewritesDamagedFolder: a hit is decided by the folder's content hash, not by one file's
+// existence: a folder with a damaged or missing file is rewritten.
+func TestCachedRewritesDamagedFolder(t *testing.T) {
+	t.Setenv(CacheEnv, t.TempDir())
+	o := Options{Kind: KindSD3NoT5, GeneratedVocab: true, Seed: 5}
+	dir := Cached(t, o)
+	want := must(FolderHash(dir))
+	for _, damage := range []func(){
+		func() { _ = os.WriteFile(filepath.Join(dir, "tokenizer", "vocab.json"), []byte("{"), 0o644) },
+		func() { _ = os.Remove(filepath.Join(dir, "transformer", "model.onnx")) },
+		func() { _ = os.Remove(filepath.Join(filepath.Dir(dir), cacheHashFile)) },
+	} {
+		damage()
+		forgetVerified()
+		again := Cached(t, o)
+		if again != dir || must(FolderHash(again)) != want {
+			t.Fatalf("damaged cache folder was used: %s", again)
+		}
+	}
+}
+
+// TestCachePrunes: entries unused for cacheMaxAge, abandoned temporary folders and the flat folders of
+// earlier versions go; a recently used entry stays.
+func TestCachePrunes(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	t.Setenv(CacheEnv, "")
+	root := cacheRoot()
+	now := time.Now()
+	mk := func(path string, age time.Duration, files ...string) string {
+		t.Helper()
+		if err := os.MkdirAll(path, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range append(files, "") {
+			p := filepath.Join(path, f)
+			if f != "" {
+				if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Chtimes(p, now.Add(-age), now.Add(-age)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return path
+	}
+	unused := mk(filepath.Join(root, "aaa"), cacheMaxAge+time.Hour, cacheHashFile)
+	used := mk(filepath.Join(root, "bbb"), time.Minute, cacheHashFile)
+	staleTmp := mk(filepath.Join(root, "ccc.tmp-1"), 2*cacheStaleTemp)
+	freshTmp := mk(filepath.Join(root, "ddd.tmp-1"), time.Minute) // another process is writing it
+	legacy := mk(filepath.Join(tmp, "rflow-testmodels-0123456789abcdef01234567"), 2*cacheStaleTemp, "model_index.json")
+	pruneCache(root, now)
+	for path, keep := range map[string]bool{unused: false, used: true, staleTmp: false, freshTmp: true, legacy: false} {
+		if _, err := os.Stat(path); (err == nil) != keep {
+			t.Errorf("%s: kept %t, want %t", path, err == nil, keep)
+		}
 	}
 }
