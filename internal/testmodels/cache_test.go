@@ -30,6 +30,7 @@ func cacheEntries(t *testing.T, dir string) []string {
 func TestCached(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
+	t.Setenv(CacheEnv, "")
 	o := Options{Kind: KindFluxSchnell, GeneratedVocab: true, Seed: 99}
 	dirs, errs := make([]string, 4), make([]error, 4)
 	var wg sync.WaitGroup
@@ -94,7 +95,7 @@ func TestCachedAcrossProcesses(t *testing.T) {
 	for i := range outs {
 		wg.Go(func() {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestCachedAcrossProcesses$", "-test.count=1")
-			cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "RFLOW_TESTMODELS_CACHE_CHILD=1")
+			cmd.Env = append(os.Environ(), "TMPDIR="+tmp, CacheEnv+"=", "RFLOW_TESTMODELS_CACHE_CHILD=1")
 			outs[i], errs[i] = cmd.CombinedOutput()
 		})
 	}
