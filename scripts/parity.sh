@@ -56,6 +56,10 @@ for src in ${PARITY_SOURCES:-onnx diffusers single-file}; do
 done
 cat "$WORK"/results-*-*.jsonl > "$WORK/results-all.jsonl" 2>/dev/null || true
 echo "== parity: $(wc -l < "$WORK/results-all.jsonl") runs, $(grep -c '"ok": false' "$WORK/results-all.jsonl") mismatches (details: $WORK/results-all.jsonl)"
+# Skip-layer guidance (SD3.5) on a compiled checkpoint against diffusers' skip_guidance_layers.
+if [[ " ${KINDS[*]} " == *" sd3 "* ]]; then
+  ( . "$ORACLE/env.sh" && PYTHONPATH="$ORACLE_DIR:$PYTHONPATH" "$PY" scripts/parity_slg.py bin/rflow "$WORK/models/sd3" "$WORK/slg" ) || status=1
+fi
 # The three forms of the same weights must give bit-identical images.
 for kind in "${KINDS[@]}"; do
   ref="$WORK/runs/$kind-onnx/rflow"

@@ -40,6 +40,7 @@ type txt2imgFlags struct {
 	vaeTiling, keep, overwrite, quiet, initSample bool
 	ort                                           *ortFlags
 	ckpt                                          checkpointFlags
+	slg                                           slgFlags
 
 	sigmasRaw bool // --sigmas-raw
 }
@@ -48,6 +49,7 @@ func addTxt2imgFlags(fs *pflag.FlagSet) *txt2imgFlags {
 	f := &txt2imgFlags{}
 	fs.StringVarP(&f.model, "model", "m", "", "model: an ONNX export folder (diffusers/Optimum layout), a checkpoint (.safetensors file or diffusers folder, compiled on first use) or an embedded demo: "+strings.Join(assets.Names(), ", ")+" (default "+assets.Default+")")
 	f.ckpt.register(fs)
+	f.slg.register(fs)
 	fs.StringVarP(&f.prompt, "prompt", "p", "", "the prompt (required)")
 	fs.StringVarP(&f.negative, "negative-prompt", "n", "", "negative prompt (SD3 CFG, FLUX true CFG)")
 	fs.StringVar(&f.prompt2, "prompt-2", "", "prompt for CLIP-G (SD3) or T5 (FLUX); default: --prompt")
@@ -220,6 +222,9 @@ func (f *txt2imgFlags) request(fs *pflag.FlagSet) (pipeline.Request, error) {
 		Sampler: sampler, Scheduler: schedulerName(f.sched), FlowShift: f.shift, Seed: f.seed, RNG: kind, BatchMode: mode,
 		BatchSize: f.batchSize, MaxSequenceLength: f.maxSeq, ClipSkip: f.clipSkip, VAETiling: f.vaeTiling,
 		PreviewEvery: f.previewEvery}
+	if err := f.slg.apply(fs, &r); err != nil {
+		return r, err
+	}
 	if f.sigmas != "" {
 		if r.Sigmas, err = parseFloats(f.sigmas); err != nil {
 			return r, fmt.Errorf("--sigmas: %v", err)
