@@ -299,11 +299,11 @@ func (p *Pipeline) resolveNoise(pl *plan) error {
 func (p *Pipeline) resolveInit(pl *plan) error {
 	r := &pl.req
 	if r.InitImage == nil {
-		r.Strength, r.InitSample = 0, false
+		r.Strength, r.InitLatent, r.ResizeMode = 0, "", 0
 		return nil
 	}
-	if r.InitSample && (len(r.Items) > 0 || r.BatchMode != rng.OneGenerator) {
-		return errors.New("pipeline: InitSample draws the latent sample and the noise from one generator; it cannot be combined with batch items or seed-per-image noise")
+	if err := resolveInitModes(r); err != nil {
+		return err
 	}
 	if !(r.Strength >= 0 && r.Strength <= 1) {
 		return fmt.Errorf("pipeline: strength %v is outside [0, 1]", r.Strength)
@@ -328,6 +328,6 @@ func (pl *plan) resolved() Resolved {
 		Scheduler: r.Scheduler, CFGScale: pl.cfg, Guidance: pl.guidance, TrueCFGScale: pl.trueCFG, Shift: pl.shift,
 		Mu: pl.schedule.Mu, Sigmas: pl.sigmas, ModelTimesteps: pl.modelTS, SigmasRaw: r.SigmasRaw && len(r.Sigmas) > 0,
 		Seed: r.Seed, RNG: string(r.RNG),
-		BatchMode: r.BatchMode.String(), MaxSequenceLength: pl.maxSeq, ClipSkip: r.ClipSkip, Strength: r.Strength, InitSample: r.InitSample,
+		BatchMode: r.BatchMode.String(), MaxSequenceLength: pl.maxSeq, ClipSkip: r.ClipSkip, Strength: r.Strength, InitLatent: string(r.InitLatent), ResizeMode: initResizeName(r),
 		StartStep: pl.startStep}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rflowrt/rflow/internal/rng"
 	"github.com/rflowrt/rflow/scheduler"
+	"github.com/rflowrt/rflow/vae"
 )
 
 // Request is one generation: prompts, size, schedule, guidance, noise and optional init image. The zero
@@ -77,20 +78,19 @@ type Request struct {
 	// BatchSize must be 0 or len(Items).
 	Items []BatchItem
 
-	// InitImage turns the run into img2img: the image is resized to Width×Height, encoded with the VAE
-	// encoder (the latent distribution's mean; diffusers samples it with the noise generator, which
-	// shifts its noise — rflow keeps the noise of txt2img) and noised to the schedule's σ at Strength.
+	// InitImage turns the run into img2img: the image is fitted to Width×Height (ResizeMode), encoded
+	// with the VAE encoder (InitLatent) and noised to the schedule's σ at Strength.
 	InitImage image.Image
 	// Strength is how much of the schedule img2img runs, in [0, 1] (diffusers get_timesteps): 1 starts
-	// from pure noise (txt2img with the same seed), 0 runs no step and returns the encoded image.
-	// Note that the zero value is 0; callers that want diffusers' default pass 0.6 (the CLI: 0.75).
+	// from pure noise, 0 runs no step and returns the encoded image. With InitLatentMean, strength 1 is
+	// txt2img with the same seed. Note that the zero value is 0; callers that want diffusers' default
+	// pass 0.6 (the CLI: 0.75).
 	Strength float64
-	// InitSample encodes the init image by sampling the VAE's latent distribution with the seed's
-	// generator and then draws the noise from the same generator, in diffusers' order (retrieve_latents
-	// with sample_mode "sample", then randn_tensor): the img2img result then matches diffusers with a CPU
-	// generator. It needs one generator (no Items, BatchMode one-generator). Off (the default), the
-	// latent mean is used and the noise is txt2img's.
-	InitSample bool
+	// InitLatent is how the init image's latent is drawn: InitLatentSample (the zero value), as
+	// diffusers' img2img pipelines, or InitLatentMean.
+	InitLatent InitLatentMode
+	// ResizeMode fits an init image of another size (zero: vae.ResizeJust, diffusers' stretch).
+	ResizeMode vae.ResizeMode
 
 	// MaxSequenceLength is the T5 token count (0 → diffusers' defaults: SD3 256, FLUX 512; ≤ 512).
 	MaxSequenceLength int
@@ -132,9 +132,11 @@ type Resolved struct {
 	MaxSequenceLength int
 	ClipSkip          int
 	// Strength is the img2img strength (0 for txt2img); StartStep the schedule index img2img started at.
-	Strength   float64
-	StartStep  int
-	InitSample bool // img2img latents sampled with the seed's generator (diffusers' order)
+	Strength  float64
+	StartStep int
+	// InitLatent ("sample" or "mean") and ResizeMode (vae.ResizeMode's name) are img2img's ("" for txt2img).
+	InitLatent string `json:",omitempty"`
+	ResizeMode string `json:",omitempty"`
 }
 
 // Result is what Generate returns.
@@ -217,3 +219,18 @@ func checkMultiple16(field string, v int) error {
 	}
 	return nil
 }
+
+// InitLatentMode is how img2img draws the init image's latent from the VAE encoder's Gaussian.
+type InitLatentMode string
+
+const (
+	// InitLatentSample samples the latent with the seed's generator and then draws the noise from the
+	// same generator, in diffusers' order (retrieve_latents with sample_mode "sample", then
+	// randn_tensor): the result matches diffusers' img2img pipelines with a CPU generator. With several
+	// generators (seed per image, batch items) each image's generator samples its own latent first.
+	// "" means this.
+	InitLatentSample InitLatentMode = "sample"
+	// InitLatentMean takes the Gaussian's mean (diffusers' sample_mode "argmax") and leaves the
+	// generator to the noise, which is then txt2img's: strength 1 equals txt2img with the same seed.
+	InitLatentMean InitLatentMode = "mean"
+)
