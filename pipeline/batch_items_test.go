@@ -95,6 +95,9 @@ func TestItemsMatchSingleRunsFixtures(t *testing.T) {
 		{testmodels.KindFluxDev, Request{Width: 64, Height: 64, Steps: 2}},
 		{testmodels.KindFluxSchnell, Request{Width: 64, Height: 64, Steps: 2, TrueCFGScale: 2, NegativePrompt: "blurry"}},
 	} {
+		if testing.Short() && c.kind == testmodels.KindSD3 && (c.req.CFGScale != 3) {
+			continue // -short: one SD3 case (CFG) and the FLUX ones
+		}
 		t.Run(fmt.Sprintf("%s/cfg%v/%s", c.kind, c.req.CFGScale, c.req.Sampler), func(t *testing.T) {
 			m := openFixture(t, testmodels.Options{Kind: c.kind})
 			checkItemsMatchSingles(t, newTestPipeline(t, m, true), c.req, testItems)

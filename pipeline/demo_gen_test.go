@@ -57,7 +57,11 @@ func classifyAll(imgs []*image.NRGBA, size int) ([]assets.Component, []float64) 
 // attributes its prompt names. Two more runs guide: demo-sd3 with CFG 7 against "", demo-flux with
 // true CFG 3 against another picture.
 func TestDemoFollowsPrompts(t *testing.T) {
-	const seeds, steps, size = 20, 12, 256
+	const steps, size = 12, 256
+	seeds := 20
+	if testing.Short() {
+		seeds = 4 // the full 20 seeds per prompt take over a minute on 2 cores
+	}
 	type run struct {
 		model, prompt, negative string
 		cfg, trueCFG            float64

@@ -52,6 +52,9 @@ func TestGenerateFixtures(t *testing.T) {
 		{"int32-ids", func(o *testmodels.Options) { o.IDs = onnx.Int32 }},
 		{"fp16-io", func(o *testmodels.Options) { o.Precision = onnx.Float16 }},
 	}
+	if testing.Short() {
+		variants = variants[:1] // the int32-id and fp16 forms are covered by every kind's long run
+	}
 	for _, kind := range testmodels.Kinds() {
 		for _, v := range variants {
 			t.Run(string(kind)+"/"+v.name, func(t *testing.T) {

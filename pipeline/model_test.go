@@ -35,8 +35,12 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func TestOpenFixtures(t *testing.T) {
+	variants := fixtureVariants
+	if testing.Short() {
+		variants = variants[:1] // -short: each kind once
+	}
 	for _, kind := range testmodels.Kinds() {
-		for _, v := range fixtureVariants {
+		for _, v := range variants {
 			t.Run(string(kind)+"/"+v.name, func(t *testing.T) {
 				o := testmodels.Options{Kind: kind}
 				v.set(&o)

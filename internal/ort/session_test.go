@@ -482,32 +482,37 @@ func TestOptimizedGraphCache(t *testing.T) {
 	s.Close()
 }
 
-// slowModel chains n 512×512 MatMuls: tens of milliseconds per Run on one thread.
-func slowModel(n int) *onnx.Model {
+// slowModel chains n size×size MatMuls (by the identity): at 512, tens of milliseconds each on one
+// thread.
+func slowModel(n int, size int64) *onnx.Model {
 	b := onnx.NewBuilder("slow", 17)
-	x := b.Input("x", onnx.Float, onnx.Fixed(512), onnx.Fixed(512))
-	w := make([]float32, 512*512)
-	for i := 0; i < 512; i++ {
-		w[i*512+i] = 1
+	x := b.Input("x", onnx.Float, onnx.Fixed(size), onnx.Fixed(size))
+	w := make([]float32, size*size)
+	for i := range size {
+		w[i*size+i] = 1
 	}
-	W := b.Initializer(onnx.Float32Tensor("W", []int64{512, 512}, w))
+	W := b.Initializer(onnx.Float32Tensor("W", []int64{size, size}, w))
 	y := x
 	for i := 0; i < n; i++ {
 		y = b.Op("MatMul", []string{y, W})
 	}
-	b.Output(y, "y", onnx.Float, onnx.Fixed(512), onnx.Fixed(512))
+	b.Output(y, "y", onnx.Float, onnx.Fixed(size), onnx.Fixed(size))
 	return b.Model()
 }
 
 func TestRunCancellation(t *testing.T) {
 	o := orttest.Options()
 	o.OptLevel = ort.OptDisabled // keep the chain: no constant folding of identity products
-	s, err := ort.NewSessionFromBytes(context.Background(), "slow", marshal(t, slowModel(200)), "", o)
+	n := int64(512) // 200 products of 512×512 matrices: seconds per Run on one thread
+	if testing.Short() {
+		n = 256 // 8× less work, still 200 nodes to stop between
+	}
+	s, err := ort.NewSessionFromBytes(context.Background(), "slow", marshal(t, slowModel(200, n)), "", o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	x, y := mustInput(t, s, "x", 512, 512), must(t)(s.NewOutput("y", 512, 512))
+	x, y := mustInput(t, s, "x", n, n), must(t)(s.NewOutput("y", n, n))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := s.Run(ctx, []*ort.Tensor{x}, []*ort.Tensor{y}); !errors.Is(err, context.Canceled) {
