@@ -80,7 +80,14 @@ type problemCase struct {
 
 const trPath = "transformer/model.onnx"
 
-var sd3NoT5 = testmodels.Options{Kind: testmodels.KindSD3NoT5}
+// The problem cases use the generated vocabulary (small tokenizer files, fast to copy and load) unless
+// they break a real tokenizer file.
+var (
+	sd3NoT5     = testmodels.Options{Kind: testmodels.KindSD3NoT5, GeneratedVocab: true}
+	sd3NoT5Real = testmodels.Options{Kind: testmodels.KindSD3NoT5}
+	fluxDev     = testmodels.Options{Kind: testmodels.KindFluxDev, GeneratedVocab: true}
+	fluxSchnell = testmodels.Options{Kind: testmodels.KindFluxSchnell, GeneratedVocab: true}
+)
 
 // sd3TestInputs are an SD3 transformer's inputs at the sd3-no-t5 fixture's widths, with the timestep of
 // the given type (none for 0).
@@ -103,11 +110,11 @@ func fileProblemCases() []problemCase {
 			mustRemove(t, filepath.Join(dir, tr))
 			mustWrite(t, filepath.Join(dir, "transformer", "diffusion_pytorch_model.safetensors"), "{}")
 		}, tr, "optimum-cli export onnx"},
-		{"listed T5 missing", testmodels.Options{Kind: testmodels.KindSD3}, func(t *testing.T, dir string) {
+		{"listed T5 missing", testmodels.Options{Kind: testmodels.KindSD3, GeneratedVocab: true}, func(t *testing.T, dir string) {
 			mustRemove(t, filepath.Join(dir, "text_encoder_3"))
 		}, "text_encoder_3/model.onnx", "missing"},
 		{"corrupt onnx", sd3, func(t *testing.T, dir string) { mustWrite(t, filepath.Join(dir, tr), "") }, tr, "not an ONNX model"},
-		{"missing external data", testmodels.Options{Kind: testmodels.KindFluxSchnell, ExternalData: true}, func(t *testing.T, dir string) {
+		{"missing external data", testmodels.Options{Kind: testmodels.KindFluxSchnell, ExternalData: true, GeneratedVocab: true}, func(t *testing.T, dir string) {
 			mustRemove(t, filepath.Join(dir, "transformer", "model.onnx_data"))
 		}, "transformer/model.onnx_data", "missing external data"},
 		{"bad model_index.json", sd3, func(t *testing.T, dir string) { mustWrite(t, filepath.Join(dir, "model_index.json"), "{not json") }, "model_index.json", "damaged"},
@@ -133,12 +140,12 @@ func fileProblemCases() []problemCase {
 		}, tr, "takes 4 latent channels but the VAE's 16 latent channels make 16"},
 		{"missing scheduler config", sd3, func(t *testing.T, dir string) { mustRemove(t, filepath.Join(dir, "scheduler")) }, "scheduler/scheduler_config.json", "missing"},
 		{"missing tokenizer", sd3, func(t *testing.T, dir string) { mustRemove(t, filepath.Join(dir, "tokenizer")) }, "tokenizer", "missing"},
-		{"T5 tokenizer without files", testmodels.Options{Kind: testmodels.KindFluxDev}, func(t *testing.T, dir string) {
+		{"T5 tokenizer without files", fluxDev, func(t *testing.T, dir string) {
 			mustRemove(t, filepath.Join(dir, "tokenizer_2", "tokenizer.json"))
 			mustRemove(t, filepath.Join(dir, "tokenizer_2", "spiece.model"))
 		}, "tokenizer_2", "tokenizer.json or spiece.model"},
 		// Files that exist but do not load: Inspect loads each tokenizer as the pipeline does.
-		{"truncated CLIP tokenizer.json", sd3, func(t *testing.T, dir string) {
+		{"truncated CLIP tokenizer.json", sd3NoT5Real, func(t *testing.T, dir string) {
 			truncateFile(t, filepath.Join(dir, "tokenizer", "tokenizer.json"))
 		}, "tokenizer/tokenizer.json", "the tokenizer does not load"},
 		{"garbage CLIP-G vocab.json", sd3, func(t *testing.T, dir string) {
@@ -148,7 +155,7 @@ func fileProblemCases() []problemCase {
 		{"garbage CLIP tokenizer_config.json", sd3, func(t *testing.T, dir string) {
 			mustWrite(t, filepath.Join(dir, "tokenizer", "tokenizer_config.json"), "[1, 2")
 		}, "tokenizer/tokenizer_config.json", "the tokenizer does not load"},
-		{"garbage T5 tokenizer.json", testmodels.Options{Kind: testmodels.KindFluxDev}, func(t *testing.T, dir string) {
+		{"garbage T5 tokenizer.json", fluxDev, func(t *testing.T, dir string) {
 			mustWrite(t, filepath.Join(dir, "tokenizer_2", "tokenizer.json"), "garbage")
 		}, "tokenizer_2/tokenizer.json", "the tokenizer does not load"},
 		{"truncated T5 spiece.model", testmodels.Options{Kind: testmodels.KindFluxDev}, func(t *testing.T, dir string) {
