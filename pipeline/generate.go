@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/rflowrt/rflow/internal/ort"
-	"github.com/rflowrt/rflow/internal/rng"
 	"github.com/rflowrt/rflow/vae"
 )
 
@@ -97,18 +96,9 @@ func (p *Pipeline) generate(ctx context.Context, pl *plan) (Result, error) {
 	res := Result{Settings: pl.settings}
 	tm := &res.Timings
 	var init []float32
-	var shared rng.Source // InitSample: one generator for the latent sample, then the noise
 	if pl.req.InitImage != nil {
-		var sample func([]float32)
-		if pl.req.InitSample {
-			var err error
-			if shared, err = rng.New(pl.req.RNG, pl.req.Seed); err != nil {
-				return res, fmt.Errorf("pipeline: noise: %w", err)
-			}
-			sample = shared.Randn
-		}
 		var err error
-		if init, err = p.encodeImage(ctx, pl, tm, sample); err != nil {
+		if init, res.Noise, err = p.initLatents(ctx, pl, tm); err != nil {
 			return res, err
 		}
 	}
@@ -116,11 +106,10 @@ func (p *Pipeline) generate(ctx context.Context, pl *plan) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	if shared != nil {
-		res.Noise = make([]float32, pl.batch*pl.c*pl.h*pl.w)
-		shared.Randn(res.Noise)
-	} else if res.Noise, err = pl.noise(); err != nil {
-		return res, fmt.Errorf("pipeline: noise: %w", err)
+	if init == nil {
+		if res.Noise, err = pl.noise(); err != nil {
+			return res, fmt.Errorf("pipeline: noise: %w", err)
+		}
 	}
 	x := append([]float32(nil), res.Noise...)
 	if init != nil {

@@ -28,8 +28,8 @@ func componentPicture(c assets.Component, size int) *image.NRGBA {
 	return img
 }
 
-// TestImg2ImgStrengthEnds checks the two ends of img2img on demo-sd3: strength 1 is txt2img with the
-// same seed bit for bit, strength 0 runs no step and returns the init image through the VAE round trip.
+// TestImg2ImgStrengthEnds checks the two ends of img2img on demo-sd3: strength 1 with the latent mean
+// (InitLatentMean) is txt2img with the same seed bit for bit, strength 0 runs no step and returns the init image through the VAE round trip.
 func TestImg2ImgStrengthEnds(t *testing.T) {
 	m, err := OpenDemo("demo-sd3")
 	if err != nil {
@@ -45,7 +45,7 @@ func TestImg2ImgStrengthEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	full := base
-	full.InitImage, full.Strength = init, 1
+	full.InitImage, full.Strength, full.InitLatent = init, 1, InitLatentMean
 	one, err := p.Generate(context.Background(), full, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -163,12 +163,14 @@ func TestPackRoundTrip(t *testing.T) {
 	}
 }
 
-// TestImg2ImgInitSample: with InitSample the encoder's latent distribution is sampled with the seed's
-// generator and the noise continues that generator's stream, as diffusers' img2img prepare_latents does
-// (retrieve_latents(sample), then randn_tensor). At strength 0 the result is the sampled latent, which
-// differs from the mean by exactly std·ε with ε the generator's first draw (the demo encoder's logvar
-// is −10, std e^−5).
-func TestImg2ImgInitSample(t *testing.T) {
+// TestImg2ImgInitLatent: by default (InitLatentSample) the encoder's latent distribution is sampled with
+// the seed's generator and the noise continues that generator's stream, as diffusers' img2img
+// prepare_latents does (retrieve_latents(sample), then randn_tensor). At strength 0 the result is the
+// sampled latent, which differs from the mean (InitLatentMean) by exactly std·ε with ε the generator's
+// first draw (the demo encoder's logvar is −10, std e^−5). With seed-per-image noise, image k's
+// generator (seed + k) samples image k's latent and then draws its noise: each image of a batch of 2
+// equals a run of its seed alone.
+func TestImg2ImgInitLatent(t *testing.T) {
 	m, err := OpenDemo("demo-sd3")
 	if err != nil {
 		t.Fatal(err)
@@ -176,12 +178,18 @@ func TestImg2ImgInitSample(t *testing.T) {
 	p := newTestPipeline(t, m, true)
 	const size = 64
 	init := componentPicture(assets.Component{Shape: "circle", Color: "red", Background: "white"}, size)
-	req := Request{Prompt: "a red circle", Width: size, Height: size, Steps: 4, Seed: 5, InitImage: init}
+	req := Request{Prompt: "a red circle", Width: size, Height: size, Steps: 4, Seed: 5, InitImage: init,
+		InitLatent: InitLatentMean}
 	mean, err := p.Generate(context.Background(), req, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.InitSample = true
+	txt, err := p.Generate(context.Background(), Request{Prompt: req.Prompt, Width: size, Height: size, Steps: 4, Seed: 5}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameBits(t, "mean: txt2img's noise", mean.Noise, txt.Noise)
+	req.InitLatent = ""
 	sampled, err := p.Generate(context.Background(), req, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -198,11 +206,34 @@ func TestImg2ImgInitSample(t *testing.T) {
 			t.Fatalf("latent %d: sample − mean = %v, want std·ε = %v", i, sampled.Latents[i]-mean.Latents[i], std*float64(eps[i]))
 		}
 	}
-	if !sampled.Settings.InitSample || mean.Settings.InitSample {
-		t.Fatal("Resolved.InitSample not recorded")
+	if sampled.Settings.InitLatent != "sample" || mean.Settings.InitLatent != "mean" || sampled.Settings.ResizeMode != "just-resize" {
+		t.Fatalf("Resolved.InitLatent %q / %q, ResizeMode %q", sampled.Settings.InitLatent, mean.Settings.InitLatent, sampled.Settings.ResizeMode)
 	}
-	req.BatchMode = rng.SeedPerImage
+	if txt.Settings.InitLatent != "" || txt.Settings.ResizeMode != "" {
+		t.Fatal("txt2img records img2img modes")
+	}
+
+	// Strength 0 returns the init latents unchanged: compare a seed-per-image batch with single runs.
+	req.Strength = 0
+	one := make([]Result, 2)
+	for k := range one {
+		r := req
+		r.Seed = 5 + uint64(k)
+		if one[k], err = p.Generate(context.Background(), r, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req.BatchSize, req.BatchMode = 2, rng.SeedPerImage
+	both, err := p.Generate(context.Background(), req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range one {
+		sameBits(t, "seed-per-image latent sample", both.Latents[k*n:(k+1)*n], one[k].Latents)
+		sameBits(t, "seed-per-image noise", both.Noise[k*n:(k+1)*n], one[k].Noise)
+	}
+	req.InitLatent = "median"
 	if _, err := p.Generate(context.Background(), req, nil); err == nil {
-		t.Fatal("InitSample with seed-per-image noise accepted")
+		t.Fatal("an unknown InitLatent was accepted")
 	}
 }

@@ -48,7 +48,7 @@ func BenchmarkToImages(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(side*side), "ns/pixel")
 }
 
-// BenchmarkFromImage resizes a 1536×1024 picture to cover 1024×1024 and converts it.
+// BenchmarkFromImage resizes a 1536×1024 picture to cover 1024×1024 (ResizeCrop) and converts it.
 func BenchmarkFromImage(b *testing.B) {
 	src := image.NewNRGBA(image.Rect(0, 0, 1536, 1024))
 	for i := range src.Pix {
@@ -56,7 +56,7 @@ func BenchmarkFromImage(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := FromImage(src, 1024, 1024); err != nil {
+		if _, err := FromImage(src, 1024, 1024, ResizeCrop); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -136,6 +136,51 @@ func addNoise(mean, logvar, eps []float32) {
 	}
 }
 
+// EncodeSamples encodes one picture [1, 3, height, width] once and samples its latent distribution
+// len(noises) times, latent k with ε from noises[k] (called once with C·h·w values): model-space latents
+// [len(noises), C, height/S, width/S], each exactly what Encode with EncodeSample and that noise gives.
+// It is diffusers' img2img with a list of generators, one per image, each sampling its image's latent
+// (retrieve_latents(vae.encode(image), generator=generator[i])) without running the encoder again.
+func (e *Encoder) EncodeSamples(ctx context.Context, pixels []float32, height, width int, noises []func(dst []float32)) ([]float32, error) {
+	if len(noises) == 0 {
+		return nil, fmt.Errorf("vae encode: no noise functions")
+	}
+	for _, f := range noises {
+		if f == nil {
+			return nil, fmt.Errorf("vae encode: EncodeSamples needs a noise function per latent")
+		}
+	}
+	h, w, err := e.checkInput(pixels, 1, height, width, EncodeMean, nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := volume(len(noises), e.cfg.LatentChannels, h, w); err != nil {
+		return nil, fmt.Errorf("vae encode: %d samples: %w", len(noises), err)
+	}
+	c := e.cfg.LatentChannels
+	params, err := e.g.run(ctx, pixels, [4]int{1, 3, height, width}, [4]int{1, 2 * c, h, w})
+	if err != nil {
+		return nil, fmt.Errorf("vae encode %d×%d pixels to %d×%d latents: %w", height, width, h, w, err)
+	}
+	if err := CheckFinite(StageEncode, params); err != nil {
+		return nil, err
+	}
+	n := c * h * w
+	z := make([]float32, len(noises)*n)
+	for k, noise := range noises {
+		zk := z[k*n : (k+1)*n]
+		copy(zk, params[:n])
+		eps := make([]float32, n)
+		noise(eps)
+		if err := CheckFinite("noise", eps); err != nil {
+			return nil, err
+		}
+		addNoise(zk, params[n:2*n], eps)
+	}
+	e.cfg.Scale(z, z)
+	return z, nil
+}
+
 // Close releases the session. It is safe to call twice.
 func (e *Encoder) Close() error {
 	if e == nil {

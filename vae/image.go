@@ -3,8 +3,6 @@ package vae
 import (
 	"fmt"
 	"image"
-
-	"github.com/disintegration/imaging"
 )
 
 // ToImages turns decoder output [b, 3, height, width] into b opaque 8-bit images, exactly as
@@ -57,17 +55,17 @@ func toByte(x float32) uint8 {
 }
 
 // FromImage turns a picture into encoder input [3, height, width] (CHW, float32 in [−1, 1]) for an
-// img2img or inpainting start. Resizing follows diffusers' VaeImageProcessor.resize with
-// resize_mode="crop": the image is scaled with Lanczos (imaging.Lanczos, 3 lobes, like PIL's LANCZOS)
-// so that it covers width×height with its aspect ratio kept — the scaled size is computed with
-// diffusers' integer arithmetic — and the centre is cut out at diffusers' offsets (W/2 − width/2,
-// H/2 − height/2, integer halves). diffusers' default resize_mode ("default") instead stretches the
-// image to width×height; rflow does not distort. An image already width×height is used as is. The
-// resampling works on 8-bit values like PIL's; the two Lanczos implementations round differently,
-// so resized images can differ from PIL's by a level or so. Then per value, in float32, as diffusers'
-// pil_to_numpy and normalize: v = byte/255, x = 2·v − 1. Alpha is dropped (PIL's convert("RGB")),
-// after resampling weighted by alpha. width and height must be ≥ 1 and the image must not be empty; sides are limited to 2^24.
-func FromImage(img image.Image, width, height int) ([]float32, error) {
+// img2img or inpainting start, as diffusers' VaeImageProcessor.preprocess(image, height, width,
+// resize_mode) does with a PIL RGB image: the picture is fitted into width×height by mode (ResizeJust,
+// diffusers' default, stretches it; ResizeCrop and ResizeFill keep its aspect ratio; see ResizeMode),
+// every resampling bit-exact with Pillow's Image.resize(LANCZOS) (pilresize.go), and then per value, in
+// float32, as pil_to_numpy and normalize: v = byte/255, x = 2·v − 1. A picture already width×height is
+// used as is in every mode. Alpha is dropped first, as PIL's convert("RGB") drops it (straight colour
+// values, no compositing); grey pictures become three equal channels. The bytes are those Go's image
+// decoders give: a PNG's are PIL's too, a JPEG's may differ by a level where Go's decoder and libjpeg
+// round differently. width and height must be ≥ 1 and the picture must not be empty; sides are
+// limited to 2^24.
+func FromImage(img image.Image, width, height int, mode ResizeMode) ([]float32, error) {
 	if img == nil {
 		return nil, fmt.Errorf("vae from image: no image")
 	}
@@ -81,24 +79,16 @@ func FromImage(img image.Image, width, height int) ([]float32, error) {
 	case max(sw, sh, width, height) > maxSide:
 		return nil, fmt.Errorf("vae from image: %d×%d to %d×%d: sides above %d are not supported", sw, sh, width, height, maxSide)
 	}
-	// diffusers' _resize_and_crop: cover width×height, keeping the ratio, then centre-crop.
-	rw, rh := width, height
-	if width*sh > sw*height { // target wider than the source: match widths
-		rh = sh * width / sw
-	} else {
-		rw = sw * height / sh
+	fitted, err := fitImage(toRGB8(img), width, height, mode)
+	if err != nil {
+		return nil, fmt.Errorf("vae from image: %d×%d to %d×%d (%v): %w", sw, sh, width, height, mode, err)
 	}
-	resized := imaging.Resize(img, rw, rh, imaging.Lanczos) // a clone when the size already matches
-	x0, y0 := rw/2-width/2, rh/2-height/2
 	n := width * height
 	out := make([]float32, 3*n)
-	for y := range height {
-		row := resized.Pix[(y0+y)*resized.Stride+4*x0:]
-		for x := range width {
-			for c := range 3 {
-				v := float32(row[4*x+c]) / 255
-				out[c*n+y*width+x] = 2*v - 1 // 2·v is exact
-			}
+	for i := range n {
+		for c := range 3 {
+			v := float32(fitted.pix[3*i+c]) / 255
+			out[c*n+i] = 2*v - 1 // 2·v is exact
 		}
 	}
 	return out, nil

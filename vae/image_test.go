@@ -44,7 +44,7 @@ func TestToImagesLevels(t *testing.T) {
 	for u := range 256 {
 		src.Pix[4*u], src.Pix[4*u+1], src.Pix[4*u+2], src.Pix[4*u+3] = uint8(u), uint8(255-u), uint8(u^0x55), 255
 	}
-	x, err := FromImage(src, 256, 1)
+	x, err := FromImage(src, 256, 1, ResizeJust)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func rgbAt(x []float32, w, h, px, py int) [3]float32 {
 	return [3]float32{x[py*w+px], x[n+py*w+px], x[2*n+py*w+px]}
 }
 
-// TestFromImageCoverCrop: a 300×200 picture of red | green | blue bands (the red|green edge at
+// TestFromImageCoverCrop: in ResizeCrop a 300×200 picture of red | green | blue bands (the red|green edge at
 // source x = 99.5 in pixel-centre coordinates) to 128×128 is scaled to 192×128, edge between
 // columns 63 and 64, and cut at x = 96 − 64 = 32: the edge falls between output columns 31 and 32.
 // To 127×127 it is scaled to 190×127, edge between columns 62 and 63, and cut at x = 95 − 63 = 32
@@ -142,7 +142,7 @@ func TestFromImageCoverCrop(t *testing.T) {
 	red, green, blue := [3]float32{1, -1, -1}, [3]float32{-1, 1, -1}, [3]float32{-1, -1, 1}
 	for _, tc := range []struct{ side, edge int }{{128, 31}, {127, 30}} {
 		side := tc.side
-		x, err := FromImage(bands(300, 200, false), side, side)
+		x, err := FromImage(bands(300, 200, false), side, side, ResizeCrop)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,7 +167,7 @@ func TestFromImageCoverCrop(t *testing.T) {
 			t.Errorf("landscape to %d²: columns %d and %d are %v and %v, want the red|green edge between them", side, tc.edge, tc.edge+1, l, r)
 		}
 	}
-	y, err := FromImage(bands(100, 300, true), 64, 128)
+	y, err := FromImage(bands(100, 300, true), 64, 128, ResizeCrop)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestFromImageExact(t *testing.T) {
 	for i := range img.Pix {
 		img.Pix[i] = uint8(r.IntN(256))
 	}
-	x, err := FromImage(img, w, h)
+	x, err := FromImage(img, w, h, ResizeFill)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,11 +214,11 @@ func TestFromImageExact(t *testing.T) {
 func TestFromImageErrors(t *testing.T) {
 	good := bands(8, 8, false)
 	for name, f := range map[string]func() ([]float32, error){
-		"nil image":   func() ([]float32, error) { return FromImage(nil, 8, 8) },
-		"empty image": func() ([]float32, error) { return FromImage(image.NewNRGBA(image.Rect(0, 0, 0, 5)), 8, 8) },
-		"width 0":     func() ([]float32, error) { return FromImage(good, 0, 8) },
-		"height −1":   func() ([]float32, error) { return FromImage(good, 8, -1) },
-		"huge":        func() ([]float32, error) { return FromImage(good, 1<<25, 1) },
+		"nil image":   func() ([]float32, error) { return FromImage(nil, 8, 8, ResizeJust) },
+		"empty image": func() ([]float32, error) { return FromImage(image.NewNRGBA(image.Rect(0, 0, 0, 5)), 8, 8, ResizeJust) },
+		"width 0":     func() ([]float32, error) { return FromImage(good, 0, 8, ResizeJust) },
+		"height −1":   func() ([]float32, error) { return FromImage(good, 8, -1, ResizeJust) },
+		"huge":        func() ([]float32, error) { return FromImage(good, 1<<25, 1, ResizeJust) },
 	} {
 		if x, err := f(); err == nil {
 			t.Errorf("%s: no error (%d values)", name, len(x))

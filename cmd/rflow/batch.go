@@ -23,7 +23,7 @@ type batchFlags struct {
 }
 
 // txt2imgOnly are txt2img flags that make no sense for a manifest: hidden and refused.
-var txt2imgOnly = []string{"prompt", "prompt-2", "prompt-3", "output", "batch-count", "batch-mode", "init-image", "init-sample",
+var txt2imgOnly = []string{"prompt", "prompt-2", "prompt-3", "output", "batch-count", "batch-mode", "init-image", "init-sample", "init-latent", "resize-mode",
 	"strength", "preview-every", "preview-path", "overwrite", "timings", "keep-models", "sigmas"}
 
 func addBatchFlags(fs *pflag.FlagSet) *batchFlags {

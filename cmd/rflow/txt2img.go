@@ -22,6 +22,7 @@ import (
 	"github.com/rflowrt/rflow/internal/rng"
 	"github.com/rflowrt/rflow/pipeline"
 	"github.com/rflowrt/rflow/scheduler"
+	"github.com/rflowrt/rflow/vae"
 )
 
 // txt2imgFlags are rflow txt2img's flags; names follow stable-diffusion.cpp and diffusers.
@@ -42,7 +43,9 @@ type txt2imgFlags struct {
 	ckpt                                          checkpointFlags
 	slg                                           slgFlags
 
-	sigmasRaw bool // --sigmas-raw
+	sigmasRaw  bool   // --sigmas-raw
+	initLatent string // --init-latent
+	resizeMode string // --resize-mode
 }
 
 func addTxt2imgFlags(fs *pflag.FlagSet) *txt2imgFlags {
@@ -71,9 +74,11 @@ func addTxt2imgFlags(fs *pflag.FlagSet) *txt2imgFlags {
 	fs.StringVar(&f.batchMode, "batch-mode", "seed-per-image", "noise of several images: seed-per-image (image k uses seed + k and reproduces alone with it, as in A1111 and sd.cpp) or one-generator (one generator over each run's whole batch, as diffusers; an image is then entry k of its run's seed)")
 	fs.IntVarP(&f.batchCount, "batch-count", "b", 1, "number of runs; image k of all runs uses seed + k (run i starts at seed + i·batch-size)")
 	fs.IntVar(&f.batchSize, "batch-size", 1, "images per run (one transformer batch)")
-	fs.StringVarP(&f.initImage, "init-image", "i", "", "img2img: the starting image (PNG or JPEG), resized and cropped to the size")
+	fs.StringVarP(&f.initImage, "init-image", "i", "", "img2img: the starting image (PNG or JPEG), fitted to the size by --resize-mode")
 	fs.Float64Var(&f.strength, "strength", 0.75, "img2img: how much of the schedule to run (0 keeps the image, 1 ignores it)")
-	fs.BoolVar(&f.initSample, "init-sample", false, "img2img: sample the VAE latent with the seed's generator before the noise, as diffusers does (default: the latent mean, leaving the noise equal to txt2img's)")
+	fs.StringVar(&f.initLatent, "init-latent", "sample", "img2img: sample (draw the init image's VAE latent with the seed's generator, then the noise, as diffusers) or mean (the latent's mean and txt2img's noise: strength 1 is then txt2img with the same seed)")
+	fs.BoolVar(&f.initSample, "init-sample", false, "same as --init-latent sample (the default)")
+	fs.StringVar(&f.resizeMode, "resize-mode", "just-resize", "img2img, an init image of another size: just-resize (stretch, as diffusers), crop-and-resize (cover, cut the middle) or resize-and-fill (fit, fill the bands with the stretched edges), A1111's modes; Pillow's Lanczos")
 	fs.StringVar(&f.provider, "provider", "cpu", "execution provider: cpu, cuda, tensorrt, coreml, directml")
 	fs.IntVar(&f.deviceID, "device-id", 0, "GPU index for cuda, tensorrt and directml")
 	fs.IntVarP(&f.threads, "threads", "t", 0, "intra-op threads (default: number of cores)")
@@ -214,9 +219,6 @@ func (f *txt2imgFlags) request(fs *pflag.FlagSet) (pipeline.Request, error) {
 	if err != nil {
 		return pipeline.Request{}, err
 	}
-	if f.initSample && !fs.Changed("batch-mode") {
-		mode = rng.OneGenerator // diffusers' order draws the latent sample and the noise from one generator
-	}
 	r := pipeline.Request{Prompt: f.prompt, Prompt2: f.prompt2, Prompt3: f.prompt3, NegativePrompt: f.negative,
 		Width: f.width, Height: f.height, Steps: f.steps, CFGScale: f.cfg, Guidance: f.guidance, TrueCFGScale: f.trueCFG,
 		Sampler: sampler, Scheduler: schedulerName(f.sched), FlowShift: f.shift, Seed: f.seed, RNG: kind, BatchMode: mode,
@@ -237,11 +239,35 @@ func (f *txt2imgFlags) request(fs *pflag.FlagSet) (pipeline.Request, error) {
 		if r.InitImage, err = readImage(f.initImage); err != nil {
 			return r, err
 		}
-		r.Strength, r.InitSample = f.strength, f.initSample
-	} else if fs.Changed("strength") || f.initSample {
-		return r, errors.New("--strength and --init-sample need --init-image")
+		r.Strength = f.strength
+		if r.InitLatent, err = initLatentMode(f.initLatent, f.initSample); err != nil {
+			return r, err
+		}
+		if r.ResizeMode, err = vae.ParseResizeMode(f.resizeMode); err != nil {
+			return r, fmt.Errorf("--resize-mode: %v", err)
+		}
+	} else {
+		for _, name := range []string{"strength", "init-latent", "init-sample", "resize-mode"} {
+			if fs.Changed(name) {
+				return r, fmt.Errorf("--%s needs --init-image", name)
+			}
+		}
 	}
 	return r, nil
+}
+
+// initLatentMode reads --init-latent (and the older --init-sample, which names the default).
+func initLatentMode(name string, initSample bool) (pipeline.InitLatentMode, error) {
+	switch m := pipeline.InitLatentMode(strings.ToLower(strings.TrimSpace(name))); m {
+	case pipeline.InitLatentSample:
+		return m, nil
+	case pipeline.InitLatentMean:
+		if initSample {
+			return "", errors.New("--init-sample and --init-latent mean contradict each other")
+		}
+		return m, nil
+	}
+	return "", fmt.Errorf("--init-latent %q: want sample or mean", name)
 }
 
 func readImage(path string) (image.Image, error) {
