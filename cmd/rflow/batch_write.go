@@ -78,13 +78,30 @@ func (w *batchWriter) removeStaleTemps(id string) {
 
 // writeLatents writes the (noise, latent) coupling as safetensors: F32 [C, H, W] each.
 func (w *batchWriter) writeLatents(path string, it pipeline.ManifestItem, out pipeline.ItemOutput) error {
-	shape := []int{out.C, out.H, out.W}
-	meta := map[string]string{"id": it.ID, "seed": strconv.FormatUint(it.Seed, 10), "prompt": it.Prompt,
-		"negative_prompt": it.NegativePrompt, "model": w.model.Name, "family": string(w.model.Family),
-		"sampler": out.Settings.Sampler, "scheduler": out.Settings.Scheduler, "steps": strconv.Itoa(out.Settings.Steps),
-		"rng": out.Settings.RNG, "space": "model (before the VAE's unscaling)", "rflow_version": versionString()}
+	return writeLatentsFile(path, w.model, out.Settings, latentsInfo{id: it.ID, seed: it.Seed, prompt: it.Prompt,
+		negative: it.NegativePrompt}, []int{out.C, out.H, out.W}, out.Noise, out.Latent)
+}
+
+// latentsInfo names the image a latents file belongs to.
+type latentsInfo struct {
+	id               string // batch items only
+	seed             uint64
+	prompt, negative string
+}
+
+// writeLatentsFile writes one image's (noise, latent) coupling, shape [C, H, W] each in model space,
+// as safetensors tensors "noise" and "latent" with the settings as metadata (rflow batch and rflow
+// txt2img --save-latents).
+func writeLatentsFile(path string, m *pipeline.Model, s pipeline.Resolved, info latentsInfo, shape []int, noise, latent []float32) error {
+	meta := map[string]string{"seed": strconv.FormatUint(info.seed, 10), "prompt": info.prompt,
+		"negative_prompt": info.negative, "model": m.Name, "family": string(m.Family),
+		"sampler": s.Sampler, "scheduler": s.Scheduler, "steps": strconv.Itoa(s.Steps),
+		"rng": s.RNG, "space": "model (before the VAE's unscaling)", "rflow_version": versionString()}
+	if info.id != "" {
+		meta["id"] = info.id
+	}
 	return safetensors.WriteFile(path, []safetensors.Tensor{
-		safetensors.F32("noise", shape, out.Noise), safetensors.F32("latent", shape, out.Latent)}, meta)
+		safetensors.F32("noise", shape, noise), safetensors.F32("latent", shape, latent)}, meta)
 }
 
 // itemProgress shows a tqdm-style bar over items on a terminal, plain lines otherwise, nothing with

@@ -43,9 +43,10 @@ type txt2imgFlags struct {
 	ckpt                                          checkpointFlags
 	slg                                           slgFlags
 
-	sigmasRaw  bool   // --sigmas-raw
-	initLatent string // --init-latent
-	resizeMode string // --resize-mode
+	sigmasRaw   bool   // --sigmas-raw
+	initLatent  string // --init-latent
+	resizeMode  string // --resize-mode
+	saveLatents bool   // --save-latents (txt2img's own flag; batch has its own)
 }
 
 func addTxt2imgFlags(fs *pflag.FlagSet) *txt2imgFlags {
@@ -99,6 +100,7 @@ func addTxt2imgFlags(fs *pflag.FlagSet) *txt2imgFlags {
 func runTxt2img(ctx context.Context, args []string, out, errOut io.Writer) error {
 	fs := pflag.NewFlagSet("txt2img", pflag.ContinueOnError)
 	f := addTxt2imgFlags(fs)
+	fs.BoolVar(&f.saveLatents, "save-latents", false, "also write each image's initial noise and final latents as safetensors beside it (<image name>.safetensors)")
 	if err := parseFlags(fs, args, out); err != nil {
 		return err
 	}
@@ -161,6 +163,18 @@ func (f *txt2imgFlags) checkOutputs(req pipeline.Request, model string) error {
 	}
 	if err := f.outputNames().check(vars, known); err != nil {
 		return err
+	}
+	if f.saveLatents && model != "" {
+		for i := range f.batchCount * req.BatchSize {
+			path, err := imagefile.ExpandTemplate(f.outputNames().tmpl, vars(i))
+			if err != nil {
+				continue // reported by the check above
+			}
+			lp := latentsPath(path)
+			if st, err := os.Stat(lp); err == nil && (st.IsDir() || !f.overwrite) {
+				return &outputProblem{fmt.Errorf("--save-latents: %s exists (--overwrite replaces a file)", lp), false}
+			}
+		}
 	}
 	if f.previewEvery > 0 {
 		if _, err := imagefile.TemplateFields(f.previewPath, true); err != nil {

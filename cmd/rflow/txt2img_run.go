@@ -146,6 +146,11 @@ func (f *txt2imgFlags) writeImage(m *pipeline.Model, req pipeline.Request, res p
 	o := imagefile.WriteOptions{Overwrite: f.overwrite, RflowJSON: settings}
 	err = imagefile.Write(path, img, params, o)
 	if err == nil {
+		if f.saveLatents {
+			if err := f.writeLatents(m, req, res, j, path); err != nil {
+				return "", err
+			}
+		}
 		return path, nil
 	}
 	err = writeError(path, err)
@@ -154,6 +159,29 @@ func (f *txt2imgFlags) writeImage(m *pipeline.Model, req pipeline.Request, res p
 		return "", fmt.Errorf("%w; keeping the image elsewhere failed too: %w", err, kerr)
 	}
 	return "", &keptError{err: err, kept: where}
+}
+
+// latentsPath is where --save-latents writes an image's latents: beside it, extension .safetensors.
+func latentsPath(imagePath string) string {
+	return strings.TrimSuffix(imagePath, filepath.Ext(imagePath)) + ".safetensors"
+}
+
+// writeLatents writes image j's initial noise and final latents (--save-latents) as rflow batch does.
+func (f *txt2imgFlags) writeLatents(m *pipeline.Model, req pipeline.Request, res pipeline.Result, j int, imagePath string) error {
+	s := res.Settings
+	sf := m.VAE.ScaleFactor
+	h, w := s.Height/sf, s.Width/sf
+	per := len(res.Latents) / len(res.Images)
+	if h*w == 0 || per%(h*w) != 0 || len(res.Noise) != len(res.Latents) {
+		return fmt.Errorf("--save-latents: %d latent values for %d images of %d×%d", len(res.Latents), len(res.Images), s.Width, s.Height)
+	}
+	path := latentsPath(imagePath)
+	info := latentsInfo{seed: imageSeed(res, j), prompt: req.Prompt, negative: req.NegativePrompt}
+	err := writeLatentsFile(path, m, s, info, []int{per / (h * w), h, w}, res.Noise[j*per:(j+1)*per], res.Latents[j*per:(j+1)*per])
+	if err != nil {
+		return fmt.Errorf("--save-latents %s: %w", path, err)
+	}
+	return nil
 }
 
 func (f *txt2imgFlags) writeTimings(t runTotals, out io.Writer) error {
