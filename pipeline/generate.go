@@ -162,7 +162,7 @@ func (p *Pipeline) decode(ctx context.Context, pl *plan, latents []float32, tm *
 	start := time.Now()
 	var pixels []float32
 	if pl.req.VAETiling {
-		pixels, err = dec.DecodeTiled(ctx, latents, pl.batch, pl.h, pl.w, vae.TileOptions{})
+		pixels, err = dec.DecodeTiled(ctx, latents, pl.batch, pl.h, pl.w, p.m.VAE.TileOptions()) // diffusers' enable_tiling
 	} else {
 		pixels, err = dec.Decode(ctx, latents, pl.batch, pl.h, pl.w)
 	}

@@ -34,6 +34,35 @@ type Config struct {
 	// ScaleFactor is the spatial ratio of image to latent, 2^(len(block_out_channels)−1) (8 for SD3
 	// and FLUX), diffusers' vae_scale_factor.
 	ScaleFactor int
+	// SampleSize is sample_size, the image side the VAE was trained on (1024 for SD3 and FLUX; the
+	// first entry of a list; absent: AutoencoderKL's default 32). It sets the tiles of tiled decoding
+	// (TileOptions); 0 in a Config built by hand means DefaultTile latents.
+	SampleSize int
+}
+
+// autoencoderKLSampleSize is AutoencoderKL's sample_size when a config.json names none.
+const autoencoderKLSampleSize = 32
+
+// TileOptions are the tiles diffusers' AutoencoderKL.enable_tiling uses for this VAE: tiles of
+// tile_latent_min_size = int(sample_size / 2^(len(block_out_channels)−1)) latents (128 for SD3 and
+// FLUX), starting every int(tile·(1 − 0.25)) latents (tile_overlap_factor 0.25). Tiling engages only
+// for latents larger than a tile, as in diffusers' _decode. The pixel blend and crop then equal
+// diffusers' (int(sample_size·0.25), sample_size − blend) when sample_size is a multiple of 4·ScaleFactor,
+// as in every real VAE; for other sizes diffusers' own tiles do not add up to the image, and rflow's
+// blend over the latent overlap instead.
+func (c Config) TileOptions() TileOptions {
+	if c.SampleSize <= 0 || c.ScaleFactor <= 0 {
+		return TileOptions{}
+	}
+	tile := int(float64(c.SampleSize) / float64(c.ScaleFactor))
+	if tile < 1 {
+		return TileOptions{Tile: 1, Overlap: -1}
+	}
+	overlap := tile - int(float64(tile)*(1-0.25))
+	if overlap == 0 {
+		overlap = -1 // none
+	}
+	return TileOptions{Tile: tile, Overlap: overlap}
 }
 
 // ReadConfig reads componentDir/config.json, the AutoencoderKL config an Optimum export writes into
@@ -48,10 +77,11 @@ func ReadConfig(componentDir string) (Config, error) {
 		return Config{}, fmt.Errorf("vae config: %w", err)
 	}
 	var raw struct {
-		ScalingFactor    *float64 `json:"scaling_factor"`
-		ShiftFactor      *float64 `json:"shift_factor"`
-		LatentChannels   *int     `json:"latent_channels"`
-		BlockOutChannels []int    `json:"block_out_channels"`
+		ScalingFactor    *float64        `json:"scaling_factor"`
+		ShiftFactor      *float64        `json:"shift_factor"`
+		LatentChannels   *int            `json:"latent_channels"`
+		BlockOutChannels []int           `json:"block_out_channels"`
+		SampleSize       json.RawMessage `json:"sample_size"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return Config{}, fmt.Errorf("vae config %s: %w", path, err)
@@ -74,10 +104,33 @@ func ReadConfig(componentDir string) (Config, error) {
 	if raw.ShiftFactor != nil {
 		c.ShiftFactor = *raw.ShiftFactor
 	}
+	if c.SampleSize, err = readSampleSize(raw.SampleSize); err != nil {
+		return Config{}, fmt.Errorf("vae config %s: %w", path, err)
+	}
 	if err := c.Validate(); err != nil {
 		return Config{}, fmt.Errorf("vae config %s: %w", path, err)
 	}
 	return c, nil
+}
+
+// readSampleSize reads sample_size: a number, a list whose first entry counts (as diffusers reads it),
+// or nothing (AutoencoderKL's default).
+func readSampleSize(raw json.RawMessage) (int, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return autoencoderKLSampleSize, nil
+	}
+	var n float64
+	if err := json.Unmarshal(raw, &n); err != nil {
+		var list []float64
+		if err := json.Unmarshal(raw, &list); err != nil || len(list) == 0 {
+			return 0, fmt.Errorf("sample_size %s: want a number or a list of numbers", raw)
+		}
+		n = list[0]
+	}
+	if !(n >= 1 && n <= maxSide) || n != math.Trunc(n) {
+		return 0, fmt.Errorf("sample_size %v: want a whole number in 1…%d", n, maxSide)
+	}
+	return int(n), nil
 }
 
 // Validate reports a config no VAE can have.

@@ -33,7 +33,7 @@ func TestReadConfigRealModels(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := Config{ScalingFactor: c.scale, ShiftFactor: c.shift, LatentChannels: 16, ScaleFactor: 8}
+		want := Config{ScalingFactor: c.scale, ShiftFactor: c.shift, LatentChannels: 16, ScaleFactor: 8, SampleSize: 1024}
 		if got != want {
 			t.Errorf("%s: %+v, want %+v", c.dir, got, want)
 		}
@@ -45,7 +45,7 @@ func TestReadConfigDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Config{ScalingFactor: 1, LatentChannels: 16, ScaleFactor: 8}); got != want {
+	if want := (Config{ScalingFactor: 1, LatentChannels: 16, ScaleFactor: 8, SampleSize: 256}); got != want {
 		t.Errorf("demo vae config %+v, want %+v", got, want)
 	}
 }
@@ -59,7 +59,7 @@ func TestReadConfigShift(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := (Config{ScalingFactor: 0.13025, LatentChannels: 4, ScaleFactor: 8}); got != want {
+		if want := (Config{ScalingFactor: 0.13025, LatentChannels: 4, ScaleFactor: 8, SampleSize: 32}); got != want { // AutoencoderKL's default sample_size
 			t.Errorf("%s: %+v, want %+v", body, got, want)
 		}
 	}
@@ -132,5 +132,40 @@ func TestScaleUnscaleFloat32(t *testing.T) {
 	}
 	if m := maxAbsDiff(back, z); m > 1e-6 {
 		t.Errorf("Scale(Unscale(z)) differs from z by %g", m)
+	}
+}
+
+// TestTileOptionsFromConfig: the tiles are diffusers' AutoencoderKL tiles: tile_latent_min_size =
+// int(sample_size / 2^(len(block_out_channels)−1)), a step of int(tile·0.75), so an overlap of the rest;
+// sample_size may be a list (its first entry counts) or absent (AutoencoderKL's default 32).
+func TestTileOptionsFromConfig(t *testing.T) {
+	for _, c := range []struct {
+		sampleSize string
+		blocks     string
+		want       TileOptions
+	}{
+		{`1024`, `[128, 256, 512, 512]`, TileOptions{Tile: 128, Overlap: 32}}, // SD3, FLUX
+		{`[512, 512]`, `[128, 256, 512, 512]`, TileOptions{Tile: 64, Overlap: 16}},
+		{`128`, `[32, 32, 32, 32]`, TileOptions{Tile: 16, Overlap: 4}},
+		{`40`, `[32, 32, 32, 32]`, TileOptions{Tile: 5, Overlap: 2}}, // step int(3.75) = 3
+		{`256`, `[32, 32]`, TileOptions{Tile: 128, Overlap: 32}},     // spatial factor 2
+		{`null`, `[32, 32, 32, 32]`, TileOptions{Tile: 4, Overlap: 1}},
+	} {
+		cfg, err := ReadConfig(writeConfig(t, `{"scaling_factor": 1, "latent_channels": 16, "block_out_channels": `+c.blocks+
+			`, "sample_size": `+c.sampleSize+`}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.TileOptions(); got != c.want {
+			t.Errorf("sample_size %s, blocks %s: %+v, want %+v", c.sampleSize, c.blocks, got, c.want)
+		}
+	}
+	if got := (Config{ScalingFactor: 1, LatentChannels: 16, ScaleFactor: 8}).TileOptions(); got != (TileOptions{}) {
+		t.Errorf("a Config without SampleSize: %+v, want the zero TileOptions (DefaultTile)", got)
+	}
+	for _, bad := range []string{`0`, `"big"`, `[]`, `12.5`} {
+		if _, err := ReadConfig(writeConfig(t, `{"scaling_factor": 1, "latent_channels": 16, "block_out_channels": [1, 2], "sample_size": `+bad+`}`)); err == nil {
+			t.Errorf("sample_size %s accepted", bad)
+		}
 	}
 }

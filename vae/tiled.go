@@ -5,17 +5,18 @@ import (
 	"fmt"
 )
 
-// Default tile geometry, in latent pixels: 64 latents (512 pixels for an 8× VAE) with a quarter of
-// the tile shared between neighbours, diffusers' tile_overlap_factor 0.25.
+// Default tile geometry, in latent pixels, for a TileOptions left zero: 64 latents (512 pixels for an
+// 8× VAE) with a quarter of the tile shared between neighbours, diffusers' tile_overlap_factor 0.25.
+// Config.TileOptions gives diffusers' tiles for a VAE (128 latents for SD3 and FLUX).
 const (
 	DefaultTile    = 64
 	DefaultOverlap = DefaultTile / 4
 )
 
 // TileOptions sets the tiles of DecodeTiled, in latent pixels. The zero value is Tile 64, Overlap 16.
-// diffusers derives its tiles from the VAE config's sample_size: for SD3 and FLUX (1024) they are
-// Tile 128, Overlap 32; with a Tile divisible by 4 and Overlap Tile/4 the geometry is diffusers'
-// (overlap_size = int(0.75·Tile), blend_extent = int(0.25·Tile·S)).
+// diffusers derives its tiles from the VAE config's sample_size (Config.TileOptions): for SD3 and FLUX
+// (1024) they are Tile 128, Overlap 32; with a Tile divisible by 4 and Overlap Tile/4 the geometry is
+// diffusers' (overlap_size = int(0.75·Tile), blend_extent = int(0.25·Tile·S)).
 type TileOptions struct {
 	// Tile is the side of a square tile; 0 means DefaultTile (64).
 	Tile int
