@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/rflowrt/rflow/internal/compiler/arch"
 )
 
 // manifestName is the file a complete compiled folder ends with: every other file and its size. It is
@@ -66,12 +68,13 @@ func Complete(dir string) bool {
 	return true
 }
 
-// Key identifies a compiled folder: the graph version, the weight type and, for every component, its
-// role, class, config and source file's fingerprint (header and sampled data, cheap for 20 GB files).
-// The execution provider does not enter it: the graphs are the same for every provider; Weights
-// ("fp16" for GPU providers) does.
+// Key identifies a compiled folder: the graph version, the weight kinds (and the quantizer's settings)
+// and, for every component, its role, class, config and source file's fingerprint (header and sampled
+// data, cheap for 20 GB files). The execution provider does not enter it: the graphs are the same for
+// every provider; Weights ("fp16" for GPU providers) does.
 func (c *Checkpoint) Key(o Options) (string, error) {
-	if _, err := o.weightType(); err != nil {
+	ks, err := o.kinds()
+	if err != nil {
 		return "", err
 	}
 	type part struct {
@@ -83,19 +86,33 @@ func (c *Checkpoint) Key(o Options) (string, error) {
 		parts = append(parts, part{Role: string(p.Role), Class: p.Class, Identity: p.identity, Config: p.Config})
 	}
 	sort.Slice(parts, func(i, j int) bool { return parts[i].Role < parts[j].Role })
-	weights := o.Weights
-	if weights == "" {
-		weights = "fp32"
+	type quant struct {
+		Kind                     arch.WeightKind
+		BlockSize, AccuracyLevel int
+	}
+	var quants []quant
+	for _, k := range []arch.WeightKind{ks.transformer, ks.text} {
+		if k.Quantized() {
+			q := quantFor(k)
+			quants = append(quants, quant{q.Kind, q.BlockSize, q.AccuracyLevel})
+		}
 	}
 	b, err := json.Marshal(struct {
-		Version, Weights, Family, Variant, Folder string
-		Parts                                     []part
-	}{GraphVersion, weights, c.Family, c.Variant, c.folderIdentity(), parts})
+		Version                   string
+		Weights, TextWeights, VAE arch.WeightKind
+		Quant                     []quant `json:",omitempty"`
+		Family, Variant, Folder   string
+		Parts                     []part
+	}{GraphVersion, ks.transformer, ks.text, ks.vae, quants, c.Family, c.Variant, c.folderIdentity(), parts})
 	if err != nil {
 		return "", err
 	}
 	sum := sha256.Sum256(b)
-	return c.Variant + "-" + weights + "-" + hex.EncodeToString(sum[:12]), nil
+	name := c.Variant + "-" + string(ks.transformer)
+	if def, _ := (Options{Weights: o.Weights}).kinds(); ks.text != def.text {
+		name += "-te-" + string(ks.text)
+	}
+	return name + "-" + hex.EncodeToString(sum[:12]), nil
 }
 
 // folderIdentity covers the non-weight files a diffusers folder contributes (model index, scheduler

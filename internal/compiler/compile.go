@@ -21,21 +21,52 @@ const GraphVersion = "rflow-graphs-1"
 
 // Options configure a compilation.
 type Options struct {
-	// Weights is how weights are stored: "fp32" (the default) or "fp16" (half the disk; the graphs
-	// compute in float32, so on the CPU ONNX Runtime widens them when it loads the model).
+	// Weights is how the transformer stores its weights: "fp32" (the default), "fp16" (half the disk;
+	// the graphs compute in float32, so on the CPU ONNX Runtime widens them when it loads the model), or
+	// quantized: "int8", "q8" or "q4" (arch.WeightKind: the Linear layers of the repeated blocks as
+	// integers, the rest float32). With "fp16" the VAE is stored as fp16 too; otherwise it stays float32
+	// (its convolutions are not MatMuls).
 	Weights string
+	// TextWeights is the same for the text encoders; "" is "fp16" when Weights is "fp16", else "fp32".
+	TextWeights string
 	// OnComponent, when set, is told each component before it is built and written.
 	OnComponent func(name string)
 }
 
-func (o Options) weightType() (onnx.DataType, error) {
-	switch o.Weights {
-	case "", "fp32":
-		return onnx.Float, nil
-	case "fp16":
-		return onnx.Float16, nil
+// kinds are the weight kinds of the transformer, the text encoders and the VAE.
+type kinds struct{ transformer, text, vae arch.WeightKind }
+
+func (o Options) kinds() (kinds, error) {
+	t, err := arch.ParseWeightKind(o.Weights)
+	if err != nil {
+		return kinds{}, fmt.Errorf("transformer weights: %w", err)
 	}
-	return 0, fmt.Errorf("weight type %q (valid: fp32, fp16)", o.Weights)
+	k := kinds{transformer: t, text: arch.FP32, vae: arch.FP32}
+	if t == arch.FP16 {
+		k.text, k.vae = arch.FP16, arch.FP16
+	}
+	if o.TextWeights != "" {
+		if k.text, err = arch.ParseWeightKind(o.TextWeights); err != nil {
+			return kinds{}, fmt.Errorf("text encoder weights: %w", err)
+		}
+	}
+	return k, nil
+}
+
+// weightsFor wraps a component's weights for its kind: fp16 storage or quantized Linear layers.
+func weightsFor(w arch.Weights, k arch.WeightKind) arch.Weights {
+	switch k {
+	case arch.FP16:
+		return arch.StoredAs(w, onnx.Float16)
+	case arch.Int8, arch.Q8, arch.Q4:
+		return arch.Quantized(w, quantFor(k))
+	}
+	return w
+}
+
+// quantFor is how the compiler quantizes a kind (its fields enter the cache key).
+func quantFor(k arch.WeightKind) arch.Quant {
+	return arch.Quant{Kind: k, BlockSize: arch.DefaultBlockSize(k), AccuracyLevel: arch.DefaultAccuracyLevel(k)}
 }
 
 // component is one model folder of the output and how to build it.
@@ -97,7 +128,7 @@ func (c *Checkpoint) componentConfig(comp component) arch.Config {
 // absent or whole. Weights stream from the checkpoint into each graph's external data one tensor at a
 // time; ctx cancels between tensors.
 func Write(ctx context.Context, c *Checkpoint, dir string, o Options) (err error) {
-	wtype, err := o.weightType()
+	ks, err := o.kinds()
 	if err != nil {
 		return err
 	}
@@ -126,7 +157,7 @@ func Write(ctx context.Context, c *Checkpoint, dir string, o Options) (err error
 		if o.OnComponent != nil {
 			o.OnComponent(comp.dir)
 		}
-		if err := c.writeComponent(ctx, tmp, comp, wtype); err != nil {
+		if err := c.writeComponent(ctx, tmp, comp, ks.of(comp.part.Role)); err != nil {
 			return fmt.Errorf("%s (%s): %w", comp.dir, comp.part.File, err)
 		}
 	}
@@ -136,10 +167,21 @@ func Write(ctx context.Context, c *Checkpoint, dir string, o Options) (err error
 	return os.Rename(tmp, dir)
 }
 
-func (c *Checkpoint) writeComponent(ctx context.Context, root string, comp component, wtype onnx.DataType) error {
+// of is the weight kind of a component.
+func (k kinds) of(r checkpoint.Role) arch.WeightKind {
+	switch r {
+	case checkpoint.RoleTransformer:
+		return k.transformer
+	case checkpoint.RoleVAE:
+		return k.vae
+	}
+	return k.text
+}
+
+func (c *Checkpoint) writeComponent(ctx context.Context, root string, comp component, kind arch.WeightKind) error {
 	cfg := c.componentConfig(comp)
 	w := ctxWeights{ctx: ctx, w: comp.part.Weights}
-	m, err := comp.build(arch.StoredAs(w, wtype), cfg, arch.IO{})
+	m, err := comp.build(weightsFor(w, kind), cfg, arch.IO{})
 	if err != nil {
 		return err
 	}
