@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/rflowrt/rflow/internal/compiler"
+	"github.com/rflowrt/rflow/internal/compiler/arch"
 	"github.com/rflowrt/rflow/internal/compiler/checkpoint"
 )
 
@@ -29,10 +30,21 @@ type CheckpointSource struct {
 type CompileOptions struct {
 	// CacheDir is the root of compiled models; "" is $XDG_CACHE_HOME/rflow/compiled.
 	CacheDir string
-	// Weights is how weights are stored: "fp32" (default) or "fp16".
-	Weights string
+	// Weights is how the transformer's weights are stored: "fp32" (default), "fp16" (also the text
+	// encoders' and the VAE's), or quantized "int8", "q8", "q4" (WeightKinds); TextWeights the same for
+	// the text encoders ("" → fp16 with fp16 weights, else fp32). The VAE is never quantized.
+	Weights, TextWeights string
 	// OnComponent, when set, is told each component as it is compiled (only on a cache miss).
 	OnComponent func(name string)
+}
+
+// WeightKinds are the valid CompileOptions.Weights and TextWeights.
+func WeightKinds() []string {
+	var ks []string
+	for _, k := range arch.WeightKinds() {
+		ks = append(ks, string(k))
+	}
+	return ks
 }
 
 // MissingComponentError is OpenCheckpoint's error for a checkpoint without a component the pipeline
@@ -67,7 +79,7 @@ func OpenCheckpoint(ctx context.Context, src CheckpointSource, o CompileOptions)
 			return nil, err
 		}
 	}
-	dir, _, err := compiler.Cached(ctx, c, root, compiler.Options{Weights: o.Weights, OnComponent: o.OnComponent})
+	dir, _, err := compiler.Cached(ctx, c, root, compiler.Options{Weights: o.Weights, TextWeights: o.TextWeights, OnComponent: o.OnComponent})
 	if err != nil {
 		return nil, fmt.Errorf("compile %s: %w", src.Model, err)
 	}
@@ -89,7 +101,7 @@ func ConvertCheckpoint(ctx context.Context, src CheckpointSource, outDir string,
 		return err
 	}
 	defer c.Close()
-	return compiler.Write(ctx, c, outDir, compiler.Options{Weights: o.Weights, OnComponent: o.OnComponent})
+	return compiler.Write(ctx, c, outDir, compiler.Options{Weights: o.Weights, TextWeights: o.TextWeights, OnComponent: o.OnComponent})
 }
 
 // CheckpointPart describes one component a checkpoint holds (for inspection).

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -18,7 +19,8 @@ import (
 // checkpointFlags are the options that name a checkpoint's separate files (stable-diffusion.cpp's
 // meaning) and how it is compiled; txt2img, batch, compare and inspect share them.
 type checkpointFlags struct {
-	clipL, clipG, t5xxl, vae, weights, config string
+	clipL, clipG, t5xxl, vae, config string
+	weights, teWeights               weightKind
 }
 
 func (c *checkpointFlags) register(fs *pflag.FlagSet) {
@@ -26,7 +28,9 @@ func (c *checkpointFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.clipG, "clip-g", "", "CLIP-G text encoder `FILE` (.safetensors; SD3/SD3.5)")
 	fs.StringVar(&c.t5xxl, "t5xxl", "", "T5-XXL text encoder `FILE` (.safetensors)")
 	fs.StringVar(&c.vae, "vae", "", "VAE `FILE` (.safetensors: ae.safetensors, LDM or diffusers keys)")
-	fs.StringVar(&c.weights, "weights", "fp32", "how a compiled checkpoint stores its weights: fp32 or fp16")
+	c.weights = "fp32"
+	fs.Var(&c.weights, "weights", "how a compiled checkpoint stores the transformer's weights: fp32, fp16 (GPU providers; also the text encoders and VAE), int8, q8 or q4 (quantized Linear layers, smaller and for int8 faster on CPU)")
+	fs.Var(&c.teWeights, "te-weights", "the same for the text encoders: fp32, fp16, int8, q8 or q4 (default fp16 with --weights fp16, else fp32)")
 	fs.StringVar(&c.config, "model-config", os.Getenv("RFLOW_MODEL_CONFIG"), "diffusers repository `DIR` whose config.json files replace the configs inferred from single files (for models whose head counts, rope axes or norm groups differ from the released ones; default $RFLOW_MODEL_CONFIG)")
 }
 
@@ -59,12 +63,25 @@ func openAnyModel(ctx context.Context, name string, c checkpointFlags, errOut io
 		}
 		return pipeline.Open(name)
 	}
-	o := pipeline.CompileOptions{Weights: c.weights}
+	o := pipeline.CompileOptions{Weights: string(c.weights), TextWeights: string(c.teWeights)}
 	if !quiet {
 		o.OnComponent = func(comp string) { fmt.Fprintf(errOut, "rflow: compiling %s of %s\n", comp, name) }
 	}
 	m, err := pipeline.OpenCheckpoint(ctx, c.source(name), o)
 	return m, withFlagAdvice(err)
+}
+
+// weightKind is a --weights/--te-weights value, checked when the flag is parsed.
+type weightKind string
+
+func (w *weightKind) String() string { return string(*w) }
+func (w *weightKind) Type() string   { return "kind" }
+func (w *weightKind) Set(s string) error {
+	if !slices.Contains(pipeline.WeightKinds(), s) {
+		return fmt.Errorf("unknown weight kind %q (valid: %s)", s, strings.Join(pipeline.WeightKinds(), ", "))
+	}
+	*w = weightKind(s)
+	return nil
 }
 
 func (c checkpointFlags) source(model string) pipeline.CheckpointSource {

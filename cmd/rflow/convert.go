@@ -30,17 +30,10 @@ func runConvert(ctx context.Context, args []string, out, errOut io.Writer) error
 	case *outDir == "":
 		return usage("--out DIR is required")
 	}
-	switch ck.weights {
-	case "fp32", "fp16":
-	case "int8", "q8", "q4":
-		return usage("--weights %s: quantized weights are not implemented yet; use fp32 or fp16", ck.weights)
-	default:
-		return usage("--weights %q: valid are fp32 and fp16", ck.weights)
-	}
 	if !pipeline.IsCheckpoint(*model) {
 		return usage("%s is not a checkpoint (a .safetensors file or a diffusers folder of safetensors)", *model)
 	}
-	o := pipeline.CompileOptions{Weights: ck.weights}
+	o := pipeline.CompileOptions{Weights: string(ck.weights), TextWeights: string(ck.teWeights)}
 	if !*quiet {
 		o.OnComponent = func(comp string) { fmt.Fprintf(errOut, "rflow: compiling %s\n", comp) }
 	}
