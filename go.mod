@@ -9,7 +9,6 @@ require (
 )
 
 require (
-	github.com/disintegration/imaging v1.6.2
 	golang.org/x/image v0.48.0
 	golang.org/x/term v0.48.0
 	golang.org/x/text v0.44.0
