@@ -13,7 +13,9 @@ import "math"
 //     in float32 as diffusers does (flowMatchEuler's custom path, the same as the FLUX pipeline's own
 //     linspace); timesteps float32(σ·N).
 //   - UniPCMultistepScheduler (flow mode): its flow branch with the list: float64 shift (or time
-//     shift), shift_terminal, σ0 nudged below 1 by 1e-6, integer-truncated timesteps.
+//     shift), shift_terminal, σ0 nudged below 1 by 1e-6, integer-truncated timesteps. (diffusers 0.38
+//     fails on the plain list the pipelines pass — list × float is a TypeError — and computes this
+//     when given the list as an array.)
 //   - FlowMatchHeunDiscreteScheduler and DPMSolverMultistepScheduler take no σ list in diffusers
 //     (set_timesteps has no sigmas argument, so the pipelines refuse one); rflow shifts the list as
 //     FlowMatchEuler would with the class's shift — Heun's static shift, DPM-Solver's flow_shift or e^μ
