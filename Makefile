@@ -1,7 +1,7 @@
 # rflow: `make demo` sets up and runs the main job; `make test` sets up and runs every test.
 GO ?= go
 
-.PHONY: setup build demo test bench parity clean
+.PHONY: setup build demo test test-race bench parity clean
 
 # setup installs the pinned ONNX Runtime library into .ort/ (verified by sha256; nothing fetched
 # when a verified copy is present).
@@ -18,6 +18,11 @@ demo: build
 test: setup
 	$(GO) vet ./...
 	$(GO) test ./...
+
+# test-race runs every test under the race detector, which makes them several times slower: the
+# pipeline package alone needs more than go test's default 10-minute limit, hence -timeout.
+test-race: setup
+	$(GO) test -race -timeout 60m ./...
 
 # parity runs the real diffusers pipelines (../shared/oracle, Debian's torch) next to rflow on tiny
 # random-weight SD3 and FLUX models from all three sources (ONNX export, diffusers folder, single files).
