@@ -191,7 +191,7 @@ func signatureProblemCases() []problemCase {
 			writeTestGraph(t, filepath.Join(dir, "text_encoder_2", "model.onnx"), []onnx.ValueInfo{tvi("input_ids", i64, "b", "s"), tvi("attention_mask", i64, "b", "s")},
 				[]onnx.ValueInfo{tvi("text_embeds", f32, "b", 48), tvi("hidden_states.0", f32, "b", "s", 48), tvi("hidden_states.1", f32, "b", "s", 48)})
 		}, "text_encoder_2/model.onnx", "unexpected input attention_mask"},
-		{"T5 without last_hidden_state", testmodels.Options{Kind: testmodels.KindFluxDev}, func(t *testing.T, dir string) {
+		{"T5 without last_hidden_state", fluxDev, func(t *testing.T, dir string) {
 			writeTestGraph(t, filepath.Join(dir, "text_encoder_2", "model.onnx"), []onnx.ValueInfo{tvi("input_ids", i64, "b", "s")}, []onnx.ValueInfo{tvi("hidden", f32, "b", "s", 64)})
 		}, "text_encoder_2/model.onnx", "missing output last_hidden_state"},
 		{"pooled width", sd3, func(t *testing.T, dir string) {
@@ -204,15 +204,15 @@ func signatureProblemCases() []problemCase {
 			in[1] = tvi("encoder_hidden_states", f32, "b", "s", 64)
 			writeTestGraph(t, filepath.Join(dir, tr), in, sd3Out)
 		}, tr, "the CLIP hidden widths 32 (text_encoder) + 48 (text_encoder_2) exceed the joint width 64"},
-		{"T5 width", testmodels.Options{Kind: testmodels.KindFluxSchnell}, func(t *testing.T, dir string) {
+		{"T5 width", fluxSchnell, func(t *testing.T, dir string) {
 			writeTestGraph(t, filepath.Join(dir, tr), fluxInputs(i64, nil, "n", false)[:6], []onnx.ValueInfo{tvi("out_hidden_states", f32, "b", "n", 64)})
 			writeTestGraph(t, filepath.Join(dir, "text_encoder_2", "model.onnx"), []onnx.ValueInfo{tvi("input_ids", i64, "b", "s")},
 				[]onnx.ValueInfo{tvi("last_hidden_state", f32, "b", "s", 65)})
 		}, tr, "encoder_hidden_states takes width 64 but text_encoder_2 (T5) gives 65"},
-		{"guidance_embeds without guidance", testmodels.Options{Kind: testmodels.KindFluxDev}, func(t *testing.T, dir string) {
+		{"guidance_embeds without guidance", fluxDev, func(t *testing.T, dir string) {
 			writeTestGraph(t, filepath.Join(dir, tr), fluxInputs(i64, nil, "n", false), []onnx.ValueInfo{tvi("out_hidden_states", f32, "b", "n", 64)})
 		}, tr, "no guidance input"},
-		{"guidance without guidance_embeds", testmodels.Options{Kind: testmodels.KindFluxSchnell}, func(t *testing.T, dir string) {
+		{"guidance without guidance_embeds", fluxSchnell, func(t *testing.T, dir string) {
 			writeTestGraph(t, filepath.Join(dir, tr), fluxInputs(i64, nil, "n", true), []onnx.ValueInfo{tvi("out_hidden_states", f32, "b", "n", 64)})
 		}, tr, "guidance_embeds false"},
 	}
