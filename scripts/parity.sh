@@ -6,6 +6,7 @@
 # usage: scripts/parity.sh [--quick] [KIND ...]      KIND: sd3 sd3-no-t5 flux-dev flux-schnell
 #   PARITY_WORK   work folder (default .parity/ in the checkout; models and references are reused)
 #   PARITY_SOURCES sources to run (default "onnx diffusers single-file")
+#   PARITY_IMG2IMG 0 skips the img2img and VAE-tiling runs (scripts/parity-img2img.sh)
 # Needs Debian's python3-torch and friends (the oracle's README lists them); installs them with apt-get
 # when run as root and they are missing.
 set -euo pipefail
@@ -97,4 +98,15 @@ sys.exit(0 if n and same == n else 1)
 PYEOF
   done
 done
+# img2img (strengths 0.3/0.6/1.0, square and non-square init images) and tiled VAE decoding against diffusers'
+# img2img pipelines and enable_tiling (scripts/parity-img2img.sh); PARITY_IMG2IMG=0 skips it (~4 min per kind).
+if [ "${PARITY_IMG2IMG:-1}" != 0 ]; then
+  I2I=()
+  for kind in "${KINDS[@]}"; do
+    case "$kind" in sd3|flux-dev) I2I+=("$kind") ;; esac
+  done
+  if [ ${#I2I[@]} -gt 0 ]; then
+    PARITY_WORK="$WORK" scripts/parity-img2img.sh "${I2I[@]}" || status=1
+  fi
+fi
 exit $status
