@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 )
 
 // cacheEnv is the variable os.UserCacheDir reads on this OS.
@@ -20,12 +21,21 @@ func cacheEnv() string {
 	return "XDG_CACHE_HOME"
 }
 
+// cachePrefix names the temporary cache folders; staleCache is the age after which one is certainly
+// left over by a test binary that was killed (a -timeout panic skips TestMain's cleanup).
+const (
+	cachePrefix = "rflow-test-cache-"
+	staleCache  = 24 * time.Hour
+)
+
 // IsolateCache points os.UserCacheDir — where rflow keeps ONNX Runtime's optimized graphs and the
 // extracted demo folders — at a fresh temporary folder, so a test binary never writes into the
 // user's cache. The Go build cache stays where it was for go commands the tests start (GOCACHE is
-// pinned to its old default). restore removes the folder and puts the environment back.
+// pinned to its old default). restore removes the folder and puts the environment back. Folders
+// older than a day that killed test binaries left behind are removed.
 func IsolateCache() (restore func(), err error) {
-	dir, err := os.MkdirTemp("", "rflow-test-cache-")
+	removeStaleCaches(time.Now())
+	dir, err := os.MkdirTemp("", cachePrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -63,6 +73,16 @@ func IsolateCache() (restore func(), err error) {
 		}
 		os.RemoveAll(dir)
 	}, nil
+}
+
+// removeStaleCaches removes temporary cache folders not modified for staleCache.
+func removeStaleCaches(now time.Time) {
+	old, _ := filepath.Glob(filepath.Join(os.TempDir(), cachePrefix+"*"))
+	for _, p := range old {
+		if st, err := os.Stat(p); err == nil && now.Sub(st.ModTime()) > staleCache {
+			os.RemoveAll(p)
+		}
+	}
 }
 
 // RunIsolated runs the tests with the user's cache folder isolated (IsolateCache) and returns the exit

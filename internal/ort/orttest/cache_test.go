@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestIsolateCache(t *testing.T) {
@@ -37,5 +38,33 @@ func TestIsolateCache(t *testing.T) {
 	}
 	if _, err := os.Stat(during); !os.IsNotExist(err) {
 		t.Errorf("the temporary cache %s was not removed: %v", during, err)
+	}
+}
+
+// TestStaleCachesRemoved: a folder a killed test binary left behind goes; a recent one (another test
+// binary's, in use) stays.
+func TestStaleCachesRemoved(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	stale, fresh := filepath.Join(tmp, cachePrefix+"1"), filepath.Join(tmp, cachePrefix+"2")
+	for _, p := range []string{stale, fresh} {
+		if err := os.MkdirAll(filepath.Join(p, "rflow"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * staleCache)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	restore, err := IsolateCache()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restore()
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale %s kept: %v", stale, err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("recent %s removed: %v", fresh, err)
 	}
 }
