@@ -503,7 +503,9 @@ func slowModel(n int, size int64) *onnx.Model {
 func TestRunCancellation(t *testing.T) {
 	o := orttest.Options()
 	o.OptLevel = ort.OptDisabled // keep the chain: no constant folding of identity products
-	n := int64(512) // 200 products of 512×512 matrices: seconds per Run on one thread
+
+	// 200 products of 512×512 matrices: seconds per Run on one thread.
+	n := int64(512)
 	if testing.Short() {
 		n = 256 // 8× less work, still 200 nodes to stop between
 	}
