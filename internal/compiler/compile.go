@@ -24,7 +24,7 @@ type Options struct {
 	// Weights is how the transformer stores its weights: "fp32" (the default), "fp16" (half the disk;
 	// the graphs compute in float32, so on the CPU ONNX Runtime widens them when it loads the model), or
 	// quantized: "int8", "q8" or "q4" (arch.WeightKind: the Linear layers of the repeated blocks as
-	// integers, the rest float32). With "fp16" the VAE is stored as fp16 too; otherwise it stays float32
+	// integers, the other parameters as fp16). With "fp16" the VAE is stored as fp16 too; otherwise it stays float32
 	// (its convolutions are not MatMuls).
 	Weights string
 	// TextWeights is the same for the text encoders; "" is "fp16" when Weights is "fp16", else "fp32".
@@ -59,7 +59,10 @@ func weightsFor(w arch.Weights, k arch.WeightKind) arch.Weights {
 	case arch.FP16:
 		return arch.StoredAs(w, onnx.Float16)
 	case arch.Int8, arch.Q8, arch.Q4:
-		return arch.Quantized(w, quantFor(k))
+		// The parameters left unquantized (embedders, norms, biases, the output projection) are stored
+		// as fp16: on the bench SD3 transformer that costs no measurable output SNR (q4: 18.9 dB
+		// either way) and takes q4 from 0.28× to 0.25× of fp32's size.
+		return arch.StoredAs(arch.Quantized(w, quantFor(k)), onnx.Float16)
 	}
 	return w
 }
