@@ -1,0 +1,243 @@
+package arch_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rflowrt/rflow/internal/compiler/arch"
+	"github.com/rflowrt/rflow/internal/onnx"
+	"github.com/rflowrt/rflow/internal/ort"
+	"github.com/rflowrt/rflow/internal/testmodels"
+)
+
+// quantVariant is one way of storing the bench transformer's weights.
+type quantVariant struct {
+	name string
+	kind arch.WeightKind
+	q    arch.Quant
+	f16  bool // the parameters left float stored as fp16
+}
+
+func benchSD3Model(b *testing.B, v quantVariant) []byte {
+	b.Helper()
+	c := testmodels.BenchSD3()
+	cfg := arch.Config{
+		"num_layers": float64(c.Layers), "attention_head_dim": float64(c.Hidden / c.Heads),
+		"num_attention_heads": float64(c.Heads), "joint_attention_dim": float64(c.JointDim),
+		"caption_projection_dim": float64(c.Hidden), "pooled_projection_dim": float64(c.PooledDim),
+		"in_channels": float64(c.InChannels), "out_channels": float64(c.InChannels),
+		"patch_size": float64(c.PatchSize), "pos_embed_max_size": float64(c.PosEmbedMaxSize),
+		"sample_size": float64(c.SampleSize), "qk_norm": nil, "dual_attention_layers": []any{},
+	}
+	sc, err := arch.ParseSD3Config(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc.NoSkipLayers = true
+	var w arch.Weights = testmodels.RandomWeights{Seed: c.Seed}
+	if v.kind.Quantized() {
+		q := v.q
+		q.Kind = v.kind
+		w = arch.Quantized(w, q)
+	}
+	if v.f16 {
+		w = arch.StoredAs(w, onnx.Float16)
+	}
+	m, err := arch.BuildSD3(w, sc, arch.IO{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := m.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
+}
+
+// sd3Step is one transformer run of the bench SD3 model at 512² with CFG (batch 2: 1024 image tokens,
+// 333 text tokens), on fixed random inputs.
+type sd3Step struct {
+	s    *ort.Session
+	ins  []*ort.Tensor
+	out  *ort.Tensor
+	size int
+}
+
+func newSD3Step(b *testing.B, data []byte) *sd3Step {
+	b.Helper()
+	threads := 2
+	fmt.Sscan(os.Getenv("RFLOW_QUANT_THREADS"), &threads)
+	s, err := ort.NewSessionFromBytes(context.Background(), "bench", data, "", ort.SessionOptions{IntraOpThreads: threads, NoSpinning: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := &sd3Step{s: s, size: len(data)}
+	rng := rand.New(rand.NewPCG(11, 12))
+	shapes := map[string][]int64{"hidden_states": {2, 16, 64, 64}, "encoder_hidden_states": {2, 333, 4096},
+		"pooled_projections": {2, 2048}, "timestep": {2}}
+	for _, info := range s.Inputs() {
+		x, err := s.NewInput(info.Name, shapes[info.Name]...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		v := x.Float32s()
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+			if info.Name == "timestep" {
+				v[i] = 600
+			}
+		}
+		st.ins = append(st.ins, x)
+	}
+	if st.out, err = s.NewOutput(s.Outputs()[0].Name, 2, 16, 64, 64); err != nil {
+		b.Fatal(err)
+	}
+	return st
+}
+
+// run runs one step and returns its wall time, the process's CPU time (user + system) during it — the
+// steadier measure on a shared machine — and the output.
+func (st *sd3Step) run(b *testing.B) (wall, cpu time.Duration, y []float32) {
+	start, cpu0 := time.Now(), cpuTime()
+	if err := st.s.Run(context.Background(), st.ins, []*ort.Tensor{st.out}); err != nil {
+		b.Fatal(err)
+	}
+	wall, cpu = time.Since(start), cpuTime()-cpu0
+	y = make([]float32, st.out.Len())
+	if err := st.out.ReadFloat32(y); err != nil {
+		b.Fatal(err)
+	}
+	return wall, cpu, y
+}
+
+// cpuTime is the process's user + system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func (st *sd3Step) close() {
+	for _, x := range st.ins {
+		x.Destroy()
+	}
+	st.out.Destroy()
+	st.s.Close()
+}
+
+func snrDB(got, ref []float32) float64 {
+	var p, e float64
+	for i := range ref {
+		p += float64(ref[i]) * float64(ref[i])
+		d := float64(got[i]) - float64(ref[i])
+		e += d * d
+	}
+	return 10 * math.Log10(p/e)
+}
+
+// notIn quantizes the default layers except those whose name contains one of parts.
+func notIn(parts ...string) func(string, int, int) bool {
+	return func(name string, in, out int) bool {
+		for _, p := range parts {
+			if strings.Contains(name, p) {
+				return false
+			}
+		}
+		return arch.QuantizesLayer(name, in, out, 0)
+	}
+}
+
+// BenchmarkWeightKindsTransformer measures the bench SD3 transformer (one CFG step at 512², 2 ORT
+// threads, no spinning) for weight kinds and quantizer settings, interleaved over rounds so that a
+// loaded machine slows every variant alike: ms/step (median of the rounds, and the spread), size, and
+// the output's SNR against fp32. RFLOW_QUANT_VARIANTS (comma-separated names) narrows the list;
+// RFLOW_QUANT_ROUNDS sets the rounds (default 3).
+func BenchmarkWeightKindsTransformer(b *testing.B) {
+	all := []quantVariant{
+		{name: "fp32", kind: arch.FP32},
+		{name: "int8", kind: arch.Int8},
+		{name: "int8-full", kind: arch.Int8, q: arch.Quant{FullRange: true}},
+		{name: "q8-al0", kind: arch.Q8, q: arch.Quant{AccuracyLevel: 0}},
+		{name: "q8-al1", kind: arch.Q8, q: arch.Quant{AccuracyLevel: 1}},
+		{name: "q8-al4", kind: arch.Q8, q: arch.Quant{AccuracyLevel: 4}},
+		{name: "q8-b64-al0", kind: arch.Q8, q: arch.Quant{AccuracyLevel: 0, BlockSize: 64}},
+		{name: "q8-b64-al4", kind: arch.Q8, q: arch.Quant{AccuracyLevel: 4, BlockSize: 64}},
+		{name: "q8-b128-al4", kind: arch.Q8, q: arch.Quant{AccuracyLevel: 4, BlockSize: 128}},
+		{name: "q4-al0", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 0}},
+		{name: "q4-al1", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 1}},
+		{name: "q4-al4", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4}},
+		{name: "q4-rtn", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, RoundToNearest: true}},
+		{name: "q4-b64", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, BlockSize: 64}},
+		{name: "q4-b32-al1", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 1}},
+		{name: "q4-b16", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, BlockSize: 16}},
+		{name: "q4-fp32ada", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Select: notIn("norm1")}},
+		{name: "q4-fp32attn", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Select: notIn(".attn.")}},
+		{name: "q4-fp32ff", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Select: notIn(".ff")}},
+		{name: "q4-f16rest", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4}, f16: true},
+		{name: "q4-everyLinear", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Select: func(string, int, int) bool { return true }}},
+	}
+	vs := all
+	if names := os.Getenv("RFLOW_QUANT_VARIANTS"); names != "" {
+		vs = nil
+		for _, v := range all {
+			if v.name == "fp32" || slices.Contains(strings.Split(names, ","), v.name) {
+				vs = append(vs, v)
+			}
+		}
+	}
+	rounds := 3
+	fmt.Sscan(os.Getenv("RFLOW_QUANT_ROUNDS"), &rounds)
+	steps := make([]*sd3Step, len(vs))
+	for i, v := range vs {
+		start := time.Now()
+		steps[i] = newSD3Step(b, benchSD3Model(b, v))
+		defer steps[i].close()
+		fmt.Fprintf(os.Stderr, "built %s in %.1f s\n", v.name, time.Since(start).Seconds())
+	}
+	times := make([][]float64, len(vs))
+	cpus := make([][]float64, len(vs))
+	outs := make([][]float32, len(vs))
+	for _, st := range steps {
+		st.run(b) // warm-up
+	}
+	for r := 0; r < rounds; r++ {
+		for i, st := range steps {
+			d, c, y := st.run(b)
+			fmt.Fprintf(os.Stderr, "round %d %s: %.0f ms wall, %.0f ms CPU\n", r, vs[i].name, ms(d), ms(c))
+			times[i] = append(times[i], ms(d))
+			cpus[i] = append(cpus[i], ms(c))
+			outs[i] = y
+		}
+	}
+	b.Logf("%-14s %8s %8s %7s %8s %8s %7s %7s %8s", "variant", "wall ms", "spread", "×fp32", "CPU ms", "spread", "×fp32", "MB", "SNR dB")
+	base, cbase := median(times[0]), median(cpus[0])
+	for i, v := range vs {
+		t, c := times[i], cpus[i]
+		b.Logf("%-14s %8.0f %7.0f%% %7.2f %8.0f %7.0f%% %7.2f %7.1f %8.1f", v.name, median(t), 100*spread(t), median(t)/base,
+			median(c), 100*spread(c), median(c)/cbase, float64(steps[i].size)/1e6, snrDB(outs[i], outs[0]))
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
+
+// spread is max/min − 1 of the rounds: how noisy the measurement was.
+func spread(v []float64) float64 { return slices.Max(v)/slices.Min(v) - 1 }
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
