@@ -418,3 +418,16 @@ func BenchmarkQuantizeWeights(b *testing.B) {
 		})
 	}
 }
+
+// A block size MatMulNBits cannot run is a build error, not a graph ONNX Runtime rejects.
+func TestQuantBadSettings(t *testing.T) {
+	tw := Tensors{"blocks.0.lin.weight": {Shape: []int64{64, 96}, Data: make([]float32, 64*96)}}
+	for _, q := range []Quant{{Kind: Q4, BlockSize: 24}, {Kind: Q8, BlockSize: 8}, {Kind: Q4, AccuracyLevel: 7}} {
+		n := NewNet("bad", Quantized(tw, q))
+		x := n.FloatInput("x", onnx.Float, onnx.Fixed(96))
+		n.FloatOutput(n.Linear(x, "blocks.0.lin", 96, 64, false), "y", onnx.Float)
+		if _, err := n.Model(); err == nil || !strings.Contains(err.Error(), "block size") {
+			t.Errorf("%+v: err = %v", q, err)
+		}
+	}
+}
