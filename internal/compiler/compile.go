@@ -17,7 +17,7 @@ import (
 
 // GraphVersion names the builders' graphs; it is part of every cache key, so a change to any builder
 // that changes its graph must change it (compiled models are then rebuilt, never reused stale).
-const GraphVersion = "rflow-graphs-1"
+const GraphVersion = "rflow-graphs-2"
 
 // Options configure a compilation.
 type Options struct {
