@@ -174,11 +174,22 @@ func newSD3Step(b *testing.B, path string) *sd3Step {
 	st := &sd3Step{s: s}
 	rng := rand.New(rand.NewPCG(11, 12))
 	shapes := map[string][]int64{"hidden_states": {2, 16, 64, 64}, "encoder_hidden_states": {2, 333, 4096},
-		"pooled_projections": {2, 2048}, "timestep": {2}}
+		"pooled_projections": {2, 2048}, "timestep": {2}, "skip_layers": {1}}
 	for _, info := range s.Inputs() {
-		x, err := s.NewInput(info.Name, shapes[info.Name]...)
+		shape := shapes[info.Name]
+		for i, d := range info.Shape {
+			if d > 0 && i < len(shape) {
+				shape[i] = d // widths from the model (the fixture's text width is its T5's)
+			}
+		}
+		x, err := s.NewInput(info.Name, shape...)
 		if err != nil {
 			b.Fatal(err)
+		}
+		if info.Name == "skip_layers" {
+			x.Int64s()[0] = -1 // no block skipped (the pipeline's value outside skip-layer passes)
+			st.ins = append(st.ins, x)
+			continue
 		}
 		v := x.Float32s()
 		for i := range v {
