@@ -89,12 +89,17 @@ func (c *Checkpoint) Key(o Options) (string, error) {
 	type quant struct {
 		Kind                     arch.WeightKind
 		BlockSize, AccuracyLevel int
+		Wide                     string `json:",omitempty"`
 	}
 	var quants []quant
 	for _, k := range []arch.WeightKind{ks.transformer, ks.text} {
 		if k.Quantized() {
 			q := quantFor(k)
-			quants = append(quants, quant{q.Kind, q.BlockSize, q.AccuracyLevel})
+			wide := ""
+			if q.Wide != nil {
+				wide = "modulation-8bit"
+			}
+			quants = append(quants, quant{q.Kind, q.BlockSize, q.AccuracyLevel, wide})
 		}
 	}
 	b, err := json.Marshal(struct {

@@ -67,9 +67,14 @@ func weightsFor(w arch.Weights, k arch.WeightKind) arch.Weights {
 	return w
 }
 
-// quantFor is how the compiler quantizes a kind (its fields enter the cache key).
+// quantFor is how the compiler quantizes a kind (its fields enter the cache key): q4 keeps the adaLN
+// modulation layers at 8 bits (arch.ModulationLayer).
 func quantFor(k arch.WeightKind) arch.Quant {
-	return arch.Quant{Kind: k, BlockSize: arch.DefaultBlockSize(k), AccuracyLevel: arch.DefaultAccuracyLevel(k)}
+	q := arch.Quant{Kind: k, BlockSize: arch.DefaultBlockSize(k), AccuracyLevel: arch.DefaultAccuracyLevel(k)}
+	if k == arch.Q4 {
+		q.Wide = arch.ModulationLayer
+	}
+	return q
 }
 
 // component is one model folder of the output and how to build it.

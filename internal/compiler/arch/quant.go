@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/rflowrt/rflow/internal/onnx"
@@ -75,7 +76,11 @@ type Quant struct {
 func DefaultBlockSize(k WeightKind) int { return 32 }
 
 // DefaultAccuracyLevel is the MatMulNBits accuracy_level used for the kind, chosen by measurement on
-// the bench SD3 transformer at 512² (ORT 1.24.3 CPU, see the compiler's BenchmarkQuant).
+// the bench SD3 transformer at 512² (ORT 1.24.3, AVX2 CPU; BenchmarkWeightKindsTransformer, CPU time
+// over 3 interleaved rounds on a loaded 2-core machine, ±20–40 % noise): q8 at level 0 or 1 (the same
+// float32 kernel) 1.02–1.06× fp32 and 43.6 dB output SNR, at level 4 (int8 activations) 1.34× and
+// 39.0 dB in every round — so 0; q4 at 0, 1 and 4 1.04, 0.94 and 1.04× and 19.0/18.9 dB, no difference
+// beyond the noise — so 4, ORT's int8 kernel, which the earlier trials measured at 0.94 vs 0.97×.
 func DefaultAccuracyLevel(k WeightKind) int {
 	if k == Q4 {
 		return 4
@@ -122,6 +127,20 @@ func QuantizesLayer(weight string, in, out, blockSize int) bool {
 		return false
 	}
 	return blockLayer.MatchString(weight) && in*out >= 4096
+}
+
+// ModulationLayer reports whether weight is an adaLN modulation projection of an SD3/FLUX block
+// (norm1.linear, norm1_context.linear, FLUX single blocks' norm.linear). They hold about a third of a
+// block's parameters but run on one conditioning vector per image, so keeping them at 8 bits in q4
+// costs size, not time: on the bench SD3 transformer q4's output SNR goes from 18.9 to 20.6 dB and its
+// size from 0.20× to about 0.235× of fp32's.
+func ModulationLayer(weight string) bool {
+	for _, s := range [...]string{".norm1.linear.weight", ".norm1_context.linear.weight", ".norm.linear.weight"} {
+		if strings.HasSuffix(weight, s) && blockLayer.MatchString(weight) {
+			return true
+		}
+	}
+	return false
 }
 
 func (q quantized) selects(weight string, in, out int) bool {

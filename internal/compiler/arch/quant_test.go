@@ -390,6 +390,13 @@ func TestQuantRulesAndKinds(t *testing.T) {
 			t.Errorf("QuantizesLayer(%s, %d, %d, %d) = %v", c.name, c.in, c.out, c.bs, got)
 		}
 	}
+	for name, want := range map[string]bool{"transformer_blocks.0.norm1.linear.weight": true,
+		"transformer_blocks.11.norm1_context.linear.weight": true, "single_transformer_blocks.3.norm.linear.weight": true,
+		"norm_out.linear.weight": false, "transformer_blocks.0.attn.to_q.weight": false} {
+		if ModulationLayer(name) != want {
+			t.Errorf("ModulationLayer(%s) = %v", name, !want)
+		}
+	}
 	for _, k := range WeightKinds() {
 		if got, err := ParseWeightKind(string(k)); err != nil || got != k {
 			t.Errorf("ParseWeightKind(%s) = %v, %v", k, got, err)
