@@ -11,16 +11,18 @@ type AttentionOp int
 
 const (
 	// FusedAttention (the default) is com.microsoft MultiHeadAttention wherever it computes the same
-	// attention: no additive bias or mask. Without a bias ORT's CPU kernel runs it as flash attention
-	// (MLAS), which never holds a [S_q, S_k] score matrix: at 1024² the SD3/FLUX score matrices are
-	// about 1 GB each. Attention with a bias (CLIP's causal mask, T5's position bias) stays unfused,
-	// since ORT would materialise the full probabilities for it anyway.
+	// attention: no additive bias or mask. ORT's CPU kernel runs it as flash attention (MLAS) when it
+	// has float32 [B, S, D] q, k, v and no attention_bias, key_padding_mask, past/present or
+	// unidirectional: it never holds a [S_q, S_k] score matrix (about 1 GB each for the SD3 bench
+	// transformer at 1024²). Attention with a bias (CLIP's causal mask, T5's position bias) stays
+	// unfused, since ORT takes its non-flash path for it and materialises the probabilities anyway.
 	FusedAttention AttentionOp = iota
 	// UnfusedAttention is MatMul → Softmax → MatMul, the form torch's exporter writes.
 	UnfusedAttention
-	// ONNXAttention is ai.onnx Attention (opset 23): the net is built at opset 23. Measured slower
-	// than FusedAttention on ORT 1.24 CPU (see BenchmarkAttention); kept for comparison and for
-	// runtimes without com.microsoft operators.
+	// ONNXAttention is ai.onnx Attention (opset 23): the net is built at opset 23. ORT 1.24's CPU
+	// kernel still materialises the probabilities (SD3 bench at 1024²: 2.3 GB peak against 0.76 GB
+	// fused) and takes more CPU time (BenchmarkAttention); kept for comparison and for runtimes
+	// without com.microsoft operators.
 	ONNXAttention
 )
 
