@@ -144,6 +144,22 @@ func (c *Checkpoint) folderIdentity() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// abandonedAfter is how old a temporary folder of an unfinished compilation must be before another
+// compilation of the same model removes it: older than any conversion still running (a 12B model takes
+// minutes), so only the leftovers of a killed process go — each one as large as the model.
+const abandonedAfter = 6 * time.Hour
+
+// removeAbandoned removes the temporary folders Write left beside dir (".<name>.partial-*") that were last
+// modified before cutoff.
+func removeAbandoned(dir string, cutoff time.Time) {
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".partial-*"))
+	for _, m := range matches {
+		if st, err := os.Stat(m); err == nil && st.ModTime().Before(cutoff) {
+			_ = os.RemoveAll(m)
+		}
+	}
+}
+
 // CacheDir is the default root of compiled models: $XDG_CACHE_HOME/rflow/compiled (os.UserCacheDir).
 func CacheDir() (string, error) {
 	d, err := os.UserCacheDir()
@@ -171,6 +187,7 @@ func Cached(ctx context.Context, c *Checkpoint, root string, o Options) (dir str
 			return "", false, fmt.Errorf("remove damaged compiled model %s: %w", dir, err)
 		}
 	}
+	removeAbandoned(dir, time.Now().Add(-abandonedAfter))
 	err = Write(ctx, c, dir, o)
 	if errors.Is(err, fs.ErrExist) || (err != nil && Complete(dir)) {
 		return dir, false, nil // another process finished it first

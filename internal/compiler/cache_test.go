@@ -154,9 +154,23 @@ func TestCachedDamaged(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(stray, "transformer", "model.onnx"), []byte("partial"), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		old := filepath.Join(root, "."+key+".partial-456") // a killed conversion's, a day old
+		if err := os.MkdirAll(old, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		dayAgo := time.Now().Add(-24 * time.Hour)
+		if err := os.Chtimes(old, dayAgo, dayAgo); err != nil {
+			t.Fatal(err)
+		}
 		again, built := cached(t, c, root, compiler.Options{})
 		if !built || again != dir || !compiler.Complete(dir) || compiler.Complete(stray) {
 			t.Fatalf("Cached beside a partial folder: %s built %t", again, built)
+		}
+		if _, err := os.Stat(old); err == nil {
+			t.Error("an abandoned partial folder a day old was left behind")
+		}
+		if _, err := os.Stat(stray); err != nil {
+			t.Error("a fresh partial folder (a conversion that may still run) was removed")
 		}
 	})
 	t.Run("runs after rebuild", func(t *testing.T) {
