@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/rflowrt/rflow/internal/compiler/arch"
 	"github.com/rflowrt/rflow/internal/onnx"
 	"github.com/rflowrt/rflow/internal/ort"
 	"github.com/rflowrt/rflow/internal/testmodels"
@@ -96,7 +97,7 @@ func echoFolder(t testing.TB, kind testmodels.Kind, spec echoSpec) string {
 }
 
 // bcast broadcasts a per-row value v (any shape with B elements first) onto zero, a [B, …, 1] map.
-func bcast(n *testmodels.Net, zero, v string, rank int) string {
+func bcast(n *arch.Net, zero, v string, rank int) string {
 	shape := []int64{-1}
 	for range rank - 1 {
 		shape = append(shape, 1)
@@ -105,7 +106,7 @@ func bcast(n *testmodels.Net, zero, v string, rank int) string {
 }
 
 // nanGate returns x + (t − at)/(t − at)·0 broadcast: NaN where t == at, x elsewhere.
-func nanGate(n *testmodels.Net, x, t string, at float32, rank int) string {
+func nanGate(n *arch.Net, x, t string, at float32, rank int) string {
 	if at == 0 {
 		return x
 	}
@@ -114,7 +115,7 @@ func nanGate(n *testmodels.Net, x, t string, at float32, rank int) string {
 }
 
 func sd3Echo(joint, pooled int64, spec echoSpec) (*onnx.Model, error) {
-	n := testmodels.NewNet("sd3_echo", testmodels.DefaultOpset, 1)
+	n := arch.NewNet("sd3_echo", arch.Tensors{})
 	b, f := onnx.Sym("batch_size"), onnx.Float
 	hd, wd := onnx.Sym("height"), onnx.Sym("width")
 	if spec.fixedSide > 0 {
@@ -140,7 +141,7 @@ func sd3Echo(joint, pooled int64, spec echoSpec) (*onnx.Model, error) {
 }
 
 func fluxEcho(guidance bool, joint, pooled int64, spec echoSpec) (*onnx.Model, error) {
-	n := testmodels.NewNet("flux_echo", testmodels.DefaultOpset, 1)
+	n := arch.NewNet("flux_echo", arch.Tensors{})
 	b, f, l := onnx.Sym("batch_size"), onnx.Float, onnx.Sym("packed_height_width")
 	idType := onnx.Int64
 	if spec.floatIDs {

@@ -27,7 +27,11 @@ func ints(shape []int64, v []int64) feed     { return feed{shape: shape, i: v} }
 
 // randFeed is a feed of N(0,1) values from r.
 func randFeed(r *rand.Rand, shape ...int64) feed {
-	v := make([]float32, numel(shape))
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	v := make([]float32, n)
 	for i := range v {
 		v[i] = float32(r.NormFloat64())
 	}
