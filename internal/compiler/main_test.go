@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "FAIL: ONNX Runtime is required in CI: %v\n", ortErr)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := orttest.RunIsolated(m) // compiled models and ORT caches go to a temporary user cache folder
 	if ortErr == nil {
 		_ = ort.Shutdown()
 	}
