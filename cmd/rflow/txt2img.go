@@ -64,7 +64,7 @@ func addTxt2imgFlags(fs *pflag.FlagSet) *txt2imgFlags {
 	fs.Float64Var(&f.cfg, "cfg-scale", 0, "classifier-free guidance scale; > 1 runs a negative pass (default: SD3 7.0)")
 	fs.Float64Var(&f.guidance, "guidance", 0, "FLUX-dev distilled guidance (default 3.5)")
 	fs.Float64Var(&f.trueCFG, "true-cfg-scale", 0, "FLUX true CFG scale; > 1 with -n runs two passes per step")
-	fs.StringVar(&f.sampler, "sampler", "", "sampler: "+strings.Join(scheduler.SamplerNames(), ", ")+"; sd.cpp and A1111 names too (euler_a, dpm++2m, \"DPM++ 2M\") (default euler)")
+	fs.StringVar(&f.sampler, "sampler", "", "sampler: "+strings.Join(scheduler.SamplerNames(), ", ")+"; sd.cpp and A1111 names too (euler_a, dpm++2m, \"DPM++ 2M\") (default: the step of the scheduler class the model's scheduler_config.json names, as diffusers: euler, heun, dpmpp_2m or uni_pc)")
 	fs.StringVar(&f.sampler, "sampling-method", "", "same as --sampler (stable-diffusion.cpp's name)")
 	fs.StringVar(&f.sched, "scheduler", "", "schedule: "+strings.Join(scheduler.SchedulerNames(), ", ")+"; A1111 names too; discrete or automatic: the model's own (default: the model's)")
 	fs.Float64Var(&f.shift, "flow-shift", 0, "static σ shift (replaces the model's; 0 keeps it)")
