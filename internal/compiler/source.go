@@ -380,9 +380,12 @@ func componentWeights(dir string) (string, error) {
 	}
 	// Prefer full-precision files over .fp16 variants, as diffusers does without variant="fp16".
 	pick := func(names []string) string {
+		isFP16 := func(n string) bool { return strings.Contains(n, ".fp16.") }
 		sort.Slice(names, func(i, j int) bool {
-			return strings.Contains(names[j], ".fp16.") && !strings.Contains(names[i], ".fp16.") || names[i] < names[j] &&
-				strings.Contains(names[i], ".fp16.") == strings.Contains(names[j], ".fp16.")
+			if isFP16(names[i]) != isFP16(names[j]) {
+				return !isFP16(names[i])
+			}
+			return names[i] < names[j]
 		})
 		return filepath.Join(dir, names[0])
 	}
