@@ -55,7 +55,7 @@ func addCompareFlags(fs *pflag.FlagSet) *compareFlags {
 	fs.IntVar(&f.cell, "cell", 128, "grid thumbnail size in pixels")
 	fs.StringVar(&f.provider, "provider", "cpu", "model runs: execution provider")
 	fs.IntVarP(&f.threads, "threads", "t", 0, "model runs: intra-op threads (default: number of cores)")
-	fs.StringVar(&f.out, "out", "", "output folder for grid.png, metrics.csv, report.md and the plots (required)")
+	fs.StringVar(&f.out, "out", "", "output folder for grid.png, metrics.csv, compare.md and the plots (required)")
 	fs.BoolVar(&f.overwrite, "overwrite", false, "replace the outputs of an earlier comparison in --out")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but errors")
 	f.ort = addORTFlags(fs)
@@ -69,7 +69,7 @@ type compareSpec struct {
 	seeds      []uint64
 	schedulers []string  // "" = default
 	shifts     []float64 // 0 = default
-	args       []string  // the command line, for report.md
+	args       []string  // the command line, for compare.md
 }
 
 func runCompare(ctx context.Context, args []string, out, errOut io.Writer) error {
@@ -103,7 +103,7 @@ func runCompare(ctx context.Context, args []string, out, errOut io.Writer) error
 		}
 		return err
 	}
-	log.linef("rflow: wrote %s (grid.png, metrics.csv, report.md, %s)", f.out, strings.Join(res.plotNames(), ", "))
+	log.linef("rflow: wrote %s (grid.png, metrics.csv, compare.md, %s)", f.out, strings.Join(res.plotNames(), ", "))
 	return nil
 }
 
@@ -244,7 +244,7 @@ func (f *compareFlags) prepareOut() (created bool, err error) {
 	if f.overwrite {
 		return created, nil
 	}
-	for _, name := range []string{"metrics.csv", "report.md", "grid.png"} {
+	for _, name := range []string{"metrics.csv", "compare.md", "grid.png"} {
 		if _, err := os.Stat(filepath.Join(f.out, name)); err == nil {
 			return created, fmt.Errorf("%s already exists; pass --overwrite to replace it", filepath.Join(f.out, name))
 		}

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rflowrt/rflow/internal/report"
+	"github.com/rflowrt/rflow/compare"
 	"github.com/rflowrt/rflow/scheduler"
 )
 
@@ -68,7 +68,7 @@ type analyticSeed struct {
 	seed   uint64
 	start  []float32
 	target []float64
-	bounds report.Bounds
+	bounds compare.Bounds
 }
 
 func newAnalyticSeed(g *scheduler.GaussianMixture, seed uint64, n int) (analyticSeed, error) {
@@ -80,7 +80,7 @@ func newAnalyticSeed(g *scheduler.GaussianMixture, seed uint64, n int) (analytic
 	if err := g.Sample(rand.New(rand.NewPCG(seed, 0x7a26e7)), s.target); err != nil {
 		return s, err
 	}
-	s.bounds = report.ScatterBounds(s.target, g.Dim())
+	s.bounds = compare.ScatterBounds(s.target, g.Dim())
 	return s, nil
 }
 
@@ -182,7 +182,7 @@ func analyticSigmas(sched string, shift float64, steps int) (scheduler.Schedule,
 // block runs every sampler × steps cell of one schedule block and adds its rows and grid.
 func (a *analyticRun) block(ctx context.Context, res *compareResult, sched string, shift float64) error {
 	dim := a.flow.Target.Dim()
-	grid := report.Grid{Title: fmt.Sprintf("%s path, schedule %s, shift %s, seed %d", a.flow.Path.Name(), defaultLabel(sched), shiftLabel(shift), a.sd.seed)}
+	grid := compare.Grid{Title: fmt.Sprintf("%s path, schedule %s, shift %s, seed %d", a.flow.Path.Name(), defaultLabel(sched), shiftLabel(shift), a.sd.seed)}
 	for _, n := range a.spec.steps {
 		grid.ColLabels = append(grid.ColLabels, fmt.Sprintf("%d steps", n))
 	}
@@ -196,14 +196,14 @@ func (a *analyticRun) block(ctx context.Context, res *compareResult, sched strin
 				return err
 			}
 			res.rows = append(res.rows, row)
-			cells = append(cells, report.Scatter(widen64(x), a.sd.target, dim, a.sd.bounds, a.f.cell, samplerColor(si)))
+			cells = append(cells, compare.Scatter(widen64(x), a.sd.target, dim, a.sd.bounds, a.f.cell, samplerColor(si)))
 		}
 		if si == 0 {
 			t, err := a.exact(ctx, 1, 0)
 			if err != nil {
 				return err
 			}
-			cells = append(cells, report.Scatter(t, a.sd.target, dim, a.sd.bounds, a.f.cell, color.NRGBA{0, 0, 0, 255}))
+			cells = append(cells, compare.Scatter(t, a.sd.target, dim, a.sd.bounds, a.f.cell, color.NRGBA{0, 0, 0, 255}))
 		}
 		grid.Cells = append(grid.Cells, cells)
 	}
@@ -219,14 +219,14 @@ func shiftLabel(s float64) string {
 }
 
 // cell runs one sampler for n steps from the seed's start points and measures it.
-func (a *analyticRun) cell(ctx context.Context, s scheduler.SamplerInfo, sched string, shift float64, n int) (report.Row, []float32, error) {
+func (a *analyticRun) cell(ctx context.Context, s scheduler.SamplerInfo, sched string, shift float64, n int) (compare.Row, []float32, error) {
 	sch, err := analyticSigmas(sched, shift, n)
 	if err != nil {
-		return report.Row{}, nil, err
+		return compare.Row{}, nil, err
 	}
 	sig := sch.Sigmas
 	x := append([]float32(nil), a.sd.start...)
-	meter := scheduler.NewStraightness(a.flow.Path)
+	meter := compare.NewStraightness(a.flow.Path)
 	nfe := 0
 	o := scheduler.DefaultOptions()
 	o.Path = a.flow.Path
@@ -234,21 +234,21 @@ func (a *analyticRun) cell(ctx context.Context, s scheduler.SamplerInfo, sched s
 	o.Callback = func(st scheduler.Step) error { nfe = st.NFE; return meter.Observe(st) }
 	start := time.Now()
 	if err := s.Func(ctx, a.flow, x, sig, o); err != nil {
-		return report.Row{}, nil, fmt.Errorf("%s, %d steps: %w", s.Name, n, err)
+		return compare.Row{}, nil, fmt.Errorf("%s, %d steps: %w", s.Name, n, err)
 	}
-	row := report.Row{Sampler: s.Name, Scheduler: sch.Scheduler, Shift: effectiveShift(shift), Steps: n, NFE: nfe,
+	row := compare.Row{Sampler: s.Name, Scheduler: sch.Scheduler, Shift: effectiveShift(shift), Steps: n, NFE: nfe,
 		Seconds: time.Since(start).Seconds(), PSNR: math.NaN(), SSIM: math.NaN(), Path: a.flow.Path.Name(), Seed: a.sd.seed}
 	truth, err := a.exact(ctx, sig[0], sig[len(sig)-1])
 	if err != nil {
 		return row, nil, err
 	}
-	if row.RMSE, row.MaxAbs, err = scheduler.ErrorStats(x, truth); err != nil {
+	if row.RMSE, row.MaxAbs, err = compare.ErrorStats(x, truth); err != nil {
 		return row, nil, err
 	}
 	if row.Straightness, err = meter.Value(a.sd.start); err != nil {
 		row.Straightness = math.NaN()
 	}
-	row.Wasserstein, err = scheduler.SlicedWasserstein(widen64(x), a.sd.target, a.flow.Target.Dim(), a.f.projections, 1)
+	row.Wasserstein, err = compare.SlicedWasserstein(widen64(x), a.sd.target, a.flow.Target.Dim(), a.f.projections, 1)
 	if err != nil {
 		row.Wasserstein = math.NaN() // a diverged sampler (Inf/NaN): the RMSE already says so
 	}

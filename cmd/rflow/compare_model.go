@@ -11,8 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rflowrt/rflow/compare"
 	"github.com/rflowrt/rflow/internal/ort"
-	"github.com/rflowrt/rflow/internal/report"
 	"github.com/rflowrt/rflow/pipeline"
 	"github.com/rflowrt/rflow/scheduler"
 )
@@ -91,7 +91,7 @@ type cellOut struct {
 
 // generate runs one request and measures NFE and straightness through OnStep.
 func (mr *modelRun) generate(ctx context.Context, r pipeline.Request) (cellOut, error) {
-	meter := scheduler.NewStraightness(scheduler.Linear)
+	meter := compare.NewStraightness(scheduler.Linear)
 	var out cellOut
 	var stepErr error
 	r.OnStep = func(st scheduler.Step) {
@@ -129,7 +129,7 @@ func (mr *modelRun) promptSeed(ctx context.Context, res *compareResult, prompt s
 	}
 	for _, sched := range mr.spec.schedulers {
 		for _, shift := range mr.spec.shifts {
-			grid := report.Grid{Title: fmt.Sprintf("%q, seed %d, schedule %s, shift %s", prompt, seed, defaultLabel(sched), shiftLabel(shift))}
+			grid := compare.Grid{Title: fmt.Sprintf("%q, seed %d, schedule %s, shift %s", prompt, seed, defaultLabel(sched), shiftLabel(shift))}
 			for _, n := range mr.spec.steps {
 				grid.ColLabels = append(grid.ColLabels, fmt.Sprintf("%d steps", n))
 			}
@@ -159,23 +159,23 @@ func (mr *modelRun) promptSeed(ctx context.Context, res *compareResult, prompt s
 }
 
 // cell runs one generation and compares it with the reference.
-func (mr *modelRun) cell(ctx context.Context, r pipeline.Request, ref cellOut) (report.Row, image.Image, error) {
+func (mr *modelRun) cell(ctx context.Context, r pipeline.Request, ref cellOut) (compare.Row, image.Image, error) {
 	c, err := mr.generate(ctx, r)
 	if err != nil {
-		return report.Row{}, nil, fmt.Errorf("%s, %d steps: %w", r.Sampler, r.Steps, err)
+		return compare.Row{}, nil, fmt.Errorf("%s, %d steps: %w", r.Sampler, r.Steps, err)
 	}
 	st := c.res.Settings
-	row := report.Row{Sampler: st.Sampler, Scheduler: st.Scheduler, Shift: st.Shift, Steps: st.Steps, NFE: c.nfe,
+	row := compare.Row{Sampler: st.Sampler, Scheduler: st.Scheduler, Shift: st.Shift, Steps: st.Steps, NFE: c.nfe,
 		Seconds: c.res.Timings.Denoise.Seconds(), Straightness: c.straightness, Path: scheduler.Linear.Name(),
 		Prompt: r.Prompt, Seed: r.Seed, Wasserstein: math.NaN()}
-	if row.RMSE, row.MaxAbs, err = scheduler.ErrorStats(c.res.Latents, ref.res.Latents); err != nil {
+	if row.RMSE, row.MaxAbs, err = compare.ErrorStats(c.res.Latents, ref.res.Latents); err != nil {
 		return row, nil, fmt.Errorf("latents against the reference: %w", err)
 	}
 	img := c.res.Images[0]
-	if row.PSNR, err = report.PSNR(img, ref.res.Images[0]); err != nil {
+	if row.PSNR, err = compare.PSNR(img, ref.res.Images[0]); err != nil {
 		return row, nil, err
 	}
-	if row.SSIM, err = report.SSIM(img, ref.res.Images[0]); err != nil {
+	if row.SSIM, err = compare.SSIM(img, ref.res.Images[0]); err != nil {
 		return row, nil, err
 	}
 	mr.log.linef("rflow: %s %d steps: NFE %d, RMSE %.3g, PSNR %.1f dB", row.Sampler, row.Steps, row.NFE, row.RMSE, row.PSNR)

@@ -11,7 +11,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/rflowrt/rflow/internal/report"
+	"github.com/rflowrt/rflow/compare"
 )
 
 // compareResult is everything a comparison measured, ready to write.
@@ -20,9 +20,9 @@ type compareResult struct {
 	title    string
 	command  string
 	settings [][2]string
-	sections []report.Section
-	rows     []report.Row
-	blocks   []report.Grid
+	sections []compare.Section
+	rows     []compare.Row
+	blocks   []compare.Grid
 }
 
 // Output file names.
@@ -44,7 +44,7 @@ type outputFile struct {
 	data []byte
 }
 
-// write renders grid.png, metrics.csv, the plots and report.md, and only then puts them into dir, all
+// write renders grid.png, metrics.csv, the plots and compare.md, and only then puts them into dir, all
 // or none: a failure anywhere leaves none of this run's files behind.
 func (r *compareResult) write(dir string, cell int) error {
 	files, err := r.render(cell)
@@ -57,14 +57,14 @@ func (r *compareResult) write(dir string, cell int) error {
 // render builds every output file's bytes.
 func (r *compareResult) render(cell int) ([]outputFile, error) {
 	var files []outputFile
-	img, _ := report.RenderGrids(r.blocks, cell)
+	img, _ := compare.RenderGrids(r.blocks, cell)
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, img); err != nil {
 		return nil, fmt.Errorf("grid.png: %w", err)
 	}
 	files = append(files, outputFile{"grid.png", bytes.Clone(buf.Bytes())})
 	buf.Reset()
-	if err := report.WriteCSV(&buf, r.rows); err != nil {
+	if err := compare.WriteCSV(&buf, r.rows); err != nil {
 		return nil, err
 	}
 	files = append(files, outputFile{"metrics.csv", bytes.Clone(buf.Bytes())})
@@ -72,27 +72,27 @@ func (r *compareResult) render(cell int) ([]outputFile, error) {
 	if r.analytic {
 		errWhat = "RMSE against the exact solution"
 	}
-	plot, err := r.plot("End-point error vs model calls", errWhat, func(x report.Row) float64 { return x.RMSE })
+	plot, err := r.plot("End-point error vs model calls", errWhat, func(x compare.Row) float64 { return x.RMSE })
 	if err != nil {
 		return nil, err
 	}
 	files = append(files, outputFile{plotErrorName, plot})
 	if r.analytic {
 		plot, err := r.plot("Distribution distance vs model calls", "sliced W₂ to exact target draws",
-			func(x report.Row) float64 { return x.Wasserstein })
+			func(x compare.Row) float64 { return x.Wasserstein })
 		if err != nil {
 			return nil, err
 		}
 		files = append(files, outputFile{plotW2Name, plot})
 	}
-	doc := report.Document{Title: r.title, Command: r.command, Settings: r.settings, Sections: r.sections,
-		Fits: report.FitOrders(r.rows, func(x report.Row) float64 { return x.RMSE }), FitWhat: "RMSE",
+	doc := compare.Document{Title: r.title, Command: r.command, Settings: r.settings, Sections: r.sections,
+		Fits: compare.FitOrders(r.rows, func(x compare.Row) float64 { return x.RMSE }), FitWhat: "RMSE",
 		Plots: r.plotNames(), Rows: r.rows, Analytic: r.analytic}
 	buf.Reset()
 	if err := doc.WriteMarkdown(&buf); err != nil {
 		return nil, err
 	}
-	return append(files, outputFile{"report.md", bytes.Clone(buf.Bytes())}), nil
+	return append(files, outputFile{"compare.md", bytes.Clone(buf.Bytes())}), nil
 }
 
 // writeAll writes every file into dir through temporary files, renamed into place only once all of
@@ -146,12 +146,12 @@ func writeTemp(dir, name string, data []byte) (string, error) {
 
 // plot draws metric against NFE, one line per sampler and block (geometric mean over seeds and
 // prompts), solid for the linear path and dashed for cosine.
-func (r *compareResult) plot(title, yLabel string, metric func(report.Row) float64) ([]byte, error) {
-	return report.LogLogPlot(title, "model calls (NFE)", yLabel, compareSeries(r.rows, metric), 7, 4.5)
+func (r *compareResult) plot(title, yLabel string, metric func(compare.Row) float64) ([]byte, error) {
+	return compare.LogLogPlot(title, "model calls (NFE)", yLabel, compareSeries(r.rows, metric), 7, 4.5)
 }
 
 // compareSeries groups rows into plot lines.
-func compareSeries(rows []report.Row, metric func(report.Row) float64) []report.Series {
+func compareSeries(rows []compare.Row, metric func(compare.Row) float64) []compare.Series {
 	type key struct {
 		path, sched, sampler string
 		shift                float64
@@ -170,7 +170,7 @@ func compareSeries(rows []report.Row, metric func(report.Row) float64) []report.
 		paths = appendNew(paths, r.Path)
 		blocks = appendNew(blocks, fmt.Sprintf("%s shift %g", r.Scheduler, r.Shift))
 	}
-	var out []report.Series
+	var out []compare.Series
 	for _, k := range keys {
 		name := k.sampler
 		if len(paths) > 1 {
@@ -179,7 +179,7 @@ func compareSeries(rows []report.Row, metric func(report.Row) float64) []report.
 		if len(blocks) > 1 {
 			name += fmt.Sprintf(" %s shift %g", k.sched, k.shift)
 		}
-		s := report.Series{Name: name, Color: slices.Index(samplers, k.sampler), Dashed: k.path == "cosine"}
+		s := compare.Series{Name: name, Color: slices.Index(samplers, k.sampler), Dashed: k.path == "cosine"}
 		var nfes []int
 		for n := range acc[k] {
 			nfes = append(nfes, n)
@@ -215,7 +215,7 @@ func geoMean(v []float64) float64 {
 	return math.Exp(sum / float64(n))
 }
 
-// commandLine renders the invocation for report.md, quoting what needs it.
+// commandLine renders the invocation for compare.md, quoting what needs it.
 func commandLine(args []string) string {
 	parts := []string{"rflow", "compare"}
 	for _, a := range args {

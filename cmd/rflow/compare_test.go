@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rflowrt/rflow/compare"
 	"github.com/rflowrt/rflow/internal/ort/orttest"
-	"github.com/rflowrt/rflow/internal/report"
 	"github.com/rflowrt/rflow/pipeline"
 	"github.com/rflowrt/rflow/scheduler"
 )
@@ -47,7 +47,7 @@ func checkPNG(t *testing.T, path string) (w, h int) {
 	return img.Bounds().Dx(), img.Bounds().Dy()
 }
 
-// fittedOrders reads "| path | scheduler | shift | sampler | … | order |" rows from report.md.
+// fittedOrders reads "| path | scheduler | shift | sampler | … | order |" rows from compare.md.
 func fittedOrders(t *testing.T, md string) map[string]float64 {
 	t.Helper()
 	re := regexp.MustCompile(`(?m)^\| (\w+) \| \w+ \| [\d.]+ \| (\w+) \| \d+–\d+ \| \d+–\d+ \| ([\d.-]+) \|`)
@@ -69,7 +69,7 @@ func TestCompareAnalytic(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	recs := readCSV(t, dir)
-	if got := strings.Join(recs[0], ","); got != strings.Join(report.CSVHeader, ",") ||
+	if got := strings.Join(recs[0], ","); got != strings.Join(compare.CSVHeader, ",") ||
 		!strings.HasPrefix(got, "sampler,scheduler,shift,steps,nfe,seconds,rmse,max_abs,psnr,ssim,straightness") {
 		t.Errorf("header %q", got)
 	}
@@ -82,7 +82,7 @@ func TestCompareAnalytic(t *testing.T) {
 	}
 	checkPNG(t, filepath.Join(dir, "error_vs_nfe.png"))
 	checkPNG(t, filepath.Join(dir, "wasserstein_vs_nfe.png"))
-	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	md, err := os.ReadFile(filepath.Join(dir, "compare.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,9 +118,9 @@ func TestCompareAnalyticBothPaths(t *testing.T) {
 	if paths["linear"] != 2 || paths["cosine"] != 2 {
 		t.Errorf("rows per path %v, want 2 each", paths)
 	}
-	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
+	md, _ := os.ReadFile(filepath.Join(dir, "compare.md"))
 	if !strings.Contains(string(md), "Rectified flow (linear path) vs flow matching (cosine path)") {
-		t.Error("report.md lacks the path comparison")
+		t.Error("compare.md lacks the path comparison")
 	}
 }
 
@@ -207,7 +207,7 @@ func TestOnStepReports(t *testing.T) {
 	if steps[4].NFE != 9 || steps[4].SigmaNext != 0 {
 		t.Errorf("last step NFE %d σ_next %v, want 9 and 0", steps[4].NFE, steps[4].SigmaNext)
 	}
-	if _, m, _ := scheduler.ErrorStats(steps[4].X, res.Latents); m != 0 {
+	if _, m, _ := compare.ErrorStats(steps[4].X, res.Latents); m != 0 {
 		t.Errorf("the last step's X differs from the result latents by %v", m)
 	}
 }
@@ -232,18 +232,18 @@ func TestCompareSingleStepCount(t *testing.T) {
 // start on them without --overwrite) and no temporary files either.
 func TestCompareWriteFailureLeavesNothing(t *testing.T) {
 	dir := t.TempDir()
-	// report.md is a non-empty folder: every other output can be written, that one cannot.
-	if err := os.MkdirAll(filepath.Join(dir, "report.md", "x"), 0o755); err != nil {
+	// compare.md is a non-empty folder: every other output can be written, that one cannot.
+	if err := os.MkdirAll(filepath.Join(dir, "compare.md", "x"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	code, _, errOut := runCLI("compare", "--analytic", "gmm", "--samplers", "euler", "--steps", "4,8", "--samples", "200",
 		"--out", dir, "--overwrite", "-q")
-	if code != 1 || !strings.Contains(errOut, "report.md") {
-		t.Fatalf("exit %d, stderr %q; want a failure naming report.md", code, errOut)
+	if code != 1 || !strings.Contains(errOut, "compare.md") {
+		t.Fatalf("exit %d, stderr %q; want a failure naming compare.md", code, errOut)
 	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if e.Name() != "report.md" {
+		if e.Name() != "compare.md" {
 			t.Errorf("left behind: %s", e.Name())
 		}
 	}

@@ -1,10 +1,12 @@
-package scheduler
+package compare
 
 import (
 	"context"
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/rflowrt/rflow/scheduler"
 )
 
 func TestErrorStatsHandComputed(t *testing.T) {
@@ -47,8 +49,8 @@ func TestFitLogLog(t *testing.T) {
 
 // pointTarget is (almost) a point mass: on the Linear path x_t = (1−t)·μ + t·ε and v = ε − μ is
 // constant along every trajectory, so the flow is exactly straight.
-func pointTarget(t *testing.T) *GaussianMixture {
-	g, err := NewGaussianMixture([][]float64{{1, -2}}, []float64{1e-9}, []float64{1})
+func pointTarget(t *testing.T) *scheduler.GaussianMixture {
+	g, err := scheduler.NewGaussianMixture([][]float64{{1, -2}}, []float64{1e-9}, []float64{1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,15 +58,15 @@ func pointTarget(t *testing.T) *GaussianMixture {
 }
 
 // runStraightness runs sampler name on f from x with n uniform steps 1 → 0 and returns S.
-func runStraightness(t *testing.T, name string, f *AnalyticFlow, x0 []float32, n int) float64 {
+func runStraightness(t *testing.T, name string, f *scheduler.AnalyticFlow, x0 []float32, n int) float64 {
 	t.Helper()
-	s, err := LookupSampler(name)
+	s, err := scheduler.LookupSampler(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	meter := NewStraightness(f.Path)
 	x := append([]float32(nil), x0...)
-	o := Options{Path: f.Path, Callback: meter.Observe}
+	o := scheduler.Options{Path: f.Path, Callback: meter.Observe}
 	if err := s.Func(context.Background(), f, x, uniformSigmas(1, 0, n), o); err != nil {
 		t.Fatal(err)
 	}
@@ -80,23 +82,23 @@ func runStraightness(t *testing.T, name string, f *AnalyticFlow, x0 []float32, n
 
 func TestStraightness(t *testing.T) {
 	x0 := normalDraws(3, 200*2)
-	point := &AnalyticFlow{Target: pointTarget(t)}
+	point := &scheduler.AnalyticFlow{Target: pointTarget(t)}
 	for _, name := range []string{"euler", "heun"} {
 		if s := runStraightness(t, name, point, x0, 16); s > 1e-6 {
 			t.Errorf("%s on a point target (linear path): S = %.3g, want ≈ 0", name, s)
 		}
 	}
-	two, err := NewGaussianMixture([][]float64{{2, 0}, {-2, 0}}, []float64{0.3, 0.3}, []float64{1, 1})
+	two, err := scheduler.NewGaussianMixture([][]float64{{2, 0}, {-2, 0}}, []float64{0.3, 0.3}, []float64{1, 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := runStraightness(t, "heun", &AnalyticFlow{Target: two}, x0, 32)
+	s := runStraightness(t, "heun", &scheduler.AnalyticFlow{Target: two}, x0, 32)
 	t.Logf("two-component mixture, linear path: S = %.4f", s)
 	if s < 0.05 || s > 2 {
 		t.Errorf("two-component mixture: S = %.4f, want clearly positive (0.05 … 2)", s)
 	}
 	// The point target under the cosine path is curved: x_t = cos(πt/2)·μ + sin(πt/2)·ε.
-	if s := runStraightness(t, "heun", &AnalyticFlow{Target: pointTarget(t), Path: Cosine}, x0, 32); s < 0.05 {
+	if s := runStraightness(t, "heun", &scheduler.AnalyticFlow{Target: pointTarget(t), Path: scheduler.Cosine}, x0, 32); s < 0.05 {
 		t.Errorf("point target, cosine path: S = %.4f, want clearly positive", s)
 	}
 }
@@ -107,10 +109,10 @@ func TestStraightnessHandComputed(t *testing.T) {
 	m := NewStraightness(nil)
 	// Linear path: x0 = x − σ·v: step 0 at x = 3, σ = 1, v = 4 → x0 = −1; step 1 at x = 1, σ = 0.5,
 	// v = 2 → x0 = 0.
-	if err := m.Observe(Step{Sigma: 1, SigmaNext: 0.5, X: []float32{1}, Denoised: []float32{-1}}); err != nil {
+	if err := m.Observe(scheduler.Step{Sigma: 1, SigmaNext: 0.5, X: []float32{1}, Denoised: []float32{-1}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Observe(Step{Sigma: 0.5, SigmaNext: 0, X: []float32{0}, Denoised: []float32{0}}); err != nil {
+	if err := m.Observe(scheduler.Step{Sigma: 0.5, SigmaNext: 0, X: []float32{0}, Denoised: []float32{0}}); err != nil {
 		t.Fatal(err)
 	}
 	s, err := m.Value([]float32{3})
@@ -120,7 +122,7 @@ func TestStraightnessHandComputed(t *testing.T) {
 	if math.Abs(s-1.0/9) > 1e-12 {
 		t.Errorf("S = %v, want 1/9", s)
 	}
-	if err := m.Observe(Step{Sigma: 0.5, SigmaNext: 0.6, X: []float32{0}, Denoised: []float32{0}}); err == nil {
+	if err := m.Observe(scheduler.Step{Sigma: 0.5, SigmaNext: 0.6, X: []float32{0}, Denoised: []float32{0}}); err == nil {
 		t.Error("an increasing step was accepted")
 	}
 	if _, err := NewStraightness(nil).Value([]float32{1}); err == nil {
@@ -170,21 +172,22 @@ func TestSlicedWasserstein(t *testing.T) {
 	}
 }
 
-func TestTransportMatchesFineSampler(t *testing.T) {
-	f := &AnalyticFlow{Target: testMixture(t)}
-	x0 := normalDraws(5, 16*2)
-	exact := make([]float64, len(x0))
-	if err := f.Transport(context.Background(), exact, x0, 1, 0, 0); err != nil {
-		t.Fatal(err)
+// uniformSigmas is n uniform steps from a to b (n+1 values).
+func uniformSigmas(a, b float64, n int) []float64 {
+	s := make([]float64, n+1)
+	for i := range s {
+		s[i] = a + (b-a)*float64(i)/float64(n)
 	}
-	x := append([]float32(nil), x0...)
-	if err := RK4(context.Background(), f, x, uniformSigmas(1, 0, 200), Options{}); err != nil {
-		t.Fatal(err)
+	s[n] = b
+	return s
+}
+
+// normalDraws is n standard normal float32 values from a fixed PCG stream.
+func normalDraws(seed uint64, n int) []float32 {
+	r := rand.New(rand.NewPCG(seed, 7))
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
 	}
-	if _, m, _ := ErrorStats(x, exact); m > 1e-5 {
-		t.Errorf("rk4 with 200 steps is %.3g from Transport", m)
-	}
-	if err := f.Transport(context.Background(), exact, x0, 1, 0, -1); err == nil {
-		t.Error("negative tolerance accepted")
-	}
+	return x
 }

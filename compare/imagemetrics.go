@@ -1,6 +1,4 @@
-// Package report renders sampler-comparison results: image metrics (PSNR, SSIM), labelled image
-// and scatter grids, log–log plots, metrics.csv and report.md.
-package report
+package compare
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package scheduler
+package compare
 
 import (
 	"errors"
@@ -21,11 +21,11 @@ import (
 func SlicedWasserstein(a, b []float64, dim, projections int, seed uint64) (float64, error) {
 	switch {
 	case dim < 1:
-		return 0, fmt.Errorf("scheduler: sliced wasserstein: dimension %d, want ≥ 1", dim)
+		return 0, fmt.Errorf("compare: sliced wasserstein: dimension %d, want ≥ 1", dim)
 	case projections < 1:
-		return 0, fmt.Errorf("scheduler: sliced wasserstein: %d projections, want ≥ 1", projections)
+		return 0, fmt.Errorf("compare: sliced wasserstein: %d projections, want ≥ 1", projections)
 	case len(a) == 0 || len(b) == 0 || len(a)%dim != 0 || len(b)%dim != 0:
-		return 0, fmt.Errorf("scheduler: sliced wasserstein: %d and %d values are not non-empty multiples of D = %d", len(a), len(b), dim)
+		return 0, fmt.Errorf("compare: sliced wasserstein: %d and %d values are not non-empty multiples of D = %d", len(a), len(b), dim)
 	}
 	r := rand.New(rand.NewPCG(seed, 0x51ced))
 	theta := make([]float64, dim)
@@ -39,7 +39,7 @@ func SlicedWasserstein(a, b []float64, dim, projections int, seed uint64) (float
 	}
 	v := math.Sqrt(total / float64(projections))
 	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return 0, errors.New("scheduler: sliced wasserstein: non-finite input")
+		return 0, errors.New("compare: sliced wasserstein: non-finite input")
 	}
 	return v, nil
 }

@@ -1,7 +1,6 @@
-package scheduler
+package compare
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -17,10 +16,10 @@ type Float interface{ ~float32 | ~float64 }
 // ErrorStats returns the root-mean-square and the largest absolute difference between x and ref.
 func ErrorStats[A, B Float](x []A, ref []B) (rmse, maxAbs float64, err error) {
 	if len(x) != len(ref) {
-		return 0, 0, fmt.Errorf("scheduler: error stats: %d values against a reference of %d", len(x), len(ref))
+		return 0, 0, fmt.Errorf("compare: error stats: %d values against a reference of %d", len(x), len(ref))
 	}
 	if len(x) == 0 {
-		return 0, 0, errors.New("scheduler: error stats: no values")
+		return 0, 0, errors.New("compare: error stats: no values")
 	}
 	sum := 0.0
 	for i, v := range x {
@@ -43,7 +42,7 @@ type LogLogFit struct {
 // skipped (an error of exactly 0 has no logarithm); at least two distinct nfe values must remain.
 func FitLogLog(nfe, errs []float64) (LogLogFit, error) {
 	if len(nfe) != len(errs) {
-		return LogLogFit{}, fmt.Errorf("scheduler: log-log fit: %d NFE values and %d errors", len(nfe), len(errs))
+		return LogLogFit{}, fmt.Errorf("compare: log-log fit: %d NFE values and %d errors", len(nfe), len(errs))
 	}
 	var sx, sy, sxx, sxy float64
 	n, distinct := 0, map[float64]bool{}
@@ -57,41 +56,9 @@ func FitLogLog(nfe, errs []float64) (LogLogFit, error) {
 		distinct[nfe[i]] = true
 	}
 	if len(distinct) < 2 {
-		return LogLogFit{}, fmt.Errorf("scheduler: log-log fit: need positive errors at two or more NFE values, have %d", len(distinct))
+		return LogLogFit{}, fmt.Errorf("compare: log-log fit: need positive errors at two or more NFE values, have %d", len(distinct))
 	}
 	m := float64(n)
 	slope := (m*sxy - sx*sy) / (m*sxx - sx*sx)
 	return LogLogFit{Slope: slope, Intercept: (sy - slope*sx) / m, Order: -slope, Points: n}, nil
-}
-
-// Transport writes into dst the exact end point of the flow's ODE dx/dt = v(x, t) from x at time
-// from to time to, solved in float64 with adaptive Dormand–Prince 5(4) at relative and absolute
-// tolerance tol (0 selects 1e-10): the ground truth a sampler's end point is compared with.
-func (f *AnalyticFlow) Transport(ctx context.Context, dst []float64, x []float32, from, to, tol float64) error {
-	if len(dst) != len(x) {
-		return fmt.Errorf("scheduler: analytic transport: dst has %d values, x %d", len(dst), len(x))
-	}
-	if err := f.check(len(x), from); err != nil {
-		return err
-	}
-	if err := f.check(len(x), to); err != nil {
-		return err
-	}
-	if tol == 0 {
-		tol = 1e-10
-	}
-	if !(tol > 0) {
-		return fmt.Errorf("scheduler: analytic transport: tolerance %v, want > 0", tol)
-	}
-	for j, v := range x {
-		dst[j] = float64(v)
-	}
-	if from == to {
-		return nil
-	}
-	rhs := func(t float64, y, dy []float64) error { return f.VelocityAt(dy, y, t) }
-	if err := dopri5Solve(ctx, rhs, dst, from, to, tol, tol, nil); err != nil {
-		return fmt.Errorf("scheduler: analytic transport: %w", err)
-	}
-	return nil
 }

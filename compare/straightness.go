@@ -1,9 +1,11 @@
-package scheduler
+package compare
 
 import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/rflowrt/rflow/scheduler"
 )
 
 // Straightness measures how straight a sampler's trajectory was (Liu et al. 2022, "Flow Straight and
@@ -24,7 +26,7 @@ import (
 // path is (x − x0)/σᵢ. For two-stage samplers (heun) only the first stage's velocity enters. The
 // accumulators are streaming: memory is three copies of x whatever the number of steps.
 type Straightness struct {
-	path   Path
+	path   scheduler.Path
 	prev   []float32 // x after the previous step
 	first  []float32 // x0 of step 0, waiting for x_start
 	s0, s1 float64   // step 0's interval
@@ -35,22 +37,27 @@ type Straightness struct {
 }
 
 // NewStraightness returns an empty meter for a sampler run on path p (nil: Linear).
-func NewStraightness(p Path) *Straightness { return &Straightness{path: pathOrLinear(p)} }
+func NewStraightness(p scheduler.Path) *Straightness {
+	if p == nil {
+		p = scheduler.Linear
+	}
+	return &Straightness{path: p}
+}
 
 // Steps is the number of steps observed.
 func (s *Straightness) Steps() int { return s.steps }
 
 // Observe takes one Step report; call it from the sampler's callback, in step order. The slices are
 // copied.
-func (s *Straightness) Observe(st Step) error {
+func (s *Straightness) Observe(st scheduler.Step) error {
 	if st.Denoised == nil {
-		return errors.New("scheduler: straightness: the sampler reports no x0 prediction")
+		return errors.New("compare: straightness: the sampler reports no x0 prediction")
 	}
 	if len(st.Denoised) != len(st.X) {
-		return fmt.Errorf("scheduler: straightness: x0 has %d values, x %d", len(st.Denoised), len(st.X))
+		return fmt.Errorf("compare: straightness: x0 has %d values, x %d", len(st.Denoised), len(st.X))
 	}
 	if !(st.Sigma > 0) || !(st.SigmaNext < st.Sigma) {
-		return fmt.Errorf("scheduler: straightness: step σ %v → %v is not a decreasing step from σ > 0", st.Sigma, st.SigmaNext)
+		return fmt.Errorf("compare: straightness: step σ %v → %v is not a decreasing step from σ > 0", st.Sigma, st.SigmaNext)
 	}
 	if s.steps == 0 {
 		s.first = append([]float32(nil), st.Denoised...)
@@ -58,7 +65,7 @@ func (s *Straightness) Observe(st Step) error {
 		s.w = make([]float64, len(st.X))
 	} else {
 		if len(st.X) != len(s.prev) {
-			return fmt.Errorf("scheduler: straightness: step %d has %d values, earlier steps %d", s.steps, len(st.X), len(s.prev))
+			return fmt.Errorf("compare: straightness: step %d has %d values, earlier steps %d", s.steps, len(st.X), len(s.prev))
 		}
 		s.add(s.prev, st.Denoised, st.Sigma, st.SigmaNext)
 	}
@@ -69,7 +76,7 @@ func (s *Straightness) Observe(st Step) error {
 
 // add accumulates the velocity at σ from x (before the step) and its x0 prediction.
 func (s *Straightness) add(x, x0 []float32, sigma, sigmaNext float64) {
-	a, b := velocityFromX0Coefs(s.path, sigma)
+	a, b := velocityCoefs(s.path, sigma)
 	dt := sigma - sigmaNext
 	for j := range x {
 		v := a*float64(x[j]) + b*float64(x0[j])
@@ -84,13 +91,13 @@ func (s *Straightness) add(x, x0 []float32, sigma, sigmaNext float64) {
 // an error.
 func (s *Straightness) Value(start []float32) (float64, error) {
 	if s.steps == 0 {
-		return 0, errors.New("scheduler: straightness: no steps observed")
+		return 0, errors.New("compare: straightness: no steps observed")
 	}
 	if len(start) != len(s.prev) {
-		return 0, fmt.Errorf("scheduler: straightness: start has %d values, the steps %d", len(start), len(s.prev))
+		return 0, fmt.Errorf("compare: straightness: start has %d values, the steps %d", len(start), len(s.prev))
 	}
 	w, q, span := append([]float64(nil), s.w...), s.q, s.span
-	a, b := velocityFromX0Coefs(s.path, s.s0)
+	a, b := velocityCoefs(s.path, s.s0)
 	dt := s.s0 - s.s1
 	for j := range start {
 		v := a*float64(start[j]) + b*float64(s.first[j])
@@ -106,11 +113,19 @@ func (s *Straightness) Value(start []float32) (float64, error) {
 		uw += u * w[j]
 	}
 	if !(uu > 0) {
-		return 0, errors.New("scheduler: straightness: the trajectory did not move (x_start = x_end)")
+		return 0, errors.New("compare: straightness: the trajectory did not move (x_start = x_end)")
 	}
 	v := (span*uu - 2*uw + q) / (span * uu)
 	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return 0, fmt.Errorf("scheduler: straightness: non-finite value %v", v)
+		return 0, fmt.Errorf("compare: straightness: non-finite value %v", v)
 	}
 	return max(v, 0), nil // rounding of the expanded square can dip a hair below 0
+}
+
+// velocityCoefs returns (a, b) with v = a·x + b·x0 on path p at t, read off the path's exported
+// conversion (it is linear in x and x0).
+func velocityCoefs(p scheduler.Path, t float64) (a, b float64) {
+	b = scheduler.VelocityFromX0(p, t, 0, 1)
+	a = scheduler.VelocityFromX0(p, t, 1, 0)
+	return a, b
 }

@@ -1,4 +1,4 @@
-package report
+package compare
 
 import (
 	"encoding/csv"
@@ -7,8 +7,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-
-	"github.com/rflowrt/rflow/scheduler"
 )
 
 // CSVHeader is metrics.csv's header: the fixed columns first, then rflow's additions.
@@ -76,7 +74,7 @@ type OrderFit struct {
 	Shift                    float64
 	MinSteps, MaxSteps       int
 	MinNFE, MaxNFE           int
-	Fit                      scheduler.LogLogFit
+	Fit                      LogLogFit
 	Err                      error // why no fit (e.g. a single step count)
 }
 
@@ -108,7 +106,7 @@ func FitOrders(rows []Row, metric func(Row) float64) []OrderFit {
 			f.MinNFE, f.MaxNFE = min(f.MinNFE, r.NFE), max(f.MaxNFE, r.NFE)
 			nfe, errs = append(nfe, float64(r.NFE)), append(errs, metric(r))
 		}
-		f.Fit, f.Err = scheduler.FitLogLog(nfe, errs)
+		f.Fit, f.Err = FitLogLog(nfe, errs)
 		fits = append(fits, f)
 	}
 	return fits
