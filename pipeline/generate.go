@@ -16,7 +16,7 @@ import (
 // policy.
 type Options struct {
 	// Session configures every ONNX Runtime session (provider, threads, cache).
-	Session ort.SessionOptions
+	Session SessionOptions
 	// KeepModels keeps every session loaded across Generate calls (faster repeated runs, the sum of all
 	// components in memory). By default each stage loads what it needs and releases it when done: the
 	// text encoders are released before the transformer loads, the transformer before the VAE decoder.
@@ -75,6 +75,9 @@ func (p *Pipeline) Generate(ctx context.Context, r Request, onEvent func(Event))
 	}
 	pl, err := p.resolve(r)
 	if err != nil {
+		return Result{}, err
+	}
+	if err := startRuntime(); err != nil { // a program outside this module may not have called Init
 		return Result{}, err
 	}
 	p.ms.events, p.ms.loadTime = emitter(onEvent), 0

@@ -44,8 +44,8 @@ type ComponentReport struct {
 	// Path is model.onnx relative to the folder ("transformer/model.onnx", "unet/model.onnx").
 	Path string `json:"path"`
 	// Present is false for a component the pipeline expects whose model.onnx is missing.
-	Present         bool             `json:"present"`
-	Inputs, Outputs []ort.TensorInfo `json:"-"`
+	Present         bool         `json:"present"`
+	Inputs, Outputs []TensorInfo `json:"-"`
 	// ExternalData lists the external data files model.onnx refers to, relative to the folder.
 	ExternalData []string `json:"external_data"`
 	// Bytes is the size of model.onnx and its external data.

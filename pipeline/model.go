@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/rflowrt/rflow/internal/onnx"
 	"github.com/rflowrt/rflow/internal/ort"
 	"github.com/rflowrt/rflow/scheduler"
 	"github.com/rflowrt/rflow/textenc"
@@ -18,16 +17,16 @@ type Component struct {
 	// Dir is its folder (unet/ for a transformer kept there) and Path its model.onnx.
 	Dir, Path string
 	// Inputs and Outputs are the model's declared signature.
-	Inputs, Outputs []ort.TensorInfo
+	Inputs, Outputs []TensorInfo
 	// Config is the component's config.json; nil when the folder has none.
 	Config map[string]any
 }
 
 // Input returns the declared input called name.
-func (c *Component) Input(name string) (ort.TensorInfo, bool) { return componentTensor(c.Inputs, name) }
+func (c *Component) Input(name string) (TensorInfo, bool) { return componentTensor(c.Inputs, name) }
 
 // Output returns the declared output called name.
-func (c *Component) Output(name string) (ort.TensorInfo, bool) {
+func (c *Component) Output(name string) (TensorInfo, bool) {
 	return componentTensor(c.Outputs, name)
 }
 
@@ -51,7 +50,7 @@ func componentTensor(ts []ort.TensorInfo, name string) (ort.TensorInfo, bool) {
 type TransformerIO struct {
 	HiddenStates, Timestep, EncoderHiddenStates, Pooled, Guidance, ImgIDs, TxtIDs, SkipLayers, Output string
 	// IDsType is the img_ids/txt_ids element type: Int64 in Optimum exports, Float (or Float16) in others.
-	IDsType onnx.DataType
+	IDsType DataType
 	// IDs3D marks legacy [B, seq, 3] ids (diffusers < 0.31, OnnxStack legacy) instead of [seq, 3].
 	IDs3D bool
 	// TimestepScale is what the graph's timestep input expects relative to the value diffusers passes

@@ -6,7 +6,6 @@ import (
 	"image"
 	"time"
 
-	"github.com/rflowrt/rflow/internal/rng"
 	"github.com/rflowrt/rflow/scheduler"
 	"github.com/rflowrt/rflow/vae"
 )
@@ -69,8 +68,8 @@ type Request struct {
 	// samplers). RNG is the generator (zero: torch-cpu, as diffusers' CPU generator); BatchMode how a
 	// batch gets its noise (zero: one generator for the whole batch, as diffusers).
 	Seed      uint64
-	RNG       rng.Kind
-	BatchMode rng.BatchMode
+	RNG       NoiseGenerator
+	BatchMode NoiseBatchMode
 	// BatchSize is the number of images drawn in one denoising run (default 1).
 	BatchSize int
 	// Items, if not empty, draws one image per item in one denoising run, each with its own prompt
