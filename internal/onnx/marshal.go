@@ -236,6 +236,9 @@ func validateGraph(g *Graph, where string, depth int) error {
 }
 
 func validateAttr(a *Attribute, depth int) error {
+	if a.encoded != nil {
+		return nil // read from a model and written back as it was
+	}
 	switch a.Type {
 	case AttrTypeFloat, AttrTypeInt, AttrTypeString, AttrTypeFloats, AttrTypeInts, AttrTypeStrings:
 		return nil
@@ -373,7 +376,7 @@ func (e *encoder) model(b []byte, m *Model, ir int64) []byte {
 	for _, k := range keys {
 		b = appendEntry(b, 14, k, m.Metadata[k])
 	}
-	return b
+	return append(b, m.unknown...)
 }
 
 func (e *encoder) graph(b []byte, g *Graph, top bool) []byte {
@@ -394,7 +397,7 @@ func (e *encoder) graph(b []byte, g *Graph, top bool) []byte {
 			b = appendMessage(b, list.num, func(b []byte) []byte { return valueInfo(b, &list.vs[i]) })
 		}
 	}
-	return b
+	return append(b, g.unknown...)
 }
 
 func (e *encoder) node(b []byte, n *Node) []byte {
@@ -414,10 +417,13 @@ func (e *encoder) node(b []byte, n *Node) []byte {
 	if n.Domain != "" {
 		b = appendString(b, 7, n.Domain)
 	}
-	return b
+	return append(b, n.unknown...)
 }
 
 func (e *encoder) attr(b []byte, a *Attribute) []byte {
+	if a.encoded != nil {
+		return append(b, a.encoded...)
+	}
 	b = appendString(b, 1, a.Name)
 	switch a.Type {
 	case AttrTypeFloat:

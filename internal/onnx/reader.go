@@ -154,6 +154,8 @@ type field struct {
 	typ        protowire.Type
 	v          uint64
 	start, end int64
+	// tagAt and next bound the whole field, tag included (to copy it unchanged)
+	tagAt, next int64
 }
 
 func (s *src) varint(pos, end int64) (uint64, int64, error) {
@@ -183,8 +185,8 @@ func (s *src) each(start, end int64, fn func(f field) error) error {
 		if !num.IsValid() {
 			return fmt.Errorf("invalid field number %d at offset %d", num, pos)
 		}
+		f := field{num: num, typ: typ, tagAt: pos}
 		pos += n
-		f := field{num: num, typ: typ}
 		switch typ {
 		case protowire.VarintType:
 			f.v, n, err = s.varint(pos, end)
@@ -215,6 +217,7 @@ func (s *src) each(start, end int64, fn func(f field) error) error {
 		default:
 			return fmt.Errorf("field %d at offset %d: unsupported wire type %d", num, pos, typ)
 		}
+		f.next = pos
 		if err := fn(f); err != nil {
 			return err
 		}

@@ -24,11 +24,15 @@ const (
 	Float    DataType = 1
 	Uint8    DataType = 2
 	Int8     DataType = 3
+	Uint16   DataType = 4
+	Int16    DataType = 5
 	Int32    DataType = 6
 	Int64    DataType = 7
 	Bool     DataType = 9
 	Float16  DataType = 10
 	Double   DataType = 11
+	Uint32   DataType = 12
+	Uint64   DataType = 13
 	BFloat16 DataType = 16
 )
 
@@ -41,6 +45,14 @@ func (t DataType) String() string {
 		return "uint8"
 	case Int8:
 		return "int8"
+	case Uint16:
+		return "uint16"
+	case Int16:
+		return "int16"
+	case Uint32:
+		return "uint32"
+	case Uint64:
+		return "uint64"
 	case Int32:
 		return "int32"
 	case Int64:
@@ -63,11 +75,11 @@ func (t DataType) Size() int {
 	switch t {
 	case Uint8, Int8, Bool:
 		return 1
-	case Float16, BFloat16:
+	case Float16, BFloat16, Uint16, Int16:
 		return 2
-	case Float, Int32:
+	case Float, Int32, Uint32:
 		return 4
-	case Int64, Double:
+	case Int64, Double, Uint64:
 		return 8
 	}
 	return 0
@@ -210,6 +222,11 @@ type Attribute struct {
 	Floats  []float32
 	Ints    []int64
 	Strings []string
+
+	// encoded, when set, is the whole AttributeProto as read, written back unchanged: the attribute
+	// kinds this package does not model (tensor and graph lists, sparse tensors, type protos,
+	// function attribute references) survive a read-write round trip.
+	encoded []byte
 }
 
 // AttrInt returns an INT attribute.
@@ -258,6 +275,10 @@ type Node struct {
 	Name, OpType, Domain string
 	Inputs, Outputs      []string
 	Attrs                []Attribute
+
+	// unknown holds the NodeProto fields read but not modelled (doc_string, overload, metadata),
+	// appended unchanged when written.
+	unknown []byte
 }
 
 // Graph is a computation graph: nodes in topological order, constant
@@ -267,6 +288,10 @@ type Graph struct {
 	Nodes                      []Node
 	Initializers               []Tensor
 	Inputs, Outputs, ValueInfo []ValueInfo
+
+	// unknown holds the GraphProto fields read but not modelled (doc_string, sparse initializers,
+	// quantization annotations, metadata), appended unchanged when written.
+	unknown []byte
 }
 
 // OpsetImport selects an operator set version for a domain ("" is ai.onnx).
@@ -283,6 +308,10 @@ type Model struct {
 	Opsets                        []OpsetImport
 	Graph                         Graph
 	Metadata                      map[string]string
+
+	// unknown holds the ModelProto fields read but not modelled (domain, model_version, doc_string,
+	// training_info, functions, configuration), appended unchanged when written.
+	unknown []byte
 
 	// err is a sticky error from the Builder that produced the model; Marshal
 	// reports it so that building code need not check every call.
