@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/rflowrt/rflow/batch"
 
 	"github.com/rflowrt/rflow/internal/ort"
 	"github.com/rflowrt/rflow/pipeline"
@@ -34,7 +35,7 @@ func advice(err error) string {
 		return providerAdvice(provider.Provider)
 	case errors.As(err, &folder):
 		return fmt.Sprintf("`rflow inspect --model %s` lists the folder's components and these problems", folder.Dir)
-	case errors.Is(err, pipeline.ErrShardCountMissing):
+	case errors.Is(err, batch.ErrShardCountMissing):
 		return "pass --shards N"
 	}
 	return ""

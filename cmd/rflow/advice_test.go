@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/rflowrt/rflow/batch"
 	"os"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ func TestAdvice(t *testing.T) {
 		{&ort.ProviderError{Provider: ort.CUDA, Library: "/p", Err: os.ErrNotExist}, "onnxruntime-gpu"},
 		{&ort.ProviderError{Provider: ort.CoreML, Library: "/p", Err: os.ErrNotExist}, "--provider cpu"},
 		{&pipeline.FolderError{Dir: "/m"}, "rflow inspect --model /m"},
-		{fmt.Errorf("%w: %w: x", pipeline.ErrShard, pipeline.ErrShardCountMissing), "--shards N"},
+		{fmt.Errorf("%w: %w: x", batch.ErrShard, batch.ErrShardCountMissing), "--shards N"},
 	} {
 		if got := withAdvice(c.err); !strings.Contains(got, c.want) || !strings.HasPrefix(got, c.err.Error()) {
 			t.Errorf("%v: got %q, want the message and advice mentioning %q", c.err, got, c.want)

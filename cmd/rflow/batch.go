@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rflowrt/rflow/batch"
 	"io"
 	"os"
 	"path/filepath"
@@ -66,7 +67,7 @@ func runBatch(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := pipeline.OpenResultsLog(filepath.Join(f.outDir, shard.ResultsName()))
+	log, err := batch.OpenResultsLog(filepath.Join(f.outDir, shard.ResultsName()))
 	if err != nil {
 		return err
 	}
@@ -82,8 +83,8 @@ func runBatch(ctx context.Context, args []string, out, errOut io.Writer) error {
 	defer p.Close()
 	w := &batchWriter{dir: f.outDir, model: m, saveLatents: f.saveLatents}
 	progress := newItemProgress(rep, len(mine))
-	sum, err := pipeline.RunBatch(ctx, p, mine, log, pipeline.BatchOptions{Base: base, BatchSize: f.batchSize,
-		Present: w.present, Write: w.write, OnItem: progress.item})
+	sum, err := batch.Run(ctx, p, mine, log, batch.Options{Base: base, BatchSize: f.batchSize,
+		Model: m, Present: w.present, Write: w.write, OnItem: progress.item})
 	progress.finish()
 	summary := fmt.Sprintf("shard %s: %d items: %d done now, %d already done, %d failed", shard, sum.Items, sum.Succeeded,
 		sum.Skipped, sum.Failed)
@@ -100,8 +101,8 @@ func runBatch(ctx context.Context, args []string, out, errOut io.Writer) error {
 }
 
 // setup validates the flags, reads the manifest and finds the shard.
-func (f *batchFlags) setup(fs *pflag.FlagSet) (pipeline.Shard, []pipeline.ManifestItem, pipeline.Request, error) {
-	var shard pipeline.Shard
+func (f *batchFlags) setup(fs *pflag.FlagSet) (batch.Shard, []batch.Item, pipeline.Request, error) {
+	var shard batch.Shard
 	for _, name := range txt2imgOnly {
 		if fs.Changed(name) {
 			return shard, nil, pipeline.Request{}, fmt.Errorf("--%s is a txt2img flag; rflow batch takes prompts from --manifest", name)
@@ -135,21 +136,21 @@ func (f *batchFlags) setup(fs *pflag.FlagSet) (pipeline.Shard, []pipeline.Manife
 }
 
 // findShard takes --shard, else the environment with --shards.
-func (f *batchFlags) findShard() (pipeline.Shard, error) {
+func (f *batchFlags) findShard() (batch.Shard, error) {
 	if f.shard != "" {
 		if f.shards != 0 {
-			return pipeline.Shard{}, errors.New("give --shard I/N or --shards N, not both")
+			return batch.Shard{}, errors.New("give --shard I/N or --shards N, not both")
 		}
-		return pipeline.ParseShard(f.shard)
+		return batch.ParseShard(f.shard)
 	}
 	if f.shards < 0 {
-		return pipeline.Shard{}, fmt.Errorf("--shards %d: want a count ≥ 1", f.shards)
+		return batch.Shard{}, fmt.Errorf("--shards %d: want a count ≥ 1", f.shards)
 	}
-	return pipeline.ShardFromEnv(f.shards, os.Getenv)
+	return batch.ShardFromEnv(f.shards, os.Getenv)
 }
 
 // readManifest parses --manifest with the flags' defaults.
-func (f *batchFlags) readManifest() ([]pipeline.ManifestItem, error) {
+func (f *batchFlags) readManifest() ([]batch.Item, error) {
 	fh, err := os.Open(f.manifest)
 	if err != nil {
 		return nil, fmt.Errorf("--manifest: %w", err)
@@ -159,9 +160,9 @@ func (f *batchFlags) readManifest() ([]pipeline.ManifestItem, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := pipeline.ManifestItem{NegativePrompt: f.negative, Seed: f.seed, Steps: f.steps, Width: f.width, Height: f.height,
+	d := batch.Item{NegativePrompt: f.negative, Seed: f.seed, Steps: f.steps, Width: f.width, Height: f.height,
 		CFGScale: f.cfg, Guidance: f.guidance, FlowShift: f.shift, Sampler: sampler, Scheduler: schedulerName(f.sched)}
-	items, err := pipeline.ParseManifest(fh, d)
+	items, err := batch.ParseManifest(fh, d)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.manifest, err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/rflowrt/rflow/batch"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/rflowrt/rflow/pipeline"
 )
 
 // rflowChildEnv makes the test binary act as rflow (the tests start it as separate processes).
@@ -36,7 +35,7 @@ func okRecords(t *testing.T, dir string) map[string]int {
 	seen := map[string]int{}
 	for _, f := range files {
 		for _, r := range readLog(t, f) {
-			if r.Status == pipeline.StatusOK {
+			if r.Status == batch.StatusOK {
 				seen[r.ID]++
 			}
 		}

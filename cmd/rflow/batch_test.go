@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/rflowrt/rflow/batch"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/rflowrt/rflow/internal/safetensors"
 	"github.com/rflowrt/rflow/internal/testmodels"
-	"github.com/rflowrt/rflow/pipeline"
 )
 
 // writeManifest writes lines to a manifest file and returns its path.
@@ -35,9 +35,9 @@ func demoManifest(t *testing.T, n int) string {
 }
 
 // readLog returns a results file's records.
-func readLog(t *testing.T, path string) []pipeline.ResultRecord {
+func readLog(t *testing.T, path string) []batch.Record {
 	t.Helper()
-	recs, err := pipeline.ReadResults(path)
+	recs, err := batch.ReadResults(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestBatchFailedItem(t *testing.T) {
 	if !strings.Contains(errOut, "3 items: 2 done now, 0 already done, 1 failed") {
 		t.Errorf("no summary line: %s", errOut)
 	}
-	byID := map[string]pipeline.ResultRecord{}
+	byID := map[string]batch.Record{}
 	for _, r := range readLog(t, filepath.Join(out, "results-0-of-1.jsonl")) {
 		byID[r.ID] = r
 	}

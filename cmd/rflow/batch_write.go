@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/rflowrt/rflow/batch"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,7 +22,7 @@ type batchWriter struct {
 
 // present reports whether the files an item's success record names exist (and, with --save-latents,
 // its latents file too).
-func (w *batchWriter) present(it pipeline.ManifestItem, rec pipeline.ResultRecord) bool {
+func (w *batchWriter) present(it batch.Item, rec batch.Record) bool {
 	names := []string{rec.Path}
 	if w.saveLatents {
 		names = append(names, rec.Latents)
@@ -40,8 +41,8 @@ func (w *batchWriter) present(it pipeline.ManifestItem, rec pipeline.ResultRecor
 // write stores the latents (first) and the image, each atomically (temporary file, fsync, rename over
 // any earlier copy: a crash between writing the image and recording it leaves an image that the next run
 // redraws bit for bit).
-func (w *batchWriter) write(it pipeline.ManifestItem, out pipeline.ItemOutput) (pipeline.ItemFiles, error) {
-	var files pipeline.ItemFiles
+func (w *batchWriter) write(it batch.Item, out batch.ItemOutput) (batch.ItemFiles, error) {
+	var files batch.ItemFiles
 	w.removeStaleTemps(it.ID)
 	if w.saveLatents {
 		files.Latents = it.ID + ".safetensors"
@@ -77,7 +78,7 @@ func (w *batchWriter) removeStaleTemps(id string) {
 }
 
 // writeLatents writes the (noise, latent) coupling as safetensors: F32 [C, H, W] each.
-func (w *batchWriter) writeLatents(path string, it pipeline.ManifestItem, out pipeline.ItemOutput) error {
+func (w *batchWriter) writeLatents(path string, it batch.Item, out batch.ItemOutput) error {
 	return writeLatentsFile(path, w.model, out.Settings, latentsInfo{id: it.ID, seed: it.Seed, prompt: it.Prompt,
 		negative: it.NegativePrompt}, []int{out.C, out.H, out.W}, out.Noise, out.Latent)
 }
@@ -120,7 +121,7 @@ func newItemProgress(rep *reporter, total int) *itemProgress {
 	return p
 }
 
-func (p *itemProgress) item(ev pipeline.ItemProgress) {
+func (p *itemProgress) item(ev batch.Progress) {
 	if p.rep.quiet {
 		return
 	}

@@ -1,10 +1,11 @@
-package pipeline
+package batch
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rflowrt/rflow/pipeline"
 	"io"
 	"io/fs"
 	"os"
@@ -18,8 +19,8 @@ const (
 	StatusError = "error"
 )
 
-// ResultRecord is one line of a shard's results file: what happened to one item.
-type ResultRecord struct {
+// Record is one line of a shard's results file: what happened to one item.
+type Record struct {
 	ID     string `json:"id"`
 	Index  int    `json:"index"`
 	Status string `json:"status"` // StatusOK or StatusError
@@ -30,17 +31,17 @@ type ResultRecord struct {
 	Seed    uint64 `json:"seed"`
 	Prompt  string `json:"prompt"`
 	// Settings are the resolved settings of a run of this item alone (BatchSize 1, its seed).
-	Settings *Resolved     `json:"settings,omitempty"`
-	Timings  *ResultTiming `json:"timings,omitempty"`
+	Settings *pipeline.Resolved `json:"settings,omitempty"`
+	Timings  *RecordTiming      `json:"timings,omitempty"`
 	// Warnings are the item's warnings, e.g. a truncated prompt.
 	Warnings []string `json:"warnings,omitempty"`
 	// Time is when the record was written (RFC 3339).
 	Time string `json:"time"`
 }
 
-// ResultTiming is where an item's time went. The generation times are those of the whole batch the
+// RecordTiming is where an item's time went. The generation times are those of the whole batch the
 // item ran in (BatchSize items together).
-type ResultTiming struct {
+type RecordTiming struct {
 	BatchSize   int   `json:"batch_size"`
 	LoadMS      int64 `json:"load_ms"`
 	EncodeMS    int64 `json:"encode_ms"`
@@ -58,7 +59,7 @@ type ResultsLog struct {
 	mu   sync.Mutex
 	f    *os.File
 	path string
-	ok   map[string]ResultRecord
+	ok   map[string]Record
 }
 
 // OpenResultsLog opens (creating it and its folder if needed) the results file at path, reads the
@@ -71,7 +72,7 @@ func OpenResultsLog(path string) (*ResultsLog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("results log: %w", err)
 	}
-	l := &ResultsLog{f: f, path: path, ok: map[string]ResultRecord{}}
+	l := &ResultsLog{f: f, path: path, ok: map[string]Record{}}
 	if err := l.load(); err != nil {
 		f.Close()
 		return nil, err
@@ -107,13 +108,13 @@ func (l *ResultsLog) load() error {
 }
 
 // parseRecords parses complete JSON lines.
-func parseRecords(data []byte, name string) ([]ResultRecord, error) {
-	var recs []ResultRecord
+func parseRecords(data []byte, name string) ([]Record, error) {
+	var recs []Record
 	for n, line := range bytes.Split(data, []byte{'\n'}) {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		var r ResultRecord
+		var r Record
 		if err := json.Unmarshal(line, &r); err != nil {
 			return nil, fmt.Errorf("results log %s: line %d: %w", name, n+1, err)
 		}
@@ -123,7 +124,7 @@ func parseRecords(data []byte, name string) ([]ResultRecord, error) {
 }
 
 // ReadResults returns every complete record of a results file (a torn last line is ignored).
-func ReadResults(path string) ([]ResultRecord, error) {
+func ReadResults(path string) ([]Record, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("results log: %w", err)
@@ -132,7 +133,7 @@ func ReadResults(path string) ([]ResultRecord, error) {
 }
 
 // Succeeded returns the success record of an item, if the log has one.
-func (l *ResultsLog) Succeeded(id string) (ResultRecord, bool) {
+func (l *ResultsLog) Succeeded(id string) (Record, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r, ok := l.ok[id]
@@ -140,7 +141,7 @@ func (l *ResultsLog) Succeeded(id string) (ResultRecord, bool) {
 }
 
 // Append writes r as one line and fsyncs the file.
-func (l *ResultsLog) Append(r ResultRecord) error {
+func (l *ResultsLog) Append(r Record) error {
 	line, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("results log: %w", err)

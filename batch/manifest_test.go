@@ -1,4 +1,4 @@
-package pipeline
+package batch
 
 import (
 	"errors"
@@ -16,11 +16,11 @@ func TestParseManifestJSONL(t *testing.T) {
 {"prompt": "a dog", "width": 512, "height": 256, "cfg_scale": 4.5, "sampler": "heun", "negative_prompt": "blurry"}
 {"prompt": "a bird", "id": "bird", "guidance": 2, "flow_shift": 3, "scheduler": "karras"}
 `
-	items, err := ParseManifest(strings.NewReader(src), ManifestItem{Seed: 1000, Steps: 8, NegativePrompt: "ugly"})
+	items, err := ParseManifest(strings.NewReader(src), Item{Seed: 1000, Steps: 8, NegativePrompt: "ugly"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []ManifestItem{
+	want := []Item{
 		{ID: "cat-0", Index: 0, Prompt: "a cat", NegativePrompt: "ugly", Seed: 100, Steps: 5},
 		{ID: "cat-1", Index: 1, Prompt: "a cat", NegativePrompt: "ugly", Seed: 101, Steps: 5},
 		{ID: "cat-2", Index: 2, Prompt: "a cat", NegativePrompt: "ugly", Seed: 102, Steps: 5},
@@ -36,7 +36,7 @@ func TestParseManifestJSONL(t *testing.T) {
 
 func TestParseManifestText(t *testing.T) {
 	src := "a red circle\n\n# not a prompt\n  a blue square on white  \r\n{not json but not first}\n"
-	items, err := ParseManifest(strings.NewReader(src), ManifestItem{Seed: 5})
+	items, err := ParseManifest(strings.NewReader(src), Item{Seed: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestParseManifestText(t *testing.T) {
 		items[2].Prompt != "{not json but not first}" || items[1].ID != "item-000001" || items[2].Seed != 7 {
 		t.Fatalf("%+v", items)
 	}
-	empty, err := ParseManifest(strings.NewReader("\n# only comments\n"), ManifestItem{})
+	empty, err := ParseManifest(strings.NewReader("\n# only comments\n"), Item{})
 	if err != nil || len(empty) != 0 {
 		t.Fatalf("empty manifest: %v, %v", empty, err)
 	}
@@ -63,7 +63,7 @@ func TestParseManifestErrors(t *testing.T) {
 		{`{"prompt": "a", "seed": -1}`, "line 1: "},
 		{"{\"prompt\": \"a\"}\nplain text line", "line 2: "},
 	} {
-		_, err := ParseManifest(strings.NewReader(c.src), ManifestItem{})
+		_, err := ParseManifest(strings.NewReader(c.src), Item{})
 		if !errors.Is(err, ErrManifest) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: error %v, want one containing %q", c.src, err, c.want)
 		}
@@ -74,9 +74,9 @@ func TestParseManifestErrors(t *testing.T) {
 func TestShardsPartition(t *testing.T) {
 	for n := 1; n <= 7; n++ {
 		for length := 0; length <= 50; length++ {
-			items := make([]ManifestItem, length)
+			items := make([]Item, length)
 			for i := range items {
-				items[i] = ManifestItem{ID: fmt.Sprint(i), Index: i}
+				items[i] = Item{ID: fmt.Sprint(i), Index: i}
 			}
 			seen := make([]int, length)
 			for i := range n {
@@ -137,7 +137,7 @@ func TestResultsLogTornTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range []ResultRecord{{ID: "a", Status: StatusOK}, {ID: "b", Status: StatusError, Error: "boom"}} {
+	for _, r := range []Record{{ID: "a", Status: StatusOK}, {ID: "b", Status: StatusError, Error: "boom"}} {
 		if err := l.Append(r); err != nil {
 			t.Fatal(err)
 		}
@@ -156,7 +156,7 @@ func TestResultsLogTornTail(t *testing.T) {
 	if _, ok := l.Succeeded("b"); ok {
 		t.Error("failed b counts as succeeded")
 	}
-	if err := l.Append(ResultRecord{ID: "c", Status: StatusOK}); err != nil {
+	if err := l.Append(Record{ID: "c", Status: StatusOK}); err != nil {
 		t.Fatal(err)
 	}
 	l.Close()
@@ -173,7 +173,7 @@ func TestResultsLogTornTail(t *testing.T) {
 // A UTF-8 byte order mark (Windows editors write one) is not part of the first line.
 func TestParseManifestBOM(t *testing.T) {
 	for _, src := range []string{"\ufeff{\"prompt\": \"a cat\", \"id\": \"c\"}\n", "\ufeffa cat\n", "\ufeff[{\"prompt\": \"a cat\", \"id\": \"c\"}]"} {
-		items, err := ParseManifest(strings.NewReader(src), ManifestItem{})
+		items, err := ParseManifest(strings.NewReader(src), Item{})
 		if err != nil || len(items) != 1 || items[0].Prompt != "a cat" {
 			t.Errorf("%q: %+v, %v", src, items, err)
 		}
@@ -185,7 +185,7 @@ func TestParseManifestBOM(t *testing.T) {
 func TestParseManifestJSONArray(t *testing.T) {
 	lines := `{"prompt": "a cat", "id": "cat", "count": 2, "seed": 100}
 {"prompt": "a dog", "width": 512}`
-	want, err := ParseManifest(strings.NewReader(lines), ManifestItem{Seed: 7})
+	want, err := ParseManifest(strings.NewReader(lines), Item{Seed: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,16 +194,16 @@ func TestParseManifestJSONArray(t *testing.T) {
 		"# generated\n[\n  {\n    \"prompt\": \"a cat\", \"id\": \"cat\",\n    \"count\": 2, \"seed\": 100\n  },\n  {\"prompt\": \"a dog\", \"width\": 512}\n]\n",
 		"[" + strings.Repeat(" ", 5000) + `{"prompt": "a cat", "id": "cat", "count": 2, "seed": 100},{"prompt": "a dog", "width": 512}]`,
 	} {
-		items, err := ParseManifest(strings.NewReader(src), ManifestItem{Seed: 7})
+		items, err := ParseManifest(strings.NewReader(src), Item{Seed: 7})
 		if err != nil || fmt.Sprint(items) != fmt.Sprint(want) {
 			t.Errorf("%.60q: %+v, %v; want %+v", src, items, err, want)
 		}
 	}
-	if items, err := ParseManifest(strings.NewReader("[]"), ManifestItem{}); err != nil || len(items) != 0 {
+	if items, err := ParseManifest(strings.NewReader("[]"), Item{}); err != nil || len(items) != 0 {
 		t.Errorf("empty array: %v, %v", items, err)
 	}
 	// A prompt that starts with a bracket is still a prompt.
-	if items, err := ParseManifest(strings.NewReader("[cinematic] a cat\n"), ManifestItem{}); err != nil || len(items) != 1 ||
+	if items, err := ParseManifest(strings.NewReader("[cinematic] a cat\n"), Item{}); err != nil || len(items) != 1 ||
 		items[0].Prompt != "[cinematic] a cat" {
 		t.Errorf("bracketed prompt: %+v, %v", items, err)
 	}
@@ -215,7 +215,7 @@ func TestParseManifestJSONArray(t *testing.T) {
 		"[{\"prompt\": \"a\"}] {\"prompt\": \"b\"}":                              "text after the JSON array",
 		"[{\"prompt\": \"a\"},\n":                                                "line 2: ",
 	} {
-		_, err := ParseManifest(strings.NewReader(src), ManifestItem{})
+		_, err := ParseManifest(strings.NewReader(src), Item{})
 		if err == nil || !errors.Is(err, ErrManifest) || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want an error with %q", src, err, want)
 		}
@@ -226,7 +226,7 @@ func TestParseManifestJSONArray(t *testing.T) {
 func TestParseManifestSamplerAliases(t *testing.T) {
 	items, err := ParseManifest(strings.NewReader(`{"prompt": "a", "sampler": "Euler a"}
 {"prompt": "b", "sampler": "dpm++2m"}
-{"prompt": "c", "sampler": "nope"}`), ManifestItem{Sampler: "heun"})
+{"prompt": "c", "sampler": "nope"}`), Item{Sampler: "heun"})
 	if err != nil {
 		t.Fatal(err)
 	}

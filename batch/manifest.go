@@ -1,4 +1,4 @@
-package pipeline
+package batch
 
 import (
 	"bufio"
@@ -14,10 +14,10 @@ import (
 	"github.com/rflowrt/rflow/scheduler"
 )
 
-// ManifestItem is one image of a batch manifest, expanded: a stable ID, its index in the manifest's
+// Item is one image of a batch manifest, expanded: a stable ID, its index in the manifest's
 // item list (which decides its shard) and the settings it overrides. Zero numeric settings and empty
 // names take the batch defaults (and, below them, the model's).
-type ManifestItem struct {
+type Item struct {
 	ID    string
 	Index int
 	// Prompt and NegativePrompt are the texts; Seed the item's seed (always set after expansion).
@@ -69,7 +69,7 @@ var itemIDPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`)
 // their index. Items without a seed get defaults.Seed + their index, so the same manifest and flags
 // always give the same images whatever the sharding. defaults supplies the negative prompt and seed
 // base; other zero settings stay zero (the run's defaults apply).
-func ParseManifest(r io.Reader, defaults ManifestItem) ([]ManifestItem, error) {
+func ParseManifest(r io.Reader, defaults Item) ([]Item, error) {
 	br := bufio.NewReaderSize(r, manifestPeek)
 	if b, err := br.Peek(len(utf8BOM)); err == nil && bytes.Equal(b, utf8BOM) {
 		_, _ = br.Discard(len(utf8BOM))
@@ -122,8 +122,8 @@ func startsJSONArray(text string) bool {
 
 // manifestReader accumulates the items of one manifest.
 type manifestReader struct {
-	defaults ManifestItem
-	items    []ManifestItem
+	defaults Item
+	items    []Item
 	ids      map[string]int
 	jsonl    bool
 }
@@ -143,7 +143,7 @@ func (m *manifestReader) addLine(text string, line int) error {
 }
 
 // readLines reads a JSONL or text manifest from line first on; its first significant line tells which.
-func (m *manifestReader) readLines(r io.Reader, first int) ([]ManifestItem, error) {
+func (m *manifestReader) readLines(r io.Reader, first int) ([]Item, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), maxManifestLine)
 	decided := false
@@ -167,7 +167,7 @@ func (m *manifestReader) readLines(r io.Reader, first int) ([]ManifestItem, erro
 
 // readArray reads a manifest that is one JSON array of objects; r starts with the array's first
 // line, line first. Errors name the line where the object starts.
-func (m *manifestReader) readArray(r io.Reader, first int) ([]ManifestItem, error) {
+func (m *manifestReader) readArray(r io.Reader, first int) ([]Item, error) {
 	lines := &newlineIndex{r: r}
 	lineAt := func(off int64) int {
 		n, _ := slices.BinarySearch(lines.at, off)
@@ -250,7 +250,7 @@ func decodeEntry(text string, line int) (manifestEntry, error) {
 }
 
 // expandEntry appends the items of one entry.
-func expandEntry(items []ManifestItem, e manifestEntry, d ManifestItem, line int, ids map[string]int) ([]ManifestItem, error) {
+func expandEntry(items []Item, e manifestEntry, d Item, line int, ids map[string]int) ([]Item, error) {
 	count := 1
 	if e.Count != nil {
 		count = *e.Count
@@ -288,7 +288,7 @@ func expandEntry(items []ManifestItem, e manifestEntry, d ManifestItem, line int
 }
 
 // entryItem applies an entry's fields over the defaults.
-func entryItem(e manifestEntry, d ManifestItem) ManifestItem {
+func entryItem(e manifestEntry, d Item) Item {
 	it := d
 	set := func(dst *string, v *string) {
 		if v != nil {

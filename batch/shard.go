@@ -1,4 +1,4 @@
-package pipeline
+package batch
 
 import (
 	"errors"
@@ -103,8 +103,8 @@ func ShardFromEnv(count int, getenv func(string) string) (Shard, error) {
 }
 
 // Select returns the items of shard s: those whose Index mod Count is s.Index, in order.
-func (s Shard) Select(items []ManifestItem) []ManifestItem {
-	var out []ManifestItem
+func (s Shard) Select(items []Item) []Item {
+	var out []Item
 	for _, it := range items {
 		if it.Index%s.Count == s.Index {
 			out = append(out, it)

@@ -1,30 +1,38 @@
-package pipeline
+package batch
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rflowrt/rflow/pipeline"
 	"image"
 	"time"
 )
 
-// BatchOptions configure RunBatch.
-type BatchOptions struct {
+// Generator draws images: a *pipeline.Pipeline (tests substitute their own).
+type Generator interface {
+	Generate(ctx context.Context, r pipeline.Request, onEvent func(pipeline.Event)) (pipeline.Result, error)
+}
+
+// Options configure Run.
+type Options struct {
+	// Model is the generator's model; its VAE config gives the latents' shape.
+	Model *pipeline.Model
 	// Base holds the settings every item shares (RNG, MaxSequenceLength, ClipSkip, TrueCFGScale,
 	// VAETiling, …); each item's prompt, seed and settings replace Base's.
-	Base Request
+	Base pipeline.Request
 	// BatchSize is the most items drawn in one transformer batch (0 → 1). Items are grouped by equal
 	// size and settings; only items of one group share a batch.
 	BatchSize int
 	// Present reports whether an item's files (as its success record names them) still exist; an item
 	// counts as finished only when the log records its success and Present agrees. nil: the record
 	// alone decides.
-	Present func(ManifestItem, ResultRecord) bool
+	Present func(Item, Record) bool
 	// Write stores an item's outputs (durably, e.g. temp file + rename) and returns the names to
 	// record. It runs before the success record is appended.
-	Write func(ManifestItem, ItemOutput) (ItemFiles, error)
+	Write func(Item, ItemOutput) (ItemFiles, error)
 	// OnItem, if set, sees every item as it is skipped, finished or failed.
-	OnItem func(ItemProgress)
+	OnItem func(Progress)
 }
 
 // ItemOutput is one generated item.
@@ -34,8 +42,8 @@ type ItemOutput struct {
 	Noise, Latent []float32
 	C, H, W       int
 	// Settings are those of a run of this item alone (its seed, BatchSize 1).
-	Settings Resolved
-	Timings  Timings
+	Settings pipeline.Resolved
+	Timings  pipeline.Timings
 	// BatchSize is the number of items of the batch it ran in.
 	BatchSize int
 	// Warnings are the run's warnings about this item (Result.Warnings), e.g. a truncated prompt.
@@ -45,9 +53,9 @@ type ItemOutput struct {
 // ItemFiles are the file names Write recorded, relative to the output folder.
 type ItemFiles struct{ Image, Latents string }
 
-// ItemProgress reports one item.
-type ItemProgress struct {
-	Item   ManifestItem
+// Progress reports one item.
+type Progress struct {
+	Item   Item
 	Status string // StatusOK, StatusError or "skipped" (finished before)
 	Err    error
 	// Warnings are the item's warnings (finished items only), e.g. a truncated prompt.
@@ -56,11 +64,11 @@ type ItemProgress struct {
 	Done, Total int
 }
 
-// StatusSkipped is ItemProgress.Status for an item finished by an earlier run.
+// StatusSkipped is Progress.Status for an item finished by an earlier run.
 const StatusSkipped = "skipped"
 
-// BatchSummary counts a RunBatch's items.
-type BatchSummary struct {
+// Summary counts a Run's items.
+type Summary struct {
 	Items, Skipped, Succeeded, Failed int
 }
 
@@ -72,33 +80,36 @@ type groupKey struct {
 	sampler, scheduler   string
 }
 
-func keyOf(it ManifestItem) groupKey {
+func keyOf(it Item) groupKey {
 	return groupKey{it.NegativePrompt, it.Steps, it.Width, it.Height, it.CFGScale, it.Guidance, it.FlowShift, it.Sampler, it.Scheduler}
 }
 
-// batchRun is one RunBatch in progress.
-type batchRun struct {
-	p   *Pipeline
+// run is one Run in progress.
+type runner struct {
+	p   Generator
 	log *ResultsLog
-	o   BatchOptions
-	sum BatchSummary
+	o   Options
+	sum Summary
 }
 
-// RunBatch generates every item not yet finished according to log (and o.Present), in batches of
+// Run generates every item not yet finished according to log (and o.Present), in batches of
 // items with equal settings, and appends a record per item to log after its files are written. A
 // failed item is recorded and the run goes on (a failed batch of several items is retried item by
 // item). The error is non-nil only when the run cannot go on: ctx was cancelled or the log cannot
 // be written; the summary counts what happened until then.
-func RunBatch(ctx context.Context, p *Pipeline, items []ManifestItem, log *ResultsLog, o BatchOptions) (BatchSummary, error) {
+func Run(ctx context.Context, p Generator, items []Item, log *ResultsLog, o Options) (Summary, error) {
 	if o.BatchSize < 1 {
 		o.BatchSize = 1
 	}
 	if o.Write == nil {
-		return BatchSummary{}, errors.New("pipeline: RunBatch needs a Write function")
+		return Summary{}, errors.New("batch: Run needs a Write function")
 	}
-	b := &batchRun{p: p, log: log, o: o, sum: BatchSummary{Items: len(items)}}
+	if o.Model == nil {
+		return Summary{}, errors.New("batch: Run needs the Model")
+	}
+	b := &runner{p: p, log: log, o: o, sum: Summary{Items: len(items)}}
 	var order []groupKey
-	groups := map[groupKey][]ManifestItem{}
+	groups := map[groupKey][]Item{}
 	for _, it := range items {
 		if rec, ok := log.Succeeded(it.ID); ok && (o.Present == nil || o.Present(it, rec)) {
 			b.sum.Skipped++
@@ -125,29 +136,29 @@ func RunBatch(ctx context.Context, p *Pipeline, items []ManifestItem, log *Resul
 }
 
 // report calls OnItem.
-func (b *batchRun) report(it ManifestItem, status string, err error, warnings ...string) {
+func (b *runner) report(it Item, status string, err error, warnings ...string) {
 	if b.o.OnItem != nil {
 		s := b.sum
-		b.o.OnItem(ItemProgress{Item: it, Status: status, Err: err, Warnings: warnings, Done: s.Skipped + s.Succeeded + s.Failed,
+		b.o.OnItem(Progress{Item: it, Status: status, Err: err, Warnings: warnings, Done: s.Skipped + s.Succeeded + s.Failed,
 			Total: s.Items})
 	}
 }
 
 // request is Base with a chunk's shared settings and items.
-func (b *batchRun) request(chunk []ManifestItem) Request {
+func (b *runner) request(chunk []Item) pipeline.Request {
 	r := b.o.Base
 	it := chunk[0]
 	r.NegativePrompt, r.Steps, r.Width, r.Height = it.NegativePrompt, it.Steps, it.Width, it.Height
 	r.CFGScale, r.Guidance, r.FlowShift, r.Sampler, r.Scheduler = it.CFGScale, it.Guidance, it.FlowShift, it.Sampler, it.Scheduler
 	r.BatchSize, r.Items = 0, nil
 	for _, it := range chunk {
-		r.Items = append(r.Items, BatchItem{Prompt: it.Prompt, Seed: it.Seed})
+		r.Items = append(r.Items, pipeline.BatchItem{Prompt: it.Prompt, Seed: it.Seed})
 	}
 	return r
 }
 
 // runChunk generates one batch and records its items.
-func (b *batchRun) runChunk(ctx context.Context, chunk []ManifestItem) error {
+func (b *runner) runChunk(ctx context.Context, chunk []Item) error {
 	res, err := b.p.Generate(ctx, b.request(chunk), nil)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -155,7 +166,7 @@ func (b *batchRun) runChunk(ctx context.Context, chunk []ManifestItem) error {
 		}
 		if len(chunk) > 1 { // find the item at fault; the others may still draw
 			for _, it := range chunk {
-				if err := b.runChunk(ctx, []ManifestItem{it}); err != nil {
+				if err := b.runChunk(ctx, []Item{it}); err != nil {
 					return err
 				}
 			}
@@ -164,8 +175,8 @@ func (b *batchRun) runChunk(ctx context.Context, chunk []ManifestItem) error {
 		return b.fail(chunk[0], err, nil)
 	}
 	per := len(res.Latents) / len(chunk)
-	c := b.p.m.VAE.LatentChannels
-	h, w := res.Settings.Height/b.p.m.VAE.ScaleFactor, res.Settings.Width/b.p.m.VAE.ScaleFactor
+	c := b.o.Model.VAE.LatentChannels
+	h, w := res.Settings.Height/b.o.Model.VAE.ScaleFactor, res.Settings.Width/b.o.Model.VAE.ScaleFactor
 	for i, it := range chunk {
 		s := res.Settings
 		s.Seed, s.BatchSize, s.BatchMode = it.Seed, 1, "one-generator"
@@ -179,7 +190,7 @@ func (b *batchRun) runChunk(ctx context.Context, chunk []ManifestItem) error {
 }
 
 // finish writes an item's files and appends its record.
-func (b *batchRun) finish(it ManifestItem, out ItemOutput) error {
+func (b *runner) finish(it Item, out ItemOutput) error {
 	start := time.Now()
 	files, err := b.o.Write(it, out)
 	if err != nil {
@@ -187,9 +198,9 @@ func (b *batchRun) finish(it ManifestItem, out ItemOutput) error {
 	}
 	tm := out.Timings
 	ms := func(d time.Duration) int64 { return d.Milliseconds() }
-	rec := ResultRecord{ID: it.ID, Index: it.Index, Status: StatusOK, Path: files.Image, Latents: files.Latents,
+	rec := Record{ID: it.ID, Index: it.Index, Status: StatusOK, Path: files.Image, Latents: files.Latents,
 		Seed: it.Seed, Prompt: it.Prompt, Settings: &out.Settings, Warnings: out.Warnings, Time: time.Now().UTC().Format(time.RFC3339Nano),
-		Timings: &ResultTiming{BatchSize: out.BatchSize, LoadMS: ms(tm.Load), EncodeMS: ms(tm.Tokenize + tm.Encode),
+		Timings: &RecordTiming{BatchSize: out.BatchSize, LoadMS: ms(tm.Load), EncodeMS: ms(tm.Tokenize + tm.Encode),
 			DenoiseMS: ms(tm.Denoise), DecodeMS: ms(tm.Decode), GenerateMS: ms(tm.Total), WriteMS: ms(time.Since(start)),
 			PeakRSSByte: tm.PeakRSSBytes}}
 	if err := b.log.Append(rec); err != nil {
@@ -201,8 +212,8 @@ func (b *batchRun) finish(it ManifestItem, out ItemOutput) error {
 }
 
 // fail appends an error record for an item.
-func (b *batchRun) fail(it ManifestItem, cause error, out *ItemOutput) error {
-	rec := ResultRecord{ID: it.ID, Index: it.Index, Status: StatusError, Error: cause.Error(), Seed: it.Seed,
+func (b *runner) fail(it Item, cause error, out *ItemOutput) error {
+	rec := Record{ID: it.ID, Index: it.Index, Status: StatusError, Error: cause.Error(), Seed: it.Seed,
 		Prompt: it.Prompt, Time: time.Now().UTC().Format(time.RFC3339Nano)}
 	if out != nil {
 		rec.Settings = &out.Settings
@@ -213,4 +224,15 @@ func (b *batchRun) fail(it ManifestItem, cause error, out *ItemOutput) error {
 	b.sum.Failed++
 	b.report(it, StatusError, cause)
 	return nil
+}
+
+// itemWarnings are the messages of the warnings about item i or the whole request.
+func itemWarnings(ws []pipeline.Warning, i int) []string {
+	var out []string
+	for _, w := range ws {
+		if w.Item == i || w.Item < 0 {
+			out = append(out, w.Message)
+		}
+	}
+	return out
 }
