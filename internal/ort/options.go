@@ -54,7 +54,7 @@ const (
 )
 
 // SessionOptions configure one session. The zero value runs on the CPU with one intra-op thread per
-// core, ORT's default spinning and all graph optimizations, and no optimized-graph cache.
+// core, no spinning, all graph optimizations and no optimized-graph cache.
 type SessionOptions struct {
 	// Provider is the execution provider; "" is cpu. The CPU provider is always appended last, so
 	// nodes another provider cannot run still run.
@@ -65,15 +65,33 @@ type SessionOptions struct {
 	GPUMemLimit int64
 	// IntraOpThreads is the number of threads one operator may use; 0 means runtime.NumCPU().
 	IntraOpThreads int
-	// NoSpinning stops idle intra-op threads from spinning: less CPU burnt between Runs on a shared
-	// machine, slightly more latency for short Runs. Tests set it.
+	// Spinning lets idle intra-op and inter-op threads spin, waiting for work, instead of sleeping.
+	// It is off by default: on the bench SD3 transformer it burnt ~40 % more CPU for no wall-time gain
+	// (turn2-findings §3), and on a shared machine that CPU is taken from other work.
+	Spinning bool
+	// NoSpinning is kept for callers written when spinning was ORT's default; spinning is now off
+	// unless Spinning is set, and NoSpinning wins over Spinning.
 	NoSpinning bool
+	// LowMem trades a little speed for memory: ORT's memory pattern (buffers planned for the largest
+	// shapes seen, kept between Runs) is off, and so is the CPU arena when NoArena says so. See
+	// LowMemOptions for what the CLI's --low-mem sets.
+	LowMem bool
+	// NoArena turns ORT's CPU memory arena off: freed buffers go back to the system at once.
+	NoArena bool
+	// ProfilePrefix, when set, turns on ORT's per-operator profiler; the JSON trace is written to
+	// <ProfilePrefix>_<date>.json when the session is closed.
+	ProfilePrefix string
 	// OptLevel is the graph optimization level (zero value: all).
 	OptLevel OptLevel
 	// CacheDir, when set, keeps ORT's optimized graph on disk keyed by model hash, ORT version,
 	// provider, optimization level and CPU, so the next load of the same model skips optimization.
 	// For tensorrt it holds TensorRT's engine cache instead.
 	CacheDir string
+	// CacheMaxBytes bounds CacheDir: after an entry is written the least recently used entries are
+	// removed until the rest fit. 0 means DefaultCacheMaxBytes, a negative value no bound. A model
+	// that keeps its weights in external data files, or is larger than half the
+	// bound, is not cached at all: its entry would be a second copy of its weights.
+	CacheMaxBytes int64
 	// Outputs names the outputs to compute, in order; nil computes all of the model's outputs.
 	Outputs []string
 }
@@ -118,9 +136,28 @@ func configureOptions(so *ortgo.SessionOptions, o SessionOptions) error {
 	if err := so.SetIntraOpNumThreads(threads); err != nil {
 		return fmt.Errorf("intra-op threads: %w", err)
 	}
-	if o.NoSpinning {
-		if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+	spin := "0"
+	if o.Spinning && !o.NoSpinning {
+		spin = "1"
+	}
+	for _, k := range []string{"session.intra_op.allow_spinning", "session.inter_op.allow_spinning"} {
+		if err := so.AddSessionConfigEntry(k, spin); err != nil {
 			return fmt.Errorf("spinning: %w", err)
+		}
+	}
+	if o.LowMem {
+		if err := so.SetMemPattern(false); err != nil {
+			return fmt.Errorf("memory pattern: %w", err)
+		}
+	}
+	if o.NoArena {
+		if err := so.SetCpuMemArena(false); err != nil {
+			return fmt.Errorf("cpu arena: %w", err)
+		}
+	}
+	if o.ProfilePrefix != "" {
+		if err := so.EnableProfiling(o.ProfilePrefix); err != nil {
+			return fmt.Errorf("profiling: %w", err)
 		}
 	}
 	if err := so.SetGraphOptimizationLevel(ortLevel(o.OptLevel)); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 
@@ -103,7 +104,7 @@ func NewSession(ctx context.Context, path string, o SessionOptions) (*Session, e
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	key := ""
-	if cacheable(o) {
+	if cacheable(o) && worthCaching(info, modelSize(path, filepath.Dir(path), info), o) {
 		if key, err = fileCacheKey(path, info, o); err != nil {
 			return nil, fmt.Errorf("load %s: optimized-graph cache: %w", path, err)
 		}
@@ -133,7 +134,7 @@ func NewSessionFromBytes(ctx context.Context, name string, data []byte, external
 		return nil, fmt.Errorf("load %s: the model keeps weights in external data files %v; give the directory that holds them", name, info.ExternalFiles)
 	}
 	key := ""
-	if cacheable(o) {
+	if cacheable(o) && worthCaching(info, int64(len(data))+modelSize("", externalDataDir, info), o) {
 		key = bytesCacheKey(data, externalDataDir, info, o)
 	}
 	return newSession(ctx, name, info, o, key, func(so *ortgo.SessionOptions, in, out []string, cachedPath string) (*ortgo.DynamicAdvancedSession, error) {
@@ -151,6 +152,23 @@ func NewSessionFromBytes(ctx context.Context, name string, data []byte, external
 		}
 		return ortgo.NewDynamicAdvancedSessionWithONNXData(data, in, out, so)
 	})
+}
+
+// modelSize is the size of the model file at path ("" for none) plus its external data files in dir;
+// files that cannot be read count nothing (loading reports them).
+func modelSize(path, dir string, info *onnx.Info) int64 {
+	var n int64
+	if path != "" {
+		if fi, err := os.Stat(path); err == nil {
+			n += fi.Size()
+		}
+	}
+	for _, ext := range info.ExternalFiles {
+		if fi, err := os.Stat(filepath.Join(dir, ext)); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
 }
 
 type loadFunc func(so *ortgo.SessionOptions, inputs, outputs []string, cachedPath string) (*ortgo.DynamicAdvancedSession, error)
@@ -174,7 +192,7 @@ func newSession(ctx context.Context, name string, info *onnx.Info, o SessionOpti
 	}
 	defer so.Destroy()
 	if cacheKey != "" {
-		s.sess, s.cached, err = loadCached(o.CacheDir, cacheKey, o.OptLevel, so, inNames, outNames, load)
+		s.sess, s.cached, err = loadCached(o.CacheDir, cacheKey, cacheLimit(o), o.OptLevel, so, inNames, outNames, load)
 	} else {
 		s.sess, err = load(so, inNames, outNames, "")
 	}

@@ -3,6 +3,7 @@ package ort_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -480,6 +481,107 @@ func TestOptimizedGraphCache(t *testing.T) {
 		t.Fatalf("changed model: FromCache=%v err=%v, want a miss", s != nil && s.FromCache(), err)
 	}
 	s.Close()
+}
+
+// TestCacheKeepsNoWeightCopy: a model with external data is never written to the cache (the entry
+// would be a second copy of its weights), nor one above half the bound; both still load.
+func TestCacheKeepsNoWeightCopy(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	const in, out = 64, 48
+	w, bias := randn(r, in*out), randn(r, out)
+	x, x2 := randn(r, in), randn(r, out)
+	want := mlpRef(x, x2, w, bias, 1, in, out)
+	for _, c := range []struct {
+		name     string
+		external bool
+		limit    int64
+	}{
+		{"external-data", true, 0},
+		{"over-half-the-bound", false, 8 << 10},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "model.onnx")
+			wo := onnx.WriteOptions{ExternalData: c.external, DataName: "model.onnx_data"}
+			if err := mlpModel(w, bias, in, out, onnx.Float).WriteFile(path, wo); err != nil {
+				t.Fatal(err)
+			}
+			o := orttest.Options()
+			o.CacheDir, o.CacheMaxBytes = filepath.Join(dir, "cache"), c.limit
+			for range 2 {
+				s, err := ort.NewSession(context.Background(), path, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if s.FromCache() {
+					t.Fatal("loaded from the cache")
+				}
+				if d := maxDiff(runMLP(t, s, x, x2, 1, in, out), want); d > 1e-6 {
+					t.Fatalf("max diff %g", d)
+				}
+				s.Close()
+			}
+			if entries, _ := os.ReadDir(o.CacheDir); len(entries) != 0 {
+				t.Fatalf("cache holds %d entries, want none", len(entries))
+			}
+		})
+	}
+}
+
+// TestCacheBoundEvicts: with a bound that holds two entries, loading three models keeps the two most
+// recently used (a hit counts as a use).
+func TestCacheBoundEvicts(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	const in, out = 16, 16
+	dir := t.TempDir()
+	o := orttest.Options()
+	o.CacheDir = filepath.Join(dir, "cache")
+	paths := make([]string, 3)
+	for i := range paths {
+		paths[i] = filepath.Join(dir, fmt.Sprintf("m%d", i), "model.onnx")
+		_ = os.MkdirAll(filepath.Dir(paths[i]), 0o755)
+		if err := mlpModel(randn(r, in*out), randn(r, out), in, out, onnx.Float).WriteFile(paths[i], onnx.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := func(i int) bool {
+		t.Helper()
+		s, err := ort.NewSession(context.Background(), paths[i], o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		return s.FromCache()
+	}
+	load(0)
+	entries, _ := os.ReadDir(o.CacheDir)
+	if len(entries) != 1 {
+		t.Fatalf("%d entries after one load", len(entries))
+	}
+	entrySize := int64(0)
+	_ = filepath.WalkDir(filepath.Join(o.CacheDir, entries[0].Name()), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			fi, _ := d.Info()
+			entrySize += fi.Size()
+		}
+		return nil
+	})
+	// Room for two entries, not three; each model is below half of it.
+	o.CacheMaxBytes = entrySize * 5 / 2
+	time.Sleep(10 * time.Millisecond) // distinct modification times
+	load(1)
+	time.Sleep(10 * time.Millisecond)
+	if !load(0) { // a hit: model 0 becomes the most recently used
+		t.Fatal("model 0: want a cache hit")
+	}
+	time.Sleep(10 * time.Millisecond)
+	load(2) // over the bound: model 1, the least recently used, goes
+	if !load(0) || !load(2) {
+		t.Fatal("models 0 and 2 should still be cached")
+	}
+	if load(1) {
+		t.Fatal("model 1 should have been evicted")
+	}
 }
 
 // slowModel chains n size×size MatMuls (by the identity): at 512, tens of milliseconds each on one
