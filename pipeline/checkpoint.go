@@ -10,6 +10,7 @@ import (
 	"github.com/rflowrt/rflow/internal/compiler"
 	"github.com/rflowrt/rflow/internal/compiler/arch"
 	"github.com/rflowrt/rflow/internal/compiler/checkpoint"
+	"github.com/rflowrt/rflow/internal/compiler/lora"
 )
 
 // CheckpointSource names a checkpoint as people download it: Model is a diffusers folder of
@@ -24,6 +25,25 @@ type CheckpointSource struct {
 	// diffusers' from_single_file(config=…) does. Released models need none; a model whose head counts,
 	// rope axes or VAE norm groups differ from theirs does, since shapes cannot tell them.
 	Config string
+	// LoRAs are merged into the weights as they are compiled (kohya, diffusers/PEFT, BFL/ComfyUI or SAI
+	// key formats; LoHa and LoKr too). The compiled-model cache keys on each file's identity and weight.
+	LoRAs []LoRA
+}
+
+// LoRA is one LoRA file at a weight: W' = W + Weight·(α/r)·up·down, summed over the LoRAs.
+type LoRA = compiler.LoRA
+
+// AppliedLoRA is a LoRA merged into a compiled model (Model.LoRAs).
+type AppliedLoRA struct {
+	// Name is the file's base name without its extension (A1111's LoRA name).
+	Name, Path string
+	Weight     float64
+	// Modules is how many modules it patched, in Components ("transformer", "clip_l", "clip_g", "t5").
+	Modules    int
+	Components []string
+	// Hash is A1111's LoRA hash: the trainer's sshs_model_hash, else the SHA-256 of the file's tensor data
+	// (everything after the safetensors header); "Lora hashes" shows its first 12 characters.
+	Hash string
 }
 
 // CompileOptions configure how a checkpoint becomes the ONNX folder the pipeline runs.
@@ -89,6 +109,14 @@ func OpenCheckpoint(ctx context.Context, src CheckpointSource, o CompileOptions)
 	}
 	m.Name = strings.TrimSuffix(filepath.Base(filepath.Clean(src.Model)), filepath.Ext(src.Model))
 	m.Compiled = true
+	for _, a := range c.LoRAs {
+		h, err := lora.Hash(a.Path)
+		if err != nil {
+			return nil, err
+		}
+		m.LoRAs = append(m.LoRAs, AppliedLoRA{Name: a.Name, Path: a.Path, Weight: a.Weight, Modules: a.Modules,
+			Components: a.Components, Hash: h})
+	}
 	return m, nil
 }
 

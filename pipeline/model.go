@@ -89,6 +89,8 @@ type Model struct {
 	// Compiled marks a folder rflow compiled from a checkpoint (OpenCheckpoint): its sessions skip ONNX
 	// Runtime's optimized-graph cache, which would keep a second full copy of the weights on disk.
 	Compiled bool
+	// LoRAs are the LoRAs merged into a compiled model's weights (OpenCheckpoint with CheckpointSource.LoRAs).
+	LoRAs []AppliedLoRA
 }
 
 // Has reports whether the folder has the component (e.g. "text_encoder_3", "vae_encoder").

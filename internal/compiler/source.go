@@ -17,6 +17,7 @@ import (
 
 	"github.com/rflowrt/rflow/internal/compiler/arch"
 	"github.com/rflowrt/rflow/internal/compiler/checkpoint"
+	"github.com/rflowrt/rflow/internal/compiler/lora"
 )
 
 // Source is what the user named: Model is a diffusers checkpoint folder or a .safetensors file (also a
@@ -29,6 +30,8 @@ type Source struct {
 	// diffusers' from_single_file(config=…) does: for models whose head counts, rope axes or norm groups
 	// differ from the released models' (shapes cannot tell them).
 	Config string
+	// LoRAs are merged into the weights, in order, as they stream (see Checkpoint.LoRAs).
+	LoRAs []LoRA
 }
 
 // roleName is how errors name a component file.
@@ -80,8 +83,11 @@ type Checkpoint struct {
 	// scheduler config and tokenizer folders are used as they are.
 	Folder string
 	// Notes are things the user should know (a file that replaced a bundled component, …).
-	Notes     []string
+	Notes []string
+	// LoRAs are the LoRAs merged into the weights and what each patched.
+	LoRAs     []AppliedLoRA
 	files     []tensorFile
+	loras     []*lora.File
 	configDir string
 }
 
@@ -92,6 +98,7 @@ func (c *Checkpoint) Close() error {
 		errs = append(errs, f.Close())
 	}
 	c.files = nil
+	errs = append(errs, c.closeLoRAs())
 	return errors.Join(errs...)
 }
 
@@ -158,6 +165,9 @@ func Open(src Source) (*Checkpoint, error) {
 		}
 	}
 	if err := c.resolveFamily(); err != nil {
+		return nil, err
+	}
+	if err := c.applyLoRAs(src.LoRAs); err != nil {
 		return nil, err
 	}
 	ok = true

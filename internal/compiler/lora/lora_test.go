@@ -246,7 +246,9 @@ func TestClosedForm(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := m.Wrap(checkpoint.RoleTransformer, constWeights{})
-	delta := func(r, c int) float64 { return float64(up[2*r])*float64(down[c]) + float64(up[2*r+1])*float64(down[width+c]) }
+	delta := func(r, c int) float64 {
+		return float64(up[2*r])*float64(down[c]) + float64(up[2*r+1])*float64(down[width+c])
+	}
 	check := func(param string, n int, first int, scale float64, swap bool) {
 		v, err := w.Float32(param, []int64{int64(n), width})
 		if err != nil {
