@@ -1,0 +1,367 @@
+package exportquant
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/rflowrt/rflow/internal/onnx"
+)
+
+// fuseAttention rewrites g's attention patterns — on split heads q, k, v [B, heads, S, d]:
+//
+//	MatMul(q·a, Transpose(k, 0,1,3,2)·b) (·c or ÷c) → Softmax(last axis) → MatMul(·, v)
+//
+// with a, b, c float32 scalar constants (torch's exporter writes the scale after the MatMul, or as
+// √scale on both q and kᵀ for scaled_dot_product_attention) — into com.microsoft MultiHeadAttention,
+// which ONNX Runtime's CPU kernel runs as flash attention without the [S_q, S_k] probabilities. The
+// head count is read from the Reshape that split the heads ([.., .., heads, d] with heads a
+// constant). Attention with a mask or bias added to the scores is left as it is (the fused kernel
+// would take its non-flash path anyway). It returns the number of patterns fused.
+func fuseAttention(g *onnx.Graph) (int, error) {
+	x := indexGraph(g)
+	f := fuser{g: g, x: x, names: map[string]bool{}}
+	for name := range x.producer {
+		f.names[name] = true
+	}
+	for _, t := range g.Initializers {
+		f.names[t.Name] = true
+	}
+	for _, v := range g.Inputs {
+		f.names[v.Name] = true
+	}
+	// New nodes replace the final MatMul in place (every value they read is defined before it); the
+	// nodes of the old pattern that become unused are removed afterwards.
+	replace := map[int][]onnx.Node{}
+	drop := map[int]bool{}
+	fused := 0
+	for i := range g.Nodes {
+		p, ok := f.match(i)
+		if !ok || drop[i] {
+			continue
+		}
+		replace[i] = f.emit(p)
+		if p.outMerged != "" {
+			drop[x.consumers[p.out][0]] = true // its output is now defined by the new nodes
+		}
+		fused++
+	}
+	if fused == 0 {
+		return 0, nil
+	}
+	out := make([]onnx.Node, 0, len(g.Nodes)+4*fused)
+	for i, n := range g.Nodes {
+		if r, ok := replace[i]; ok {
+			out = append(out, r...)
+		} else if !drop[i] {
+			out = append(out, n)
+		}
+	}
+	g.Nodes = out
+	g.Initializers = append(g.Initializers, f.added...)
+	return fused, nil
+}
+
+type fuser struct {
+	g     *onnx.Graph
+	x     *graphIndex
+	names map[string]bool
+	added []onnx.Tensor
+	seq   int
+}
+
+// attention is one matched pattern.
+type attention struct {
+	q, k, v   string // [B, heads, S, d]
+	heads     int64
+	scale     float32
+	out       string // the output to define: [B, heads, S_q, d]
+	outMerged string // when set, the [B, S_q, heads·d] value the pattern's consumers merged heads into
+	name      string
+}
+
+// producerOf returns the node defining name, if a node does.
+func (f *fuser) producerOf(name string) (*onnx.Node, bool) {
+	i, ok := f.x.producer[name]
+	if !ok {
+		return nil, false
+	}
+	return &f.g.Nodes[i], true
+}
+
+// only reports whether name is used by exactly one node and is not a graph output.
+func (f *fuser) only(name string) bool {
+	return len(f.x.consumers[name]) == 1 && !f.x.outputs[name]
+}
+
+// scalar returns the value of a float32 scalar (or one-element) constant: an initializer or a
+// Constant node's value.
+func (f *fuser) scalar(name string) (float32, bool) {
+	var t *onnx.Tensor
+	if c, ok := f.x.constTensor(f.g, name); ok {
+		t = c
+	} else if n, ok := f.producerOf(name); ok && n.OpType == "Constant" && n.Domain == "" {
+		for _, a := range n.Attrs {
+			if a.Name == "value" && a.T != nil {
+				t = a.T
+			}
+		}
+	}
+	if t == nil || t.Type != onnx.Float || t.RawSize() != 4 {
+		return 0, false
+	}
+	v, err := t.Float32s()
+	if err != nil || len(v) != 1 {
+		return 0, false
+	}
+	return v[0], true
+}
+
+// scaled strips a multiplication or division by a float32 scalar constant used only here: it returns
+// the unscaled value and the factor (1 when there is none). found counts the constants stripped.
+func (f *fuser) scaled(name string, found *int) (string, float32) {
+	n, ok := f.producerOf(name)
+	if !ok || n.Domain != "" || len(n.Inputs) != 2 || !f.only(name) {
+		return name, 1
+	}
+	switch n.OpType {
+	case "Mul":
+		if c, ok := f.scalar(n.Inputs[1]); ok {
+			*found++
+			return n.Inputs[0], c
+		}
+		if c, ok := f.scalar(n.Inputs[0]); ok {
+			*found++
+			return n.Inputs[1], c
+		}
+	case "Div":
+		if c, ok := f.scalar(n.Inputs[1]); ok && c != 0 {
+			*found++
+			return n.Inputs[0], 1 / c
+		}
+	}
+	return name, 1
+}
+
+// perm returns a Transpose node's perm.
+func perm(n *onnx.Node) []int64 {
+	for _, a := range n.Attrs {
+		if a.Name == "perm" {
+			return a.Ints
+		}
+	}
+	return nil
+}
+
+func isPerm(n *onnx.Node, want ...int64) bool {
+	p := perm(n)
+	if n.OpType != "Transpose" || n.Domain != "" || len(p) != len(want) {
+		return false
+	}
+	for i := range p {
+		if p[i] != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// match recognises the pattern ending in the MatMul node i.
+func (f *fuser) match(i int) (attention, bool) {
+	pv := &f.g.Nodes[i]
+	if pv.OpType != "MatMul" || pv.Domain != "" || len(pv.Inputs) != 2 || len(pv.Outputs) != 1 {
+		return attention{}, false
+	}
+	sm, ok := f.producerOf(pv.Inputs[0])
+	if !ok || sm.OpType != "Softmax" || sm.Domain != "" || !f.only(pv.Inputs[0]) {
+		return attention{}, false
+	}
+	axis := int64(-1)
+	for _, a := range sm.Attrs {
+		if a.Name == "axis" {
+			axis = a.I
+		}
+	}
+	if axis != -1 && axis != 3 {
+		return attention{}, false
+	}
+	// The scale's constants are float32 scalars: at least one must be there, which also shows the
+	// attention runs in float32 (the CPU kernel's type).
+	found := 0
+	scores, c := f.scaled(sm.Inputs[0], &found)
+	if !f.only(sm.Inputs[0]) {
+		return attention{}, false
+	}
+	qk, ok := f.producerOf(scores)
+	if !ok || qk.OpType != "MatMul" || qk.Domain != "" || len(qk.Inputs) != 2 || !f.only(scores) {
+		return attention{}, false
+	}
+	q, a := f.scaled(qk.Inputs[0], &found)
+	kt, b := f.scaled(qk.Inputs[1], &found)
+	tr, ok := f.producerOf(kt)
+	if !ok || !isPerm(tr, 0, 1, 3, 2) || !f.only(kt) {
+		return attention{}, false
+	}
+	k, b2 := f.scaled(tr.Inputs[0], &found) // √scale may also be applied to k before the transpose
+	heads, ok := f.headCount(q)
+	if !ok || found == 0 {
+		return attention{}, false
+	}
+	p := attention{q: q, k: k, v: pv.Inputs[1], heads: heads, scale: a * b * b2 * c, out: pv.Outputs[0], name: pv.Name}
+	if math.IsNaN(float64(p.scale)) || math.IsInf(float64(p.scale), 0) || p.scale <= 0 {
+		return attention{}, false
+	}
+	// The usual consumer merges the heads back: Transpose(0,2,1,3) → Reshape [B, S, heads·d].
+	if f.only(p.out) {
+		if t, ok := f.consumer(p.out); ok && isPerm(t, 0, 2, 1, 3) {
+			p.outMerged = t.Outputs[0]
+		}
+	}
+	return p, true
+}
+
+// consumer returns the single node reading name.
+func (f *fuser) consumer(name string) (*onnx.Node, bool) {
+	cs := f.x.consumers[name]
+	if len(cs) != 1 {
+		return nil, false
+	}
+	return &f.g.Nodes[cs[0]], true
+}
+
+// headCount finds the number of heads of split-heads value q [B, heads, S, d]: walking back through
+// shape-keeping operators (a Concat along the sequence as in SD3's and FLUX's joint attention, scalar
+// scalings, RMS qk-norm, RoPE) to Transpose(0,2,1,3) and on to the Reshape [.., .., heads, d] that
+// split the heads, whose third element must be a constant.
+func (f *fuser) headCount(q string) (int64, bool) {
+	transposed := false
+	for range 48 {
+		n, ok := f.producerOf(q)
+		if !ok || n.Domain != "" || len(n.Inputs) == 0 {
+			return 0, false
+		}
+		switch {
+		case isPerm(n, 0, 2, 1, 3) && !transposed:
+			transposed = true
+		case n.OpType == "Transpose":
+			return 0, false
+		case n.OpType == "Reshape":
+			if !transposed || len(n.Inputs) != 2 {
+				return 0, false
+			}
+			return f.shapeElement(n.Inputs[1], 2)
+		case n.OpType == "Mul" && len(n.Inputs) == 2:
+			if _, ok := f.scalar(n.Inputs[0]); ok {
+				q = n.Inputs[1]
+				continue
+			}
+		}
+		q = n.Inputs[0]
+	}
+	return 0, false
+}
+
+// shapeElement is element i of a shape value: a constant int64 tensor, or a Concat of pieces whose
+// i-th element is a constant.
+func (f *fuser) shapeElement(name string, i int) (int64, bool) {
+	if v, ok := f.int64s(name); ok {
+		if len(v) == 4 && v[i] > 0 {
+			return v[i], true
+		}
+		return 0, false
+	}
+	n, ok := f.producerOf(name)
+	if !ok || n.OpType != "Concat" || n.Domain != "" {
+		return 0, false
+	}
+	for _, in := range n.Inputs {
+		v, ok := f.int64s(in)
+		if !ok {
+			if i == 0 { // a dynamic piece: only known to be one element when it is not the one asked for
+				return 0, false
+			}
+			i-- // assume a one-element piece (Unsqueeze of a Gather), as exporters write them
+			continue
+		}
+		if i < len(v) {
+			if v[i] > 0 {
+				return v[i], true
+			}
+			return 0, false
+		}
+		i -= len(v)
+	}
+	return 0, false
+}
+
+// int64s returns the values of a constant int64 tensor (initializer or Constant node).
+func (f *fuser) int64s(name string) ([]int64, bool) {
+	var t *onnx.Tensor
+	if c, ok := f.x.constTensor(f.g, name); ok {
+		t = c
+	} else if n, ok := f.producerOf(name); ok && n.OpType == "Constant" && n.Domain == "" {
+		for _, a := range n.Attrs {
+			if a.Name == "value" && a.T != nil {
+				t = a.T
+			}
+		}
+	}
+	if t == nil || t.Type != onnx.Int64 || t.RawSize() > 64 {
+		return nil, false
+	}
+	v, err := t.Int64s()
+	return v, err == nil
+}
+
+func (f *fuser) unique(base string) string {
+	for {
+		f.seq++
+		s := fmt.Sprintf("%s_fused_%d", base, f.seq)
+		if !f.names[s] {
+			f.names[s] = true
+			return s
+		}
+	}
+}
+
+// shapeConst adds an int64 shape initializer.
+func (f *fuser) shapeConst(v ...int64) string {
+	t := onnx.Int64Tensor(f.unique("shape"), []int64{int64(len(v))}, v)
+	f.added = append(f.added, t)
+	return t.Name
+}
+
+// emit writes the nodes replacing the pattern's final MatMul: q, k, v with their heads merged
+// ([B, S, heads·d]), MultiHeadAttention, and the heads split again (or, when the pattern's consumer
+// merges them, a Reshape standing in for that consumer's Transpose).
+func (f *fuser) emit(p attention) []onnx.Node {
+	var nodes []onnx.Node
+	merged := func(v string) string {
+		// [B, heads, S, d] → Transpose(0,2,1,3) → Reshape [0, 0, -1]
+		t := f.unique(v + "_bshd")
+		m := f.unique(v + "_merged")
+		nodes = append(nodes,
+			onnx.Node{Name: t, OpType: "Transpose", Inputs: []string{v}, Outputs: []string{t}, Attrs: []onnx.Attribute{onnx.AttrInts("perm", 0, 2, 1, 3)}},
+			onnx.Node{Name: m, OpType: "Reshape", Inputs: []string{t, f.shapeConst(0, 0, -1)}, Outputs: []string{m}})
+		return m
+	}
+	q, k, v := merged(p.q), merged(p.k), merged(p.v)
+	y := f.unique(p.name + "_mha")
+	nodes = append(nodes, onnx.Node{Name: y, OpType: "MultiHeadAttention", Domain: msDomain, Inputs: []string{q, k, v},
+		Outputs: []string{y}, Attrs: []onnx.Attribute{onnx.AttrInt("num_heads", p.heads), onnx.AttrFloat("scale", p.scale)}})
+	// back to [B, S, heads, d]
+	split := p.out
+	if p.outMerged != "" {
+		split = p.outMerged // the consumer Transpose's output: [B, S, heads, d] as well
+	}
+	bshd := split
+	if p.outMerged == "" {
+		bshd = f.unique(p.name + "_bshd")
+	}
+	nodes = append(nodes, onnx.Node{Name: f.unique(p.name + "_split"), OpType: "Reshape",
+		Inputs: []string{y, f.shapeConst(0, 0, p.heads, -1)}, Outputs: []string{bshd}})
+	if p.outMerged == "" {
+		nodes = append(nodes, onnx.Node{Name: f.unique(p.name + "_bhsd"), OpType: "Transpose", Inputs: []string{bshd},
+			Outputs: []string{p.out}, Attrs: []onnx.Attribute{onnx.AttrInts("perm", 0, 2, 1, 3)}})
+	}
+	return nodes
+}

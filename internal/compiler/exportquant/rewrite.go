@@ -1,0 +1,568 @@
+// Package exportquant rewrites existing ONNX exports (diffusers/Optimum folders) the way rflow's
+// compiler builds its own graphs: Linear weights quantized with the compiler's quantizers (int8
+// DynamicQuantizeMatMul, q8/q4 MatMulNBits) and softmax(q·kᵀ·scale)·v attention fused into
+// com.microsoft MultiHeadAttention. Weights stream from the input files to the output files one
+// tensor at a time.
+package exportquant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/rflowrt/rflow/internal/compiler/arch"
+	"github.com/rflowrt/rflow/internal/onnx"
+)
+
+// Errors wrapped by the rewrite for input it refuses; the output is never written for them.
+var (
+	ErrAlreadyQuantized  = errors.New("model is already quantized")
+	ErrUnsupportedOpset  = errors.New("unsupported opset")
+	ErrNothingToRewrite  = errors.New("nothing to rewrite")
+	ErrUnknownWeightKind = errors.New("unknown weight kind")
+)
+
+// Opsets ONNX Runtime 1.24 runs: ai.onnx 7 (its oldest) to 24; the com.microsoft operators used here
+// are version 1.
+const (
+	minOpset = 7
+	maxOpset = 24
+	msDomain = "com.microsoft"
+)
+
+// quantizedOps are operators that show a model's weights are already quantized.
+var quantizedOps = []string{"MatMulNBits", "DynamicQuantizeMatMul", "MatMulInteger", "QLinearMatMul",
+	"MatMulIntegerToFloat", "QGemm", "DequantizeLinear", "QuantizeLinear", "DynamicQuantizeLinear", "GatherBlockQuantized"}
+
+// ParseKind reads the --weights value of a rewrite: fp32 (no quantization: fuse attention only),
+// int8, q8 or q4.
+func ParseKind(s string) (arch.WeightKind, error) {
+	k, err := arch.ParseWeightKind(s)
+	if err != nil || k == arch.FP16 {
+		return "", fmt.Errorf("%w %q (valid: fp32, int8, q8, q4)", ErrUnknownWeightKind, s)
+	}
+	return k, nil
+}
+
+// Quant is how the kind quantizes: what the compiler uses (q4 keeps the adaLN modulation layers at
+// 8 bits).
+func Quant(k arch.WeightKind) arch.Quant {
+	q := arch.Quant{Kind: k, BlockSize: arch.DefaultBlockSize(k), AccuracyLevel: arch.DefaultAccuracyLevel(k)}
+	if k == arch.Q4 {
+		q.Wide = arch.ModulationLayer
+	}
+	return q
+}
+
+// Stats counts what a rewrite did to one graph.
+type Stats struct {
+	// WeightMatMuls are the MatMul and Gemm nodes with a constant 2-D float32 weight; Quantized those
+	// rewritten, Float those the selection rule leaves float (outside the repeated blocks, too small,
+	// input width not a multiple of the block).
+	WeightMatMuls, Quantized, Float int
+	// BiasesFolded are the Adds of a bias folded into the quantized operator.
+	BiasesFolded int
+	// Attentions are the softmax(q·kᵀ)·v patterns fused; AttentionsLeft the Softmax nodes left.
+	Attentions, AttentionsLeft int
+}
+
+// Changed reports whether the rewrite changed the graph.
+func (s Stats) Changed() bool { return s.Quantized > 0 || s.Attentions > 0 }
+
+// Options select the rewrites of a graph.
+type Options struct {
+	// Kind is the weight kind: FP32 leaves the weights as they are.
+	Kind arch.WeightKind
+	// Quant overrides Quant(Kind) when its Kind is set (tests, experiments).
+	Quant arch.Quant
+	// FuseAttention rewrites attention into MultiHeadAttention.
+	FuseAttention bool
+}
+
+func (o Options) quant() arch.Quant {
+	if o.Quant.Kind != "" {
+		return o.Quant
+	}
+	return Quant(o.Kind)
+}
+
+// CheckModel reports why m cannot be rewritten with o: an opset outside what ONNX Runtime runs, a
+// com.microsoft import of another version, or (when quantizing) weights already quantized.
+func CheckModel(m *onnx.Model, o Options) error {
+	if v := m.Opset(""); v < minOpset || v > maxOpset {
+		return fmt.Errorf("%w: ai.onnx opset %d (ONNX Runtime runs %d to %d)", ErrUnsupportedOpset, v, minOpset, maxOpset)
+	}
+	if v := m.Opset(msDomain); v != 0 && v != 1 {
+		return fmt.Errorf("%w: com.microsoft opset %d (want 1)", ErrUnsupportedOpset, v)
+	}
+	if o.Kind.Quantized() {
+		counts := map[string]int{}
+		walkNodes(&m.Graph, func(n *onnx.Node) {
+			if slices.Contains(quantizedOps, n.OpType) {
+				counts[n.OpType]++
+			}
+		})
+		if len(counts) > 0 {
+			var parts []string
+			for _, op := range quantizedOps {
+				if counts[op] > 0 {
+					parts = append(parts, fmt.Sprintf("%d %s", counts[op], op))
+				}
+			}
+			return fmt.Errorf("%w (it has %s nodes)", ErrAlreadyQuantized, strings.Join(parts, ", "))
+		}
+	}
+	return nil
+}
+
+// walkNodes calls fn on every node of g and its subgraphs.
+func walkNodes(g *onnx.Graph, fn func(n *onnx.Node)) {
+	for i := range g.Nodes {
+		fn(&g.Nodes[i])
+		for _, a := range g.Nodes[i].Attrs {
+			if a.G != nil {
+				walkNodes(a.G, fn)
+			}
+		}
+	}
+}
+
+// Rewrite applies o's rewrites to the main graph of m in place. Quantized weights are produced when
+// the model is written (each weight read, quantized and written in turn); ctx stops that. The
+// model's float weights that no node uses any more are removed.
+func Rewrite(ctx context.Context, m *onnx.Model, o Options) (Stats, error) {
+	var st Stats
+	if o.Kind != arch.FP32 && !o.Kind.Quantized() {
+		return st, fmt.Errorf("%w %q (valid: fp32, int8, q8, q4)", ErrUnknownWeightKind, o.Kind)
+	}
+	if err := CheckModel(m, o); err != nil {
+		return st, err
+	}
+	g := &m.Graph
+	if o.FuseAttention {
+		n, err := fuseAttention(g)
+		if err != nil {
+			return st, err
+		}
+		st.Attentions = n
+	}
+	if o.Kind.Quantized() {
+		if err := quantizeMatMuls(ctx, g, o.quant(), &st); err != nil {
+			return st, err
+		}
+	}
+	if st.Changed() {
+		removeDeadNodes(g)
+		removeUnusedInitializers(g)
+		m.UseDomain(msDomain, 1)
+	}
+	walkNodes(g, func(n *onnx.Node) {
+		if n.OpType == "Softmax" && n.Domain == "" {
+			st.AttentionsLeft++
+		}
+	})
+	return st, nil
+}
+
+// graphIndex finds initializers and each value's consumers.
+type graphIndex struct {
+	inits     map[string]int // initializer name → index
+	consumers map[string][]int
+	outputs   map[string]bool // graph outputs
+	inputs    map[string]bool // graph inputs (an initializer that is also an input can be overridden)
+	producer  map[string]int
+}
+
+func indexGraph(g *onnx.Graph) *graphIndex {
+	x := &graphIndex{inits: map[string]int{}, consumers: map[string][]int{}, outputs: map[string]bool{},
+		inputs: map[string]bool{}, producer: map[string]int{}}
+	for i, t := range g.Initializers {
+		x.inits[t.Name] = i
+	}
+	for i, n := range g.Nodes {
+		for _, in := range n.Inputs {
+			if in != "" {
+				x.consumers[in] = append(x.consumers[in], i)
+			}
+		}
+		for _, o := range n.Outputs {
+			x.producer[o] = i
+		}
+		for _, a := range n.Attrs { // subgraphs may use outer values
+			if a.G != nil {
+				for _, name := range usedNames(a.G) {
+					x.consumers[name] = append(x.consumers[name], i)
+				}
+			}
+		}
+	}
+	for _, v := range g.Outputs {
+		x.outputs[v.Name] = true
+	}
+	for _, v := range g.Inputs {
+		x.inputs[v.Name] = true
+	}
+	return x
+}
+
+// usedNames lists the values a graph's nodes read, subgraphs included.
+func usedNames(g *onnx.Graph) []string {
+	var names []string
+	walkNodes(g, func(n *onnx.Node) { names = append(names, n.Inputs...) })
+	for _, v := range g.Outputs {
+		names = append(names, v.Name)
+	}
+	return names
+}
+
+// constTensor returns the initializer named name, if it is one and cannot be overridden by an input.
+func (x *graphIndex) constTensor(g *onnx.Graph, name string) (*onnx.Tensor, bool) {
+	i, ok := x.inits[name]
+	if !ok || x.inputs[name] {
+		return nil, false
+	}
+	return &g.Initializers[i], true
+}
+
+// weightMatMul is a MatMul or Gemm whose B is a constant 2-D float32 weight.
+type weightMatMul struct {
+	node    int
+	w       *onnx.Tensor
+	in, out int  // K, N
+	wT      bool // the weight is stored [N, K] (Gemm transB)
+	bias    string
+	biasAdd int // the folded Add's node, -1 for none
+}
+
+// matchWeightMatMul recognises the weight MatMuls: MatMul(A, W) and Gemm(A, W[, C]) with alpha 1,
+// no transA and, with C, beta 1 and C a [N] constant.
+func matchWeightMatMul(g *onnx.Graph, x *graphIndex, i int) (weightMatMul, bool) {
+	n := &g.Nodes[i]
+	if n.Domain != "" || len(n.Inputs) < 2 || len(n.Outputs) != 1 {
+		return weightMatMul{}, false
+	}
+	w, ok := x.constTensor(g, n.Inputs[1])
+	if !ok || w.Type != onnx.Float || len(w.Dims) != 2 || w.Dims[0] == 0 || w.Dims[1] == 0 {
+		return weightMatMul{}, false
+	}
+	mm := weightMatMul{node: i, w: w, in: int(w.Dims[0]), out: int(w.Dims[1]), biasAdd: -1}
+	switch n.OpType {
+	case "MatMul":
+		if len(n.Inputs) != 2 {
+			return weightMatMul{}, false
+		}
+	case "Gemm":
+		var alpha, beta float32 = 1, 1
+		for _, a := range n.Attrs {
+			switch a.Name {
+			case "alpha":
+				alpha = a.F
+			case "beta":
+				beta = a.F
+			case "transA":
+				if a.I != 0 {
+					return weightMatMul{}, false
+				}
+			case "transB":
+				mm.wT = a.I != 0
+			}
+		}
+		if mm.wT {
+			mm.in, mm.out = mm.out, mm.in
+		}
+		if alpha != 1 {
+			return weightMatMul{}, false
+		}
+		if len(n.Inputs) > 2 && n.Inputs[2] != "" {
+			c, ok := x.constTensor(g, n.Inputs[2])
+			if !ok || beta != 1 || c.Type != onnx.Float || len(c.Dims) != 1 || c.Dims[0] != int64(mm.out) {
+				return weightMatMul{}, false
+			}
+			mm.bias = n.Inputs[2]
+		}
+	default:
+		return weightMatMul{}, false
+	}
+	if mm.bias == "" {
+		mm.bias, mm.biasAdd = foldableBias(g, x, n.Outputs[0], mm.out)
+	}
+	return mm, true
+}
+
+// foldableBias finds the Add of a [n] constant bias that is y's only consumer (how exporters write
+// a Linear's bias), so the quantized operator can add it.
+func foldableBias(g *onnx.Graph, x *graphIndex, y string, n int) (string, int) {
+	cs := x.consumers[y]
+	if len(cs) != 1 || x.outputs[y] {
+		return "", -1
+	}
+	add := &g.Nodes[cs[0]]
+	if add.OpType != "Add" || add.Domain != "" || len(add.Inputs) != 2 {
+		return "", -1
+	}
+	other := add.Inputs[0]
+	if other == y {
+		other = add.Inputs[1]
+	}
+	if other == y {
+		return "", -1
+	}
+	b, ok := x.constTensor(g, other)
+	if !ok || b.Type != onnx.Float || len(b.Dims) != 1 || b.Dims[0] != int64(n) {
+		return "", -1
+	}
+	return other, cs[0]
+}
+
+// LayerName is the state-dict name of the Linear weight a MatMul multiplies by, which the
+// quantizer's layer rules read: the initializer's own name when it is one ("….weight", or rflow's
+// transposed "….weight.T"), else the name exporters give the node ("/transformer_blocks.0/attn/
+// to_q/MatMul" → "transformer_blocks.0.attn.to_q.weight"), else the initializer's name.
+func LayerName(node, init string) string {
+	switch {
+	case strings.HasSuffix(init, ".weight.T"):
+		return strings.TrimSuffix(init, ".T")
+	case strings.HasSuffix(init, ".weight"):
+		return init
+	}
+	p := strings.Split(strings.Trim(node, "/"), "/")
+	if len(p) >= 2 {
+		return strings.Join(p[:len(p)-1], ".") + ".weight"
+	}
+	return init
+}
+
+// quantizeMatMuls rewrites the selected weight MatMuls of g.
+func quantizeMatMuls(ctx context.Context, g *onnx.Graph, q arch.Quant, st *Stats) error {
+	x := indexGraph(g)
+	names := map[string]bool{}
+	for _, t := range g.Initializers {
+		names[t.Name] = true
+	}
+	walkNodes(g, func(n *onnx.Node) {
+		for _, o := range n.Outputs {
+			names[o] = true
+		}
+	})
+	for _, v := range g.Inputs {
+		names[v.Name] = true
+	}
+	unique := func(base string) string {
+		s := base
+		for i := 1; names[s]; i++ {
+			s = fmt.Sprintf("%s_%d", base, i)
+		}
+		names[s] = true
+		return s
+	}
+	memo := &quantMemo{ctx: ctx}
+	type quantInits struct {
+		names []string
+		bits  int
+	}
+	done := map[string]quantInits{} // weight initializer → its quantized initializers
+	var added []onnx.Tensor
+	drop := map[int]bool{}
+	for i := range g.Nodes {
+		mm, ok := matchWeightMatMul(g, x, i)
+		if !ok {
+			continue
+		}
+		st.WeightMatMuls++
+		n := &g.Nodes[i]
+		layer := LayerName(n.Name, mm.w.Name)
+		if !arch.QuantSelects(q, layer, mm.in, mm.out) {
+			st.Float++
+			continue
+		}
+		key := mm.w.Name
+		if mm.wT {
+			key += "/T"
+		}
+		inits, ok := done[key]
+		if !ok {
+			l := &layerWeight{w: *mm.w, transposed: mm.wT, name: layer, in: mm.in, out: mm.out, q: q}
+			bits := 8
+			if q.Kind == arch.Q4 && (q.Wide == nil || !q.Wide(layer)) {
+				bits = 4
+			}
+			mk := func(suffix string, t onnx.DataType, part int, dims ...int64) onnx.Tensor {
+				return onnx.Tensor{Name: unique(layer + suffix), Type: t, Dims: dims, Source: quantPart{memo, l, part}}
+			}
+			inits.bits = bits
+			var ts []onnx.Tensor
+			if q.Kind == arch.Int8 {
+				ts = []onnx.Tensor{mk(".int8", onnx.Int8, 0, int64(mm.in), int64(mm.out)), mk(".scale", onnx.Float, 1, int64(mm.out))}
+			} else {
+				kb := int64(mm.in / q.BlockSize)
+				ts = []onnx.Tensor{mk(".qweight", onnx.Uint8, 0, int64(mm.out), kb, int64(q.BlockSize*bits/8)),
+					mk(".scales", onnx.Float, 1, int64(mm.out), kb), mk(".zero_points", onnx.Uint8, 2, int64(mm.out), (kb*int64(bits)+7)/8)}
+			}
+			for _, t := range ts {
+				inits.names = append(inits.names, t.Name)
+			}
+			done[key] = inits
+			added = append(added, ts...)
+		}
+		out := n.Outputs[0]
+		if mm.biasAdd >= 0 {
+			out = g.Nodes[mm.biasAdd].Outputs[0]
+			drop[mm.biasAdd] = true
+			st.BiasesFolded++
+		}
+		a := n.Inputs[0]
+		if q.Kind == arch.Int8 {
+			*n = onnx.Node{Name: n.Name, OpType: "DynamicQuantizeMatMul", Domain: msDomain,
+				Inputs: optional(a, inits.names[0], inits.names[1], "", mm.bias), Outputs: []string{out}}
+		} else {
+			*n = onnx.Node{Name: n.Name, OpType: "MatMulNBits", Domain: msDomain,
+				Inputs: optional(a, inits.names[0], inits.names[1], inits.names[2], "", mm.bias), Outputs: []string{out},
+				Attrs: []onnx.Attribute{onnx.AttrInt("K", int64(mm.in)), onnx.AttrInt("N", int64(mm.out)),
+					onnx.AttrInt("bits", int64(inits.bits)), onnx.AttrInt("block_size", int64(q.BlockSize)),
+					onnx.AttrInt("accuracy_level", int64(q.AccuracyLevel))}}
+		}
+		st.Quantized++
+	}
+	if len(drop) > 0 {
+		nodes := g.Nodes[:0]
+		for i, n := range g.Nodes {
+			if !drop[i] {
+				nodes = append(nodes, n)
+			}
+		}
+		g.Nodes = nodes
+	}
+	g.Initializers = append(g.Initializers, added...)
+	return nil
+}
+
+// optional drops the trailing absent ("") inputs of a node.
+func optional(inputs ...string) []string {
+	for len(inputs) > 0 && inputs[len(inputs)-1] == "" {
+		inputs = inputs[:len(inputs)-1]
+	}
+	return inputs
+}
+
+// layerWeight is one float weight to quantize, read from the model's files when its turn comes.
+type layerWeight struct {
+	w          onnx.Tensor
+	transposed bool // stored [out, in] already
+	name       string
+	in, out    int
+	q          arch.Quant
+}
+
+// quantMemo keeps the last quantized weight, so its parts — written one after another — read and
+// quantize it once, and only one quantized weight is in memory at a time.
+type quantMemo struct {
+	ctx  context.Context
+	mu   sync.Mutex
+	last *layerWeight
+	r    arch.QuantizedLinear
+}
+
+func (m *quantMemo) get(l *layerWeight) (arch.QuantizedLinear, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.last == l {
+		return m.r, nil
+	}
+	if err := m.ctx.Err(); err != nil {
+		return arch.QuantizedLinear{}, err
+	}
+	v, err := l.w.Float32s()
+	if err != nil {
+		return arch.QuantizedLinear{}, err
+	}
+	if !l.transposed { // MatMul's B is [in, out]; the quantizers take torch's [out, in]
+		t := make([]float32, len(v))
+		for k := range l.in {
+			row := v[k*l.out : (k+1)*l.out]
+			for o, x := range row {
+				t[o*l.in+k] = x
+			}
+		}
+		v = t
+	}
+	r, ok, err := arch.QuantizeLinear(l.q, l.name, v, l.out, l.in)
+	if err == nil && !ok {
+		err = fmt.Errorf("layer %s is not selected for quantization", l.name)
+	}
+	if err != nil {
+		return arch.QuantizedLinear{}, fmt.Errorf("quantize %s: %w", l.name, err)
+	}
+	m.last, m.r = l, r
+	return r, nil
+}
+
+// quantPart writes one part of a quantized weight: 0 the data, 1 the scales, 2 the zero points.
+type quantPart struct {
+	m    *quantMemo
+	l    *layerWeight
+	part int
+}
+
+func (p quantPart) WriteRaw(w io.Writer) error {
+	r, err := p.m.get(p.l)
+	if err != nil {
+		return err
+	}
+	switch p.part {
+	case 0:
+		_, err = w.Write(r.Data)
+	case 1:
+		_, err = w.Write(onnx.Float32Tensor("", nil, r.Scales).Raw)
+	default:
+		_, err = w.Write(r.Zeros)
+	}
+	return err
+}
+
+// removeDeadNodes drops nodes none of whose outputs is used (by a node, a subgraph or a graph
+// output), repeatedly, so rewritten patterns leave nothing behind.
+func removeDeadNodes(g *onnx.Graph) {
+	for {
+		used := map[string]bool{}
+		for _, name := range usedNames(g) {
+			used[name] = true
+		}
+		nodes := g.Nodes[:0]
+		for _, n := range g.Nodes {
+			live := false
+			for _, o := range n.Outputs {
+				live = live || (o != "" && used[o])
+			}
+			if live {
+				nodes = append(nodes, n)
+			}
+		}
+		removed := len(nodes) < len(g.Nodes)
+		g.Nodes = nodes
+		if !removed {
+			return
+		}
+	}
+}
+
+// removeUnusedInitializers drops initializers nothing reads (weights replaced by quantized ones).
+func removeUnusedInitializers(g *onnx.Graph) {
+	used := map[string]bool{}
+	for _, name := range usedNames(g) {
+		used[name] = true
+	}
+	for _, v := range g.Inputs {
+		used[v.Name] = true
+	}
+	inits := g.Initializers[:0]
+	for _, t := range g.Initializers {
+		if used[t.Name] {
+			inits = append(inits, t)
+		}
+	}
+	g.Initializers = inits
+}
