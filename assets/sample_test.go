@@ -64,7 +64,8 @@ func (d *demoSampler) pooled(prompts []string) []float32 {
 // velocity returns the transformer as a model over NCHW latents for the rows of pooled; with cfg > 1
 // pooled holds the unconditional rows first and v = vu + cfg·(vc − vu) (diffusers' CFG order).
 func (d *demoSampler) velocity(pooled []float32, cfg float64) scheduler.ModelFunc {
-	return func(ctx context.Context, dst, x []float32, sigma float64) error {
+	return func(ctx context.Context, dst, x []float32, e scheduler.Eval) error {
+		sigma := e.T
 		if cfg <= 1 {
 			copy(dst, d.run(x, pooled, sigma))
 			return nil

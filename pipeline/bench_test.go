@@ -13,6 +13,7 @@ import (
 
 	"github.com/rflowrt/rflow/internal/ort"
 	"github.com/rflowrt/rflow/internal/testmodels"
+	"github.com/rflowrt/rflow/scheduler"
 )
 
 // benchDenoiser sets up the transformer passes of a 512×512 run on a bench fixture (zero conditioning
@@ -71,7 +72,8 @@ func BenchmarkStepOverhead(b *testing.B) {
 				b.ResetTimer()
 				for i := range b.N {
 					k := i % pl.steps()
-					if err := d.Velocity(ctx, v, x, pl.sigmas[k]); err != nil {
+					e := scheduler.Eval{Index: k, Total: pl.steps(), Sigma: pl.sigmas[k], SigmaNext: pl.sigmas[k+1], T: pl.sigmas[k]}
+					if err := d.Velocity(ctx, v, x, e); err != nil {
 						b.Fatal(err)
 					}
 					start := time.Now()

@@ -33,7 +33,8 @@ type denoiser struct {
 	// b, c, h, w are the batch and the NCHW latent shape; n = b·c·h·w.
 	b, c, h, w, n int
 
-	main, neg, skip *pass // neg: FLUX true CFG; skip: SD3 skip-layer guidance
+	main, neg, skip *pass       // neg: FLUX true CFG; skip: SD3 skip-layer guidance
+	fx              *fluxExtras // FLUX Fill channels and Kontext reference tokens (nil: none)
 	cfg             float32
 	trueCFG         float32
 	slgScale        float32
@@ -59,25 +60,31 @@ type denoiser struct {
 // steps is the number of steps of the walked schedule.
 func (d *denoiser) steps() int { return len(d.sigmas) - 1 }
 
-// timestep returns the transformer's timestep input at σ — the schedule's own model timestep on grid
-// values (exact, integer-truncated for dpmpp/unipc), else the family's mapping of float32(σ)·N (the
-// intermediate points of midpoint, RK4, …) — times the export's timestep scale. A grid σ also becomes
-// the step in progress (d.cur), which error messages and skip-layer guidance use.
-func (d *denoiser) timestep(sigma float64) float64 {
+// timestep returns the transformer's timestep input for a call — the schedule's own model timestep
+// when the call is at a grid σ of its step (exact, integer-truncated for dpmpp/unipc), else the family's
+// mapping of float32(σ)·N (the intermediate points of midpoint, RK4, …) — times the export's timestep
+// scale. The call's step becomes the step in progress (d.cur), which error messages and skip-layer
+// guidance use.
+func (d *denoiser) timestep(e scheduler.Eval) float64 {
 	idx := -1
-	for k := range d.steps() {
-		i := (d.cur + k) % d.steps()
-		if d.sigmas[i] == sigma {
-			idx = i
-			break
+	switch {
+	case e.Total == d.steps() && e.Index >= 0 && e.Index < e.Total:
+		d.cur = e.Index
+		if e.T == d.sigmas[e.Index] {
+			idx = e.Index
+		} else if e.T == d.sigmas[e.Index+1] {
+			idx = e.Index + 1
 		}
+	case e.T == d.sigmas[0]: // adaptive samplers (dopri5) hit the grid only at its ends
+		idx = 0
+	case e.T == d.sigmas[len(d.sigmas)-1]:
+		idx = len(d.sigmas) - 1
 	}
 	var t float64
 	if idx >= 0 {
-		d.cur = idx
 		t = d.modelTS[idx]
 	} else {
-		t = d.family.ModelTimestep(float64(float32(sigma) * d.numTrain))
+		t = d.family.ModelTimestep(float64(float32(e.T) * d.numTrain))
 	}
 	if d.tsScale != 1 {
 		t = float64(float32(t * d.tsScale))
@@ -86,13 +93,14 @@ func (d *denoiser) timestep(sigma float64) float64 {
 }
 
 // Velocity implements scheduler.Model.
-func (d *denoiser) Velocity(ctx context.Context, dst, x []float32, sigma float64) error {
+func (d *denoiser) Velocity(ctx context.Context, dst, x []float32, e scheduler.Eval) error {
 	start := time.Now()
 	defer func() { d.inModel += time.Since(start) }()
 	if len(x) != d.n || len(dst) != d.n {
 		return fmt.Errorf("pipeline: transformer: latents have %d values, want %d", len(x), d.n)
 	}
-	t := d.timestep(sigma)
+	sigma := e.T
+	t := d.timestep(e)
 	if err := d.fill(d.main, x, t); err != nil {
 		return err
 	}
@@ -130,13 +138,13 @@ func (d *denoiser) sd3Combine(ctx context.Context, dst, x, raw []float32, t, sig
 
 // fluxCombine applies true CFG (a second, negative pass) and unpacks the prediction into dst.
 func (d *denoiser) fluxCombine(ctx context.Context, dst, raw []float32, sigma float64) error {
-	v := raw[:d.n]
+	v := d.latentRows(raw, nil)
 	if d.neg != nil {
 		vneg, err := d.run(ctx, d.neg, sigma, "transformer output (negative pass)")
 		if err != nil {
 			return err
 		}
-		cfgCombine(d.comb, vneg[:d.n], v, d.trueCFG)
+		cfgCombine(d.comb, d.latentRows(vneg, d.comb), v, d.trueCFG)
 		v = d.comb
 	}
 	unpackLatents(dst, v, d.b, d.c, d.h, d.w)
@@ -150,11 +158,13 @@ func (d *denoiser) fill(p *pass, x []float32, t float64) error {
 		xs = p.xsBuf
 	}
 	for k := range p.copies {
-		part := xs[k*d.n : (k+1)*d.n]
-		if d.flux {
-			packLatents(part, x, d.b, d.c, d.h, d.w)
-		} else {
-			copy(part, x)
+		switch {
+		case d.fx != nil:
+			d.fx.pack(xs, x, d.b, d.c, d.h, d.w)
+		case d.flux:
+			packLatents(xs[k*d.n:(k+1)*d.n], x, d.b, d.c, d.h, d.w)
+		default:
+			copy(xs[k*d.n:(k+1)*d.n], x)
 		}
 	}
 	if p.x.Float32s() == nil {
@@ -293,7 +303,11 @@ func (d *denoiser) newPass(io TransformerIO, byName map[string]*ort.Tensor, rows
 		}
 		p.in = append(p.in, t)
 	}
-	out, err := d.sess.NewOutput(io.Output, p.x.Shape()...)
+	shape := p.x.Shape()
+	if d.flux { // the prediction has the latents' 4c channels (Fill's hidden states have more)
+		shape[len(shape)-1] = int64(4 * d.c)
+	}
+	out, err := d.sess.NewOutput(io.Output, shape...)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: transformer output %s: %w", io.Output, err)
 	}
@@ -320,6 +334,9 @@ func (p *Pipeline) newDenoiser(sess *ort.Session, pl *plan, cond conditioning) (
 	var err error
 	if pl.flux {
 		d.comb = make([]float32, d.n)
+		if pl.edit != nil {
+			d.fx = pl.edit.fx
+		}
 		err = d.setupFlux(p.m.Transformer, cond, pl.guidance)
 	} else {
 		r := pl.req
@@ -374,6 +391,7 @@ func (p *Pipeline) stepCallback(ctx context.Context, pl *plan, d *denoiser) sche
 	total := pl.steps()
 	every := pl.req.PreviewEvery
 	return func(st scheduler.Step) error {
+		pl.edit.afterStep(st) // inpainting's blend, before anything sees the step
 		if i := vae.FirstNonFinite(st.X); i >= 0 {
 			return &NonFiniteError{What: "latents after the step", Step: st.Index + 1, Total: total, Sigma: st.Sigma,
 				Index: i, Value: st.X[i], Hint: "the sampler or the transformer diverged; " + hintPrecision}

@@ -213,8 +213,9 @@ func (f *AnalyticFlow) mix(dst, x []float64, t float64, coef func(s2 float64) (f
 	return nil
 }
 
-// Velocity makes AnalyticFlow a Model over float32 batches (B·D values): dst = f32(v(x, σ)).
-func (f *AnalyticFlow) Velocity(ctx context.Context, dst, x []float32, sigma float64) error {
+// Velocity makes AnalyticFlow a Model over float32 batches (B·D values): dst = f32(v(x, e.T)).
+func (f *AnalyticFlow) Velocity(ctx context.Context, dst, x []float32, e Eval) error {
+	sigma := e.T
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -244,7 +244,7 @@ func TestAnalyticInputErrors(t *testing.T) {
 	if err := f.VelocityAt(make([]float64, 2), make([]float64, 2), 1.5); err == nil {
 		t.Error("t = 1.5 accepted")
 	}
-	if err := f.Velocity(context.Background(), make([]float32, 2), make([]float32, 4), 0.5); err == nil {
+	if err := f.Velocity(context.Background(), make([]float32, 2), make([]float32, 4), At(0.5)); err == nil {
 		t.Error("dst/x length mismatch accepted")
 	}
 }

@@ -70,7 +70,7 @@ func EulerAncestral(ctx context.Context, m Model, x []float32, sigmas []float64,
 	}
 	for i := range st.steps() {
 		t, tn := sigmas[i], sigmas[i+1]
-		if err := st.call(v, x, t); err != nil {
+		if err := st.call(i, v, x, t); err != nil {
 			return err
 		}
 		st.x0(md, x, v, t)
@@ -108,13 +108,13 @@ func DPMPP2SAncestral(ctx context.Context, m Model, x []float32, sigmas []float6
 	}
 	for i := range st.steps() {
 		t, tn := sigmas[i], sigmas[i+1]
-		if err := st.call(v, x, t); err != nil {
+		if err := st.call(i, v, x, t); err != nil {
 			return err
 		}
 		st.x0(md, x, v, t)
 		if tn == 0 {
 			copy(x, md)
-		} else if err := st.move2S(x, md, u, v, z, t, tn); err != nil {
+		} else if err := st.move2S(i, x, md, u, v, z, t, tn); err != nil {
 			return err
 		}
 		if err := st.report(i, md); err != nil {
@@ -125,7 +125,7 @@ func DPMPP2SAncestral(ctx context.Context, m Model, x []float32, sigmas []float6
 }
 
 // move2S is one DPM-Solver++(2S) ancestral step t → tn > 0 from x and m = x0(x, t); u and v are scratch.
-func (st *stepper) move2S(x, md, u, v, z []float32, t, tn float64) error {
+func (st *stepper) move2S(i int, x, md, u, v, z []float32, t, tn float64) error {
 	p := st.path
 	a := newAncestralStep(p, t, tn, st.o.Eta)
 	ts := 0.9999
@@ -133,7 +133,7 @@ func (st *stepper) move2S(x, md, u, v, z []float32, t, tn float64) error {
 		ts = TimeAtLogSNR(p, (LogSNR(p, t)+LogSNR(p, a.tDown))/2)
 	}
 	ddimMove(p, u, x, md, t, ts)
-	if err := st.call(v, u, ts); err != nil {
+	if err := st.call(i, v, u, ts); err != nil {
 		return err
 	}
 	st.x0(v, u, v, ts) // v now holds D = x0(u, σ_s)

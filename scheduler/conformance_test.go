@@ -45,7 +45,7 @@ func forbiddenNoise(t *testing.T) NoiseSource {
 // halfModel is v = 0.5·x − 0.25: cheap, allocation-free, in place.
 type halfModel struct{}
 
-func (halfModel) Velocity(_ context.Context, dst, x []float32, _ float64) error {
+func (halfModel) Velocity(_ context.Context, dst, x []float32, _ Eval) error {
 	for j := range dst {
 		dst[j] = 0.5*x[j] - 0.25
 	}
@@ -58,9 +58,9 @@ type countingModel struct {
 	calls int
 }
 
-func (c *countingModel) Velocity(ctx context.Context, dst, x []float32, s float64) error {
+func (c *countingModel) Velocity(ctx context.Context, dst, x []float32, e Eval) error {
 	c.calls++
-	return c.inner.Velocity(ctx, dst, x, s)
+	return c.inner.Velocity(ctx, dst, x, e)
 }
 
 func testMixture(t testing.TB) *GaussianMixture {
@@ -162,7 +162,7 @@ func TestLookupSamplerUnknown(t *testing.T) {
 }
 
 func checkBadInput(t *testing.T, s SamplerInfo) {
-	never := ModelFunc(func(context.Context, []float32, []float32, float64) error {
+	never := ModelFunc(func(context.Context, []float32, []float32, Eval) error {
 		t.Errorf("model called on bad input")
 		return nil
 	})
@@ -337,7 +337,7 @@ func checkErrorsStop(t *testing.T, s SamplerInfo) {
 		t.Errorf("model called %d times after the callback stopped at NFE %d", cm.calls, nfe)
 	}
 	boom := errors.New("model exploded")
-	bad := ModelFunc(func(context.Context, []float32, []float32, float64) error { return boom })
+	bad := ModelFunc(func(context.Context, []float32, []float32, Eval) error { return boom })
 	err := s.Func(context.Background(), bad, normalDraws(4, 16), uniformSigmas(0.9, 0, 6), optionsFor(s, t))
 	if !errors.Is(err, boom) || !strings.Contains(err.Error(), s.Name) {
 		t.Errorf("model error: got %v", err)

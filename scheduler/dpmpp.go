@@ -28,7 +28,7 @@ func DPMPP2M(ctx context.Context, m Model, x []float32, sigmas []float64, o Opti
 	hPrev := math.Inf(1)
 	for i := range steps {
 		t, tn := sigmas[i], sigmas[i+1]
-		if err := st.call(v, x, t); err != nil {
+		if err := st.call(i, v, x, t); err != nil {
 			return err
 		}
 		st.x0(m0, x, v, t)
@@ -88,7 +88,7 @@ func DPMPP2MSDE(ctx context.Context, m Model, x []float32, sigmas []float64, o O
 		if i == 0 && t >= 1 {
 			t = max(sdeFirstSigma, (1+tn)/2) // stays above a next σ beyond 1 − 1e-4
 		}
-		if err := st.call(v, x, t); err != nil {
+		if err := st.call(i, v, x, t); err != nil {
 			return err
 		}
 		st.x0(md, x, v, t)

@@ -16,7 +16,7 @@ func Euler(ctx context.Context, m Model, x []float32, sigmas []float64, o Option
 	v := make([]float32, len(x))
 	for i := range st.steps() {
 		t, tn := sigmas[i], sigmas[i+1]
-		if err := st.call(v, x, t); err != nil {
+		if err := st.call(i, v, x, t); err != nil {
 			return err
 		}
 		st.denoised(x, v, t)
@@ -54,7 +54,7 @@ func EulerStochastic(ctx context.Context, m Model, x []float32, sigmas []float64
 	z := make([]float32, len(x))
 	for i := range st.steps() {
 		t, tn := sigmas[i], sigmas[i+1]
-		if err := st.call(v, x, t); err != nil {
+		if err := st.call(i, v, x, t); err != nil {
 			return err
 		}
 		st.x0(v, x, v, t) // v now holds x0

@@ -17,7 +17,7 @@ func Heun(ctx context.Context, m Model, x []float32, sigmas []float64, o Options
 	v, v2, xt := make([]float32, n), make([]float32, n), make([]float32, n)
 	for i := range st.steps() {
 		t, tn := sigmas[i], sigmas[i+1]
-		if err := st.call(v, x, t); err != nil {
+		if err := st.call(i, v, x, t); err != nil {
 			return err
 		}
 		st.denoised(x, v, t)
@@ -26,7 +26,7 @@ func Heun(ctx context.Context, m Model, x []float32, sigmas []float64, o Options
 			addScaled(x, x, v, dt)
 		} else {
 			addScaled(xt, x, v, dt)
-			if err := st.call(v2, xt, tn); err != nil {
+			if err := st.call(i, v2, xt, tn); err != nil {
 				return err
 			}
 			h := dt / 2

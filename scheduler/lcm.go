@@ -19,7 +19,7 @@ func LCM(ctx context.Context, m Model, x []float32, sigmas []float64, o Options)
 	v, md, z := make([]float32, n), make([]float32, n), make([]float32, n)
 	for i := range st.steps() {
 		t, tn := sigmas[i], sigmas[i+1]
-		if err := st.call(v, x, t); err != nil {
+		if err := st.call(i, v, x, t); err != nil {
 			return err
 		}
 		st.x0(md, x, v, t)

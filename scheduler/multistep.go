@@ -68,7 +68,7 @@ func multistep(ctx context.Context, name string, m Model, x []float32, sigmas []
 	for i := range st.steps() {
 		t, tn := sigmas[i], sigmas[i+1]
 		d := h.cur()
-		if err := st.call(d, x, t); err != nil {
+		if err := st.call(i, d, x, t); err != nil {
 			return err
 		}
 		st.denoised(x, d, t)

@@ -23,12 +23,12 @@ func Midpoint(ctx context.Context, m Model, x []float32, sigmas []float64, o Opt
 	for i := range st.steps() {
 		t, tn := sigmas[i], sigmas[i+1]
 		h := tn - t
-		if err := st.call(k1, x, t); err != nil {
+		if err := st.call(i, k1, x, t); err != nil {
 			return err
 		}
 		st.denoised(x, k1, t)
 		stage(xs, y, h/2, k1, nil, 0)
-		if err := st.call(k2, xs, t+h/2); err != nil {
+		if err := st.call(i, k2, xs, t+h/2); err != nil {
 			return err
 		}
 		for j := range y {
@@ -59,20 +59,20 @@ func RK4(ctx context.Context, m Model, x []float32, sigmas []float64, o Options)
 	for i := range st.steps() {
 		t, tn := sigmas[i], sigmas[i+1]
 		h := tn - t
-		if err := st.call(k[0], x, t); err != nil {
+		if err := st.call(i, k[0], x, t); err != nil {
 			return err
 		}
 		st.denoised(x, k[0], t)
 		stage(xs, y, h/2, k[0], nil, 0)
-		if err := st.call(k[1], xs, t+h/2); err != nil {
+		if err := st.call(i, k[1], xs, t+h/2); err != nil {
 			return err
 		}
 		stage(xs, y, h/2, k[1], nil, 0)
-		if err := st.call(k[2], xs, t+h/2); err != nil {
+		if err := st.call(i, k[2], xs, t+h/2); err != nil {
 			return err
 		}
 		stage(xs, y, h, k[2], nil, 0)
-		if err := st.call(k[3], xs, tn); err != nil {
+		if err := st.call(i, k[3], xs, tn); err != nil {
 			return err
 		}
 		for j := range y {
@@ -131,11 +131,12 @@ func Dopri5(ctx context.Context, m Model, x []float32, sigmas []float64, o Optio
 	}
 	n := len(x)
 	xs, v := make([]float32, n), make([]float32, n)
+	accepted := 0
 	f := func(t float64, y, dy []float64) error {
 		for j := range y {
 			xs[j] = float32(y[j])
 		}
-		if err := st.call(v, xs, t); err != nil {
+		if err := st.callAdaptive(accepted, v, xs, t); err != nil {
 			return err
 		}
 		for j := range dy {
@@ -143,7 +144,6 @@ func Dopri5(ctx context.Context, m Model, x []float32, sigmas []float64, o Optio
 		}
 		return nil
 	}
-	accepted := 0
 	onStep := func(t, tn float64, y0, k1, y1 []float64) error {
 		for j := range y1 {
 			x[j] = float32(y1[j])

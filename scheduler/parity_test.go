@@ -25,7 +25,7 @@ func torchEulerStep(x, v, dt float32) float32 {
 // fixedModel returns the same velocity on every call.
 type fixedModel []float32
 
-func (f fixedModel) Velocity(_ context.Context, dst, _ []float32, _ float64) error {
+func (f fixedModel) Velocity(_ context.Context, dst, _ []float32, _ Eval) error {
 	copy(dst, f)
 	return nil
 }

@@ -169,13 +169,28 @@ func newStepper(ctx context.Context, name string, m Model, x []float32, sigmas [
 
 func (st *stepper) steps() int { return len(st.sigmas) - 1 }
 
-// call evaluates the model at (x, t) into dst after checking the context, and counts it.
-func (st *stepper) call(dst, x []float32, t float64) error {
+// call evaluates the model at (x, t) during step i into dst after checking the context, and counts it.
+func (st *stepper) call(i int, dst, x []float32, t float64) error {
 	if err := st.ctx.Err(); err != nil {
 		return err
 	}
 	st.nfe++
-	if err := st.m.Velocity(st.ctx, dst, x, t); err != nil {
+	e := Eval{Index: i, Total: st.steps(), Sigma: st.sigmas[i], SigmaNext: st.sigmas[i+1], T: t, NFE: st.nfe}
+	if err := st.m.Velocity(st.ctx, dst, x, e); err != nil {
+		return fmt.Errorf("scheduler: %s: model at σ=%v: %w", st.name, t, err)
+	}
+	return nil
+}
+
+// callAdaptive is call for an adaptive sampler: Total = 0, Index = the accepted steps so far, and the
+// interval is the whole integration range.
+func (st *stepper) callAdaptive(accepted int, dst, x []float32, t float64) error {
+	if err := st.ctx.Err(); err != nil {
+		return err
+	}
+	st.nfe++
+	e := Eval{Index: accepted, Sigma: st.sigmas[0], SigmaNext: st.sigmas[len(st.sigmas)-1], T: t, NFE: st.nfe}
+	if err := st.m.Velocity(st.ctx, dst, x, e); err != nil {
 		return fmt.Errorf("scheduler: %s: model at σ=%v: %w", st.name, t, err)
 	}
 	return nil

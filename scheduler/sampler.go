@@ -6,20 +6,43 @@ package scheduler
 
 import "context"
 
-// Model is a velocity model v(x, σ): the flow's dx/dσ at "time" σ for a whole batch. x and dst hold the
-// batch back to back (B·D values); dst must not alias x. σ is the schedule value (σ = 1 is pure noise,
-// σ = 0 is data). Implementations map σ to whatever the network takes (σ·1000 for SD3, σ for FLUX's
-// t/1000 input) themselves.
+// Model is a velocity model v(x, σ): the flow's dx/dσ at "time" e.T for a whole batch. x and dst hold
+// the batch back to back (B·D values); dst must not alias x. e.T is the schedule value (σ = 1 is pure
+// noise, σ = 0 is data). Implementations map it to whatever the network takes (σ·1000 for SD3, σ for
+// FLUX's t/1000 input) themselves. e also says which step of the schedule the call belongs to, so a
+// model never has to recover it from σ (guidance that depends on the step, step caches, progress).
 type Model interface {
-	Velocity(ctx context.Context, dst, x []float32, sigma float64) error
+	Velocity(ctx context.Context, dst, x []float32, e Eval) error
 }
 
+// Eval locates one model call: the step in progress and the time the model is evaluated at.
+type Eval struct {
+	// Index is the 0-based step in progress and Total the schedule's number of steps (len(sigmas)−1);
+	// the adaptive dopri5 reports Total = 0 and Index = the steps accepted so far.
+	Index, Total int
+	// Sigma → SigmaNext is the step's interval (sigmas[Index], sigmas[Index+1]); dopri5 gives its
+	// whole integration range.
+	Sigma, SigmaNext float64
+	// T is where the model is evaluated: Sigma for a step's first call, an intermediate or end point
+	// of the interval for the later stages of multi-stage samplers (heun, midpoint, rk4, …).
+	T float64
+	// NFE counts this call: 1 for the run's first model call.
+	NFE int
+}
+
+// First reports whether the call is its step's evaluation at the step's own start σ.
+func (e Eval) First() bool { return e.T == e.Sigma }
+
+// At is the Eval of a single call at σ outside any schedule (tests, one-off evaluations): step 0 of 1
+// over [σ, 0].
+func At(sigma float64) Eval { return Eval{Total: 1, Sigma: sigma, T: sigma} }
+
 // ModelFunc adapts a function to Model.
-type ModelFunc func(ctx context.Context, dst, x []float32, sigma float64) error
+type ModelFunc func(ctx context.Context, dst, x []float32, e Eval) error
 
 // Velocity calls f.
-func (f ModelFunc) Velocity(ctx context.Context, dst, x []float32, sigma float64) error {
-	return f(ctx, dst, x, sigma)
+func (f ModelFunc) Velocity(ctx context.Context, dst, x []float32, e Eval) error {
+	return f(ctx, dst, x, e)
 }
 
 // NoiseSource fills dst with standard normal noise for the step from sigma to sigmaNext. Samplers that

@@ -33,7 +33,7 @@ func UniPC(ctx context.Context, m Model, x []float32, sigmas []float64, o Option
 	order := 0                                                                       // order of the previous predictor
 	for i := range steps {
 		t := time(i)
-		if err := st.call(v, x, t); err != nil {
+		if err := st.call(i, v, x, t); err != nil {
 			return err
 		}
 		hist[0], hist[1], hist[2] = hist[2], hist[0], hist[1]
