@@ -38,6 +38,7 @@ func Midpoint(ctx context.Context, m Model, x []float32, sigmas []float64, o Opt
 		if err := st.report(i, nil); err != nil {
 			return err
 		}
+		resync(y, x)
 	}
 	return nil
 }
@@ -82,8 +83,19 @@ func RK4(ctx context.Context, m Model, x []float32, sigmas []float64, o Options)
 		if err := st.report(i, nil); err != nil {
 			return err
 		}
+		resync(y, x)
 	}
 	return nil
+}
+
+// resync takes into the float64 state y the values of x that a step callback changed (rounding y to
+// float32 would otherwise discard them), leaving y's extra precision wherever x is untouched.
+func resync(y []float64, x []float32) {
+	for j, v := range x {
+		if v != float32(y[j]) {
+			y[j] = float64(v)
+		}
+	}
 }
 
 // widen returns x as float64.

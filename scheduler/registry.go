@@ -20,7 +20,9 @@ type Options struct {
 	// Noise supplies standard normal noise. Required by samplers that draw noise (they return an
 	// error wrapping ErrNoiseRequired when it is nil); deterministic samplers never call it.
 	Noise NoiseSource
-	// Callback, if set, observes every step; a non-nil error stops the sampler, which returns it.
+	// Callback, if set, observes every step; a non-nil error stops the sampler, which returns it. It
+	// may change Step.X in place (inpainting's masked blend): every fixed-step sampler continues from
+	// the x it leaves; the adaptive dopri5 ignores such changes.
 	Callback StepFunc
 	// Path is the probability path; nil means Linear (rectified flow).
 	Path Path
