@@ -111,6 +111,19 @@ func (e *Engine) Generate(ctx context.Context, r Request, onEvent func(Event)) (
 	}
 }
 
+// Check resolves r as Generate would, without loading or running anything: the settings a run would
+// use, or the error an invalid request (size, steps, sampler, scheduler, …) gets from Generate.
+func (e *Engine) Check(r Request) (Resolved, error) {
+	if e.m == nil {
+		return Resolved{}, errors.New("pipeline: no model (NewEngine was given a nil *Model)")
+	}
+	pl, err := e.p.resolve(r)
+	if err != nil {
+		return Resolved{}, err
+	}
+	return pl.settings, nil
+}
+
 // EngineStats count an engine's runs.
 type EngineStats struct {
 	// Runs is the number of denoising runs started; BatchedRequests the requests that shared a run
