@@ -33,6 +33,7 @@ func commands() []command {
 		{name: "quantize", summary: "rewrite an ONNX export folder with quantized weights (int8, q8, q4) and/or fused attention", run: runQuantize},
 		{name: "noise", summary: "print torch-compatible initial noise for a seed and shape", run: runNoise},
 		{name: "schedule", summary: "print the σ schedule and the timesteps the model sees", run: runSchedule},
+		{name: "serve", summary: "serve a model over HTTP: OpenAI images API, A1111 sdapi, async jobs, a web page", run: runServe},
 		{name: "txt2img", summary: "generate images from a prompt (default model: the embedded demo)", run: runTxt2img},
 		{name: "tokenize", summary: "print the token ids a CLIP or T5 tokenizer gives a text", run: runTokenize},
 		{name: "version", summary: "print rflow, Go and ONNX Runtime versions and the execution providers", run: runVersion},
