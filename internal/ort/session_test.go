@@ -643,3 +643,41 @@ func TestRunCancellation(t *testing.T) {
 		t.Fatalf("Run after cancellation: %v", err)
 	}
 }
+
+// TestProfile: a profiled session writes ORT's trace on Close, and SummarizeProfile finds every node
+// of slowModel (n MatMuls, one call each per Run).
+func TestProfile(t *testing.T) {
+	const n, runs = 3, 2
+	data := marshal(t, slowModel(n, 64))
+	o := orttest.Options()
+	o.ProfilePrefix = filepath.Join(t.TempDir(), "prof")
+	s, err := ort.NewSessionFromBytes(context.Background(), "slow", data, "", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := must(t)(s.NewInput("x", 64, 64))
+	y := must(t)(s.NewOutput("y", 64, 64))
+	for range runs {
+		if err := s.Run(context.Background(), []*ort.Tensor{x}, []*ort.Tensor{y}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	files, err := ort.ProfileFiles(o.ProfilePrefix)
+	if err != nil || len(files) != 1 {
+		t.Fatalf("profile files %v, %v: want one", files, err)
+	}
+	ops, err := ort.SummarizeProfile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	for _, op := range ops {
+		if op.Op == "MatMul" {
+			calls = op.Calls
+		}
+	}
+	if calls != n*runs {
+		t.Fatalf("ops %+v: want %d MatMul calls", ops, n*runs)
+	}
+}
