@@ -18,8 +18,8 @@ type pkg struct {
 
 // TestImportGraph checks the edges DESIGN.md fixes: scheduler and internal/rng use only the standard
 // library; onnxruntime_go (cgo) is imported by internal/ort alone; internal/onnx stays free of cgo;
-// only cmd/rflow, compare and batch import pipeline; compare and batch import no other rflow package than
-// pipeline and scheduler, and only commands import them; nothing imports cmd. The model compiler writes graphs without running
+// only cmd/rflow, compare, batch and server import pipeline; compare, batch and server import no other rflow
+// package than pipeline and scheduler, and only commands import them; nothing imports cmd. The model compiler writes graphs without running
 // them (no internal/ort), and its checkpoint readers and architecture builders do not know each other.
 func TestImportGraph(t *testing.T) {
 	gobin, err := exec.LookPath("go")
@@ -54,8 +54,12 @@ func TestImportGraph(t *testing.T) {
 			case strings.HasPrefix(rel, "cmd/"):
 				t.Errorf("%s imports a command (%s)", p.ImportPath, imp)
 			case rel == "pipeline" && !strings.HasPrefix(strings.TrimPrefix(p.ImportPath, module+"/"), "cmd/") && p.ImportPath != module+"/compare" &&
-				p.ImportPath != module+"/batch":
-				t.Errorf("%s imports pipeline; only commands, compare and batch may", p.ImportPath)
+				p.ImportPath != module+"/batch" && p.ImportPath != module+"/server":
+				t.Errorf("%s imports pipeline; only commands, compare, batch and server may", p.ImportPath)
+			case rel == "server" && !strings.HasPrefix(strings.TrimPrefix(p.ImportPath, module+"/"), "cmd/"):
+				t.Errorf("%s imports server; only commands may", p.ImportPath)
+			case p.ImportPath == module+"/server" && strings.HasPrefix(imp, module+"/") && rel != "pipeline" && rel != "scheduler":
+				t.Errorf("server imports %s; it may import only pipeline and scheduler of rflow", imp)
 			case rel == "batch" && !strings.HasPrefix(strings.TrimPrefix(p.ImportPath, module+"/"), "cmd/"):
 				t.Errorf("%s imports batch; only commands may", p.ImportPath)
 			case p.ImportPath == module+"/batch" && strings.HasPrefix(imp, module+"/") && rel != "pipeline" && rel != "scheduler":
