@@ -1,40 +1,90 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"math"
+
+	"github.com/rflowrt/rflow/scheduler"
 )
 
-// Guidance arithmetic, in float32 with torch's rounding order (flow-sampling.md §3.3, §3.4, §4.4, §9.3).
+// Guidance arithmetic, in float32 with torch's rounding order (flow-sampling.md §3.3, §3.4, §4.4, §9.3):
+// the rules themselves are scheduler's pure functions; this file picks and checks them for a request.
 
-// cfgCombine is classifier-free guidance, dst = u + g·(c − u) with every operation rounded to float32:
-// SD3's v = vu + guidance_scale·(vc − vu) and FLUX true CFG's v = v_neg + s·(v − v_neg). dst may alias u
-// or c.
-func cfgCombine(dst, u, c []float32, g float32) {
-	c = c[:len(u)]
-	dst = dst[:len(u)]
-	for i, ui := range u {
-		d := c[i] - ui
-		s := float32(g * d) // the conversions round each operation and forbid fused multiply-adds
-		dst[i] = ui + s
-	}
-}
+// ErrGuidanceRule is wrapped when a request's guidance rule is unknown or cannot run as asked.
+var ErrGuidanceRule = errors.New("guidance rule unsupported")
 
-// slgAdd is skip-layer guidance, v += (vc − vskip)·scale (diffusers: noise_pred + (noise_pred_text −
-// noise_pred_skip_layers)·scale), in float32.
-func slgAdd(v, vc, vskip []float32, scale float32) {
-	vc = vc[:len(v)]
-	vskip = vskip[:len(v)]
-	for i := range v {
-		d := vc[i] - vskip[i]
-		s := float32(d * scale) // no fused multiply-add
-		v[i] += s
-	}
-}
+// cfgCombine is classifier-free guidance, dst = u + g·(c − u) in float32 (scheduler.CFG). dst may
+// alias u or c.
+func cfgCombine(dst, u, c []float32, g float32) { scheduler.CFG(dst, u, c, g) }
+
+// slgAdd is skip-layer guidance, v += (vc − vskip)·scale in float32 (scheduler.SkipLayerAdd).
+func slgAdd(v, vc, vskip []float32, scale float32) { scheduler.SkipLayerAdd(v, vc, vskip, scale) }
 
 // slgActive reports whether SLG applies at 0-based step i of n (diffusers: i > n·start and i < n·stop).
 func slgActive(i, n int, start, stop float64) bool {
 	return float64(i) > float64(n)*start && float64(i) < float64(n)*stop
+}
+
+// resolveGuidanceRule parses Request.GuidanceRule: any rule but CFG needs CFG to be on (SD3
+// CFGScale > 1, FLUX true CFG with a negative prompt), and CFG++ runs with the Euler sampler only.
+func (p *Pipeline) resolveGuidanceRule(pl *plan) error {
+	rule, err := scheduler.ParseGuidanceRule(pl.req.GuidanceRule)
+	if err != nil {
+		return fmt.Errorf("pipeline: %w: %w", ErrGuidanceRule, err)
+	}
+	pl.rule = rule
+	if rule.IsCFG() {
+		return nil
+	}
+	if !pl.doCFG && !pl.doTrueCFG {
+		what := "CFGScale > 1"
+		if pl.flux {
+			what = "FLUX true CFG (TrueCFGScale > 1 and a negative prompt)"
+		}
+		return fmt.Errorf("pipeline: %w: %s combines two predictions and needs %s", ErrGuidanceRule, rule.Kind, what)
+	}
+	if rule.EulerOnly() && pl.sampler.Name != "euler" {
+		return fmt.Errorf("pipeline: %w: %s is defined for the euler sampler, not %s", ErrGuidanceRule, rule.Kind, pl.sampler.Name)
+	}
+	return nil
+}
+
+// guidanceRuleName is the rule for Resolved ("" for plain CFG, so earlier metadata stays as it was).
+func (pl *plan) guidanceRuleName() string {
+	if pl.rule.IsCFG() {
+		return ""
+	}
+	return pl.rule.String()
+}
+
+// newGuider makes the denoiser's rule state (nil for plain CFG, which cfgCombine runs bit for bit).
+func (d *denoiser) newGuider(pl *plan) error {
+	if pl.rule.IsCFG() {
+		return nil
+	}
+	g, err := pl.rule.NewGuider(d.b, scheduler.Linear)
+	if err != nil {
+		return fmt.Errorf("pipeline: %w", err)
+	}
+	d.guider = g
+	if d.flux && pl.rule.NeedsX() {
+		d.xPacked = make([]float32, d.n)
+	}
+	return nil
+}
+
+// guide combines the unconditional and conditional predictions of the call in progress (d.eval) with
+// the request's rule; x is the latents in the predictions' layout (nil when the rule does not read it).
+func (d *denoiser) guide(dst, u, c, x []float32, g float32) error {
+	if d.guider == nil {
+		cfgCombine(dst, u, c, g)
+		return nil
+	}
+	if err := d.guider.Combine(dst, c, u, x, float64(g), d.eval); err != nil {
+		return fmt.Errorf("pipeline: %w", err)
+	}
+	return nil
 }
 
 // NonFiniteError reports a NaN or infinity that a step or a component produced: rflow stops there

@@ -49,6 +49,12 @@ type denoiser struct {
 
 	comb []float32 // combined prediction in the export's layout
 
+	// guider is the request's guidance rule (nil: plain CFG); eval the call in progress, which rules
+	// that depend on the step read; xPacked FLUX's packed latents for rules that read x.
+	guider  *scheduler.Guider
+	eval    scheduler.Eval
+	xPacked []float32
+
 	tensors     []*ort.Tensor
 	transformer time.Duration
 	inModel     time.Duration
@@ -100,6 +106,10 @@ func (d *denoiser) Velocity(ctx context.Context, dst, x []float32, e scheduler.E
 	}
 	sigma := e.T
 	t := d.timestep(e)
+	d.eval = e
+	if d.xPacked != nil {
+		packLatents(d.xPacked, x, d.b, d.c, d.h, d.w)
+	}
 	if err := d.fill(d.main, x, t); err != nil {
 		return err
 	}
@@ -120,7 +130,9 @@ func (d *denoiser) sd3Combine(ctx context.Context, dst, x, raw []float32, t, sig
 		copy(dst, raw[:n])
 		return nil
 	}
-	cfgCombine(dst, raw[:n], raw[n:2*n], d.cfg)
+	if err := d.guide(dst, raw[:n], raw[n:2*n], x, d.cfg); err != nil {
+		return err
+	}
 	if d.skip == nil || !slgActive(d.cur, d.steps(), d.slgStart, d.slgStop) {
 		return nil
 	}
@@ -143,7 +155,9 @@ func (d *denoiser) fluxCombine(ctx context.Context, dst, raw []float32, sigma fl
 		if err != nil {
 			return err
 		}
-		cfgCombine(d.comb, vneg[:d.n], v, d.trueCFG)
+		if err := d.guide(d.comb, vneg[:d.n], v, d.xPacked, d.trueCFG); err != nil {
+			return err
+		}
 		v = d.comb
 	}
 	unpackLatents(dst, v, d.b, d.c, d.h, d.w)
@@ -332,6 +346,9 @@ func (p *Pipeline) newDenoiser(sess *ort.Session, pl *plan, cond conditioning) (
 		r := pl.req
 		d.slgScale, d.slgStart, d.slgStop = float32(r.SLGScale), r.SLGStart, r.SLGStop
 		err = d.setupSD3(p.m.Transformer, cond, r.SLGLayers)
+	}
+	if err == nil {
+		err = d.newGuider(pl)
 	}
 	if err != nil {
 		return nil, errors.Join(err, d.close())

@@ -39,6 +39,7 @@ type plan struct {
 	sigmas, modelTS []float64
 	startStep       int
 	cfg, guidance   float64
+	rule            scheduler.GuidanceRule // Request.GuidanceRule, parsed (guidance.go)
 	trueCFG         float64
 	doCFG           bool
 	doTrueCFG       bool
@@ -229,7 +230,10 @@ func (p *Pipeline) resolveGuidance(pl *plan, pr scheduler.Preset) error {
 		}
 		pl.doCFG = pl.cfg > 1
 	}
-	return p.resolveSLG(pl)
+	if err := p.resolveSLG(pl); err != nil {
+		return err
+	}
+	return p.resolveGuidanceRule(pl)
 }
 
 // resolveSLG validates skip-layer guidance: SD3 only, with CFG, on an export with a skip_layers input.
@@ -328,6 +332,6 @@ func (pl *plan) resolved() Resolved {
 		Scheduler: r.Scheduler, CFGScale: pl.cfg, Guidance: pl.guidance, TrueCFGScale: pl.trueCFG, Shift: pl.shift,
 		Mu: pl.schedule.Mu, Sigmas: pl.sigmas, ModelTimesteps: pl.modelTS, SigmasRaw: r.SigmasRaw && len(r.Sigmas) > 0,
 		Seed: r.Seed, RNG: string(r.RNG),
-		BatchMode: r.BatchMode.String(), MaxSequenceLength: pl.maxSeq, ClipSkip: r.ClipSkip, Strength: r.Strength, InitLatent: string(r.InitLatent), ResizeMode: initResizeName(r),
+		GuidanceRule: pl.guidanceRuleName(), BatchMode: r.BatchMode.String(), MaxSequenceLength: pl.maxSeq, ClipSkip: r.ClipSkip, Strength: r.Strength, InitLatent: string(r.InitLatent), ResizeMode: initResizeName(r),
 		StartStep: pl.startStep}
 }

@@ -39,6 +39,10 @@ type Request struct {
 	// TrueCFGScale is FLUX's true CFG: > 1 together with a NegativePrompt runs a second (negative)
 	// transformer pass per step and v = v_neg + s·(v − v_neg). Default 1 (off). Ignored for SD3.
 	TrueCFGScale float64
+	// GuidanceRule is how the two predictions of CFG combine (scheduler.ParseGuidanceRule): "" or "cfg",
+	// "cfg-zero-star", "apg[:eta=…,norm-threshold=…,momentum=…]", "cfg++" (Euler only). Rules other
+	// than CFG need CFG on (CFGScale > 1; FLUX: true CFG).
+	GuidanceRule string
 
 	// SLGLayers turns on SD3.5 skip-layer guidance with these transformer blocks skipped (diffusers
 	// skip_guidance_layers; e.g. 7, 8, 9 for SD3.5-medium). It needs CFG and an export with a
@@ -118,6 +122,8 @@ type Resolved struct {
 	// CFGScale is SD3's guidance scale (1: no CFG), Guidance FLUX.1-dev's guidance input (0 when the
 	// model has none), TrueCFGScale FLUX's true CFG scale (1: off).
 	CFGScale, Guidance, TrueCFGScale float64
+	// GuidanceRule is the guidance rule's canonical spelling ("" for plain CFG).
+	GuidanceRule string `json:",omitempty"`
 	// Shift is the static shift the schedule used; under dynamic shifting it is e^Mu, the equivalent
 	// static shift, and Mu the resolution shift μ (0 otherwise).
 	Shift, Mu float64

@@ -1,0 +1,62 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/rflowrt/rflow/internal/testmodels"
+	"github.com/rflowrt/rflow/scheduler"
+)
+
+// TestEchoSD3GuidanceRules recomputes SD3 runs under each guidance rule from what the echo
+// transformer returned: the rule's scheduler function on the [uncond, cond] rows, with the step of
+// each call, then diffusers' Euler step, bit for bit against the pipeline's latents; the rule is in
+// the resolved settings.
+func TestEchoSD3GuidanceRules(t *testing.T) {
+	p, calls := echoPipeline(t, testmodels.KindSD3, echoSpec{})
+	const b, c, h, w, g = 2, 16, 6, 8, 4.5
+	for _, spec := range []string{"cfg-zero-star", "apg:eta=0.5,norm=3,momentum=-0.5", "cfg++"} {
+		*calls = nil
+		scale := g
+		if spec == "cfg++" {
+			scale = 1.5 // CFG on (> 1) but CFG++'s λ is meant to be small
+		}
+		res, err := p.Generate(context.Background(), Request{Prompt: "a cat", NegativePrompt: "a dog", Width: 8 * w, Height: 8 * h,
+			Steps: 3, Seed: 3, BatchSize: b, CFGScale: scale, GuidanceRule: spec, Sampler: "euler"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rule, _ := scheduler.ParseGuidanceRule(spec)
+		if res.Settings.GuidanceRule != rule.String() {
+			t.Errorf("%s: resolved rule %q, want %q", spec, res.Settings.GuidanceRule, rule.String())
+		}
+		gd, err := rule.NewGuider(b, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig := res.Settings.Sigmas
+		n := b * c * h * w
+		x := slices.Clone(res.Noise)
+		v := make([]float32, n)
+		for k, cl := range *calls {
+			e := scheduler.Eval{Index: k, Total: 3, Sigma: sig[k], SigmaNext: sig[k+1], T: sig[k], NFE: k + 1}
+			if err := gd.Combine(v, cl.raw[n:2*n], cl.raw[:n], x, float64(float32(scale)), e); err != nil {
+				t.Fatal(err)
+			}
+			eulerRef(x, v, sig[k], sig[k+1])
+		}
+		sameBits(t, spec+": final latents", res.Latents, x)
+	}
+	for _, bad := range []Request{
+		{Prompt: "a", CFGScale: 4, GuidanceRule: "cfg++", Sampler: "heun"},
+		{Prompt: "a", CFGScale: 1, GuidanceRule: "apg"},
+		{Prompt: "a", CFGScale: 4, GuidanceRule: "pag"},
+	} {
+		bad.Width, bad.Height, bad.Steps = 64, 48, 2
+		if _, err := p.Generate(context.Background(), bad, nil); !errors.Is(err, ErrGuidanceRule) {
+			t.Errorf("%s with %s, CFG %v: error %v, want ErrGuidanceRule", bad.GuidanceRule, bad.Sampler, bad.CFGScale, err)
+		}
+	}
+}
