@@ -178,7 +178,7 @@ func validateGraph(g *Graph, where string, depth int) error {
 				return fmt.Errorf("%s: duplicate %s %q", where, list.kind, v.Name)
 			}
 			names[v.Name] = true
-			if v.Type.Size() == 0 {
+			if v.Type.Size() == 0 && v.encoded == nil {
 				return fmt.Errorf("%s: %s %q has unknown data type %v", where, list.kind, v.Name, v.Type)
 			}
 		}
@@ -512,6 +512,9 @@ func (w *sliceWriter) Write(p []byte) (int, error) {
 }
 
 func valueInfo(b []byte, v *ValueInfo) []byte {
+	if v.encoded != nil {
+		return append(b, v.encoded...)
+	}
 	b = appendString(b, 1, v.Name)
 	return appendMessage(b, 2, func(b []byte) []byte { // TypeProto
 		return appendMessage(b, 1, func(b []byte) []byte { // TypeProto.Tensor

@@ -206,17 +206,18 @@ func (r *modelReader) graph(gf field, depth int) (*Graph, error) {
 			if err != nil {
 				return fmt.Errorf("value %q: %w", vi.Name, err)
 			}
-			switch {
-			case f.num == 13:
-				if vi.Type.Size() > 0 { // a hint only: types this package cannot write are dropped
-					g.ValueInfo = append(g.ValueInfo, vi)
+			if vi.Type.Size() == 0 { // no tensor type, or one this package cannot write: keep it as read
+				if vi.encoded, err = r.raw(f.start, f.end); err != nil {
+					return err
 				}
-			case vi.Type.Size() == 0:
-				return dataErrorf("graph %s %q has type %v, which this reader does not support", map[protowire.Number]string{11: "input", 12: "output"}[f.num], vi.Name, vi.Type)
-			case f.num == 11:
+			}
+			switch f.num {
+			case 11:
 				g.Inputs = append(g.Inputs, vi)
-			default:
+			case 12:
 				g.Outputs = append(g.Outputs, vi)
+			default:
+				g.ValueInfo = append(g.ValueInfo, vi)
 			}
 		default:
 			g.unknown, err = r.keep(g.unknown, f)

@@ -118,6 +118,10 @@ type ValueInfo struct {
 	Name string
 	Type DataType
 	Dims []Dim
+
+	// encoded, when set, is the whole ValueInfoProto as read (a value without a tensor type, as
+	// Loop and If bodies may declare), written back unchanged.
+	encoded []byte
 }
 
 // Tensor is a dense tensor stored as raw little-endian element bytes, which

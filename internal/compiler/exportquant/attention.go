@@ -69,9 +69,15 @@ type fuser struct {
 	seq   int
 }
 
+// operand is q, k or v: [B, heads, S, d], or [B, S, heads, d] when bshd.
+type operand struct {
+	name string
+	bshd bool
+}
+
 // attention is one matched pattern.
 type attention struct {
-	q, k, v   string // [B, heads, S, d]
+	q, k, v   operand
 	heads     int64
 	scale     float32
 	out       string // the output to define: [B, heads, S_q, d]
@@ -197,8 +203,9 @@ func (f *fuser) match(i int) (attention, bool) {
 	}
 	q, a := f.scaled(qk.Inputs[0], &found)
 	kt, b := f.scaled(qk.Inputs[1], &found)
+	// kᵀ is Transpose(k, 0,1,3,2) of k [B, heads, S, d], or Transpose(k, 0,2,3,1) of k [B, S, heads, d]
 	tr, ok := f.producerOf(kt)
-	if !ok || !isPerm(tr, 0, 1, 3, 2) || !f.only(kt) {
+	if !ok || !f.only(kt) || !(isPerm(tr, 0, 1, 3, 2) || isPerm(tr, 0, 2, 3, 1)) {
 		return attention{}, false
 	}
 	k, b2 := f.scaled(tr.Inputs[0], &found) // √scale may also be applied to k before the transpose
@@ -206,7 +213,8 @@ func (f *fuser) match(i int) (attention, bool) {
 	if !ok || found == 0 {
 		return attention{}, false
 	}
-	p := attention{q: q, k: k, v: pv.Inputs[1], heads: heads, scale: a * b * b2 * c, out: pv.Outputs[0], name: pv.Name}
+	p := attention{q: operand{name: q}, k: operand{name: k, bshd: isPerm(tr, 0, 2, 3, 1)}, v: operand{name: pv.Inputs[1]},
+		heads: heads, scale: a * b * b2 * c, out: pv.Outputs[0], name: pv.Name}
 	if math.IsNaN(float64(p.scale)) || math.IsInf(float64(p.scale), 0) || p.scale <= 0 {
 		return attention{}, false
 	}
@@ -240,7 +248,7 @@ func (f *fuser) headCount(q string) (int64, bool) {
 			return 0, false
 		}
 		switch {
-		case isPerm(n, 0, 2, 1, 3) && !transposed:
+		case isPerm(n, 0, 2, 1, 3):
 			transposed = true
 		case n.OpType == "Transpose":
 			return 0, false
@@ -248,7 +256,7 @@ func (f *fuser) headCount(q string) (int64, bool) {
 			if !transposed || len(n.Inputs) != 2 {
 				return 0, false
 			}
-			return f.shapeElement(n.Inputs[1], 2)
+			return f.headsOfShape(n.Inputs[1])
 		case n.OpType == "Mul" && len(n.Inputs) == 2:
 			if _, ok := f.scalar(n.Inputs[0]); ok {
 				q = n.Inputs[1]
@@ -260,37 +268,39 @@ func (f *fuser) headCount(q string) (int64, bool) {
 	return 0, false
 }
 
-// shapeElement is element i of a shape value: a constant int64 tensor, or a Concat of pieces whose
-// i-th element is a constant.
-func (f *fuser) shapeElement(name string, i int) (int64, bool) {
+// headsOfShape is the heads element of a split-heads Reshape's shape [.., .., heads, d]: the one
+// before last, read from a constant int64 shape or from the constant tail of a Concat (exporters
+// write dynamic dimensions as Unsqueezed scalars, or x.unflatten(-1, (heads, -1)) as
+// Concat(Slice(Shape(x)), [heads, -1])).
+func (f *fuser) headsOfShape(name string) (int64, bool) {
+	var tail []int64 // the known elements, last first
 	if v, ok := f.int64s(name); ok {
-		if len(v) == 4 && v[i] > 0 {
-			return v[i], true
-		}
-		return 0, false
-	}
-	n, ok := f.producerOf(name)
-	if !ok || n.OpType != "Concat" || n.Domain != "" {
-		return 0, false
-	}
-	for _, in := range n.Inputs {
-		v, ok := f.int64s(in)
-		if !ok {
-			if i == 0 { // a dynamic piece: only known to be one element when it is not the one asked for
-				return 0, false
-			}
-			i-- // assume a one-element piece (Unsqueeze of a Gather), as exporters write them
-			continue
-		}
-		if i < len(v) {
-			if v[i] > 0 {
-				return v[i], true
-			}
+		if len(v) != 4 {
 			return 0, false
 		}
-		i -= len(v)
+		tail = []int64{v[3], v[2]}
+	} else {
+		n, ok := f.producerOf(name)
+		if !ok || n.OpType != "Concat" || n.Domain != "" {
+			return 0, false
+		}
+		for i := len(n.Inputs) - 1; i >= 0 && len(tail) < 2; i-- {
+			if v, ok := f.int64s(n.Inputs[i]); ok {
+				for j := len(v) - 1; j >= 0; j-- {
+					tail = append(tail, v[j])
+				}
+				continue
+			}
+			if u, ok := f.producerOf(n.Inputs[i]); !ok || u.OpType != "Unsqueeze" {
+				return 0, false
+			}
+			tail = append(tail, -1) // one dynamic element
+		}
 	}
-	return 0, false
+	if len(tail) < 2 || tail[1] <= 0 {
+		return 0, false
+	}
+	return tail[1], true
 }
 
 // int64s returns the values of a constant int64 tensor (initializer or Constant node).
@@ -335,13 +345,19 @@ func (f *fuser) shapeConst(v ...int64) string {
 // merges them, a Reshape standing in for that consumer's Transpose).
 func (f *fuser) emit(p attention) []onnx.Node {
 	var nodes []onnx.Node
-	merged := func(v string) string {
-		// [B, heads, S, d] → Transpose(0,2,1,3) → Reshape [0, 0, -1]
-		t := f.unique(v + "_bshd")
-		m := f.unique(v + "_merged")
-		nodes = append(nodes,
-			onnx.Node{Name: t, OpType: "Transpose", Inputs: []string{v}, Outputs: []string{t}, Attrs: []onnx.Attribute{onnx.AttrInts("perm", 0, 2, 1, 3)}},
-			onnx.Node{Name: m, OpType: "Reshape", Inputs: []string{t, f.shapeConst(0, 0, -1)}, Outputs: []string{m}})
+	merged := func(op operand) string {
+		v := op.name
+		if n, ok := f.producerOf(v); ok && !op.bshd && isPerm(n, 0, 2, 1, 3) {
+			v, op.bshd = n.Inputs[0], true // the split heads' own [B, S, heads, d] input
+		}
+		if !op.bshd { // [B, heads, S, d] → Transpose(0,2,1,3)
+			t := f.unique(v + "_bshd")
+			nodes = append(nodes, onnx.Node{Name: t, OpType: "Transpose", Inputs: []string{v}, Outputs: []string{t},
+				Attrs: []onnx.Attribute{onnx.AttrInts("perm", 0, 2, 1, 3)}})
+			v = t
+		}
+		m := f.unique(v + "_merged") // [B, S, heads, d] → [B, S, heads·d]
+		nodes = append(nodes, onnx.Node{Name: m, OpType: "Reshape", Inputs: []string{v, f.shapeConst(0, 0, -1)}, Outputs: []string{m}})
 		return m
 	}
 	q, k, v := merged(p.q), merged(p.k), merged(p.v)

@@ -73,7 +73,7 @@ func writeModel(t testing.TB, m *onnx.Model, dir string) string {
 
 // dimSizes are the sizes given to the fixtures' symbolic dimensions (others are 1).
 var dimSizes = map[string]int64{"batch_size": 2, "height": 8, "width": 8, "packed_height_width": 16,
-	"sequence_length": 5, "step": 2}
+	"sequence_length": 5, "step": 2, "latent_height": 4, "latent_width": 4}
 
 // runModel runs the model at path once on seeded random inputs (the same for the same seed and
 // signature) and returns its float outputs.
@@ -132,7 +132,18 @@ func runModel(t testing.TB, path string, seed uint64) map[string][]float32 {
 		}
 	}
 	for _, ti := range s.Outputs() {
-		x, err := s.NewOutput(ti.Name, shape(ti)...)
+		sh := shape(ti)
+		if ti.Name == "out_hidden_states" { // torch names its dimensions after nodes: take the input's
+			for i, in := range s.Inputs() {
+				if in.Name == "hidden_states" {
+					sh = ins[i].Shape()
+				}
+			}
+		}
+		if ti.Name == "sample" && len(sh) == 4 { // the VAE decoder: 8× the latent
+			sh[2], sh[3] = 8*dimSizes["latent_height"], 8*dimSizes["latent_width"]
+		}
+		x, err := s.NewOutput(ti.Name, sh...)
 		if err != nil {
 			t.Fatal(err)
 		}
