@@ -55,6 +55,9 @@ func (im imageMeta) params() imagefile.Params {
 	if s.Shift != 0 {
 		p.Extra = append(p.Extra, imagefile.KV{Key: "Shift", Value: fmt.Sprint(s.Shift)})
 	}
+	if s.GuidanceRule != "" {
+		p.Extra = append(p.Extra, imagefile.KV{Key: "Guidance rule", Value: s.GuidanceRule})
+	}
 	if im.batchSize > 1 { // Seed alone does not redraw it: A1111's keys for a place in a batch
 		p.Extra = append(p.Extra, imagefile.KV{Key: "Batch size", Value: fmt.Sprint(im.batchSize)},
 			imagefile.KV{Key: "Batch pos", Value: fmt.Sprint(im.batchPos)})

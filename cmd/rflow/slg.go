@@ -7,23 +7,35 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rflowrt/rflow/pipeline"
+	"github.com/rflowrt/rflow/scheduler"
 )
 
-// slgFlags are skip-layer guidance (SD3.5), spelled as stable-diffusion.cpp spells it.
+// slgFlags are the guidance rule and skip-layer guidance (SD3.5, spelled as stable-diffusion.cpp
+// spells it).
 type slgFlags struct {
+	rule               string
 	layers             string
 	scale, start, stop float64
 }
 
 func (s *slgFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&s.rule, "guidance-rule", "cfg", "how CFG combines the two predictions: cfg, cfg-zero-star[:zero-steps=K], apg[:eta=E,norm-threshold=R,momentum=B] (ComfyUI defaults 1, 5, 0), cfg++ (euler only; the CFG scale is its λ). Rules other than cfg need CFG on (SD3 --cfg-scale > 1, FLUX --true-cfg-scale > 1 with -n)")
 	fs.StringVar(&s.layers, "skip-layers", "", "SD3.5 skip-layer guidance: comma-separated transformer blocks to skip, e.g. 7,8,9 for SD3.5-medium (diffusers skip_guidance_layers; needs CFG and a compiled checkpoint or an export with a skip_layers input); off when empty")
 	fs.Float64Var(&s.scale, "slg-scale", 2.8, "skip-layer guidance scale (diffusers skip_layer_guidance_scale)")
 	fs.Float64Var(&s.start, "skip-layer-start", 0.01, "skip-layer guidance starts at this fraction of the steps")
 	fs.Float64Var(&s.stop, "skip-layer-end", 0.2, "skip-layer guidance stops at this fraction of the steps")
 }
 
-// apply sets the request's skip-layer guidance; its options without --skip-layers are an error.
+// apply sets the request's guidance rule and skip-layer guidance; the skip-layer options without
+// --skip-layers are an error.
 func (s *slgFlags) apply(fs *pflag.FlagSet, r *pipeline.Request) error {
+	rule, err := scheduler.ParseGuidanceRule(s.rule)
+	if err != nil {
+		return fmt.Errorf("--guidance-rule: %w", err)
+	}
+	if !rule.IsCFG() {
+		r.GuidanceRule = rule.String()
+	}
 	if s.layers == "" {
 		for _, name := range []string{"slg-scale", "skip-layer-start", "skip-layer-end"} {
 			if fs.Changed(name) {
