@@ -122,7 +122,7 @@ func (s *Server) needsKey(r *http.Request) bool {
 
 func (s *Server) authorized(r *http.Request) bool {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.o.APIKey)) == 1
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(s.o.APIKey)) == 1
 }
 
 func (s *Server) routes() {
