@@ -35,6 +35,9 @@ type Record struct {
 	Timings  *RecordTiming      `json:"timings,omitempty"`
 	// Warnings are the item's warnings, e.g. a truncated prompt.
 	Warnings []string `json:"warnings,omitempty"`
+	// Fingerprint identifies what the item drew (Item.Fingerprint): a record whose fingerprint differs
+	// from the item's now is stale, not done.
+	Fingerprint string `json:"fingerprint,omitempty"`
 	// Time is when the record was written (RFC 3339).
 	Time string `json:"time"`
 }
@@ -58,23 +61,32 @@ type RecordTiming struct {
 type ResultsLog struct {
 	mu   sync.Mutex
 	f    *os.File
+	lock *os.File
 	path string
-	ok   map[string]Record
+	// latest is each item's latest record.
+	latest map[string]Record
 }
 
-// OpenResultsLog opens (creating it and its folder if needed) the results file at path, reads the
-// records already there and drops a torn last line.
+// OpenResultsLog locks the results file at path for this process (the lock file beside it,
+// results-I-of-N.lock: a second process gets a LockedError naming the holder), opens it (creating it
+// and its folder if needed), reads the records already there and drops a torn last line.
 func OpenResultsLog(path string) (*ResultsLog, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o777); err != nil {
 		return nil, fmt.Errorf("results log: %w", err)
 	}
+	lock, err := acquireLock(lockPath(path))
+	if err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("results log: %w", err)
 	}
-	l := &ResultsLog{f: f, path: path, ok: map[string]Record{}}
+	l := &ResultsLog{f: f, lock: lock, path: path, latest: map[string]Record{}}
 	if err := l.load(); err != nil {
 		f.Close()
+		lock.Close()
 		return nil, err
 	}
 	return l, nil
@@ -92,9 +104,7 @@ func (l *ResultsLog) load() error {
 		return err
 	}
 	for _, r := range recs {
-		if r.Status == StatusOK {
-			l.ok[r.ID] = r
-		}
+		l.latest[r.ID] = r
 	}
 	if good < len(data) {
 		if err := l.f.Truncate(int64(good)); err != nil {
@@ -132,12 +142,18 @@ func ReadResults(path string) ([]Record, error) {
 	return parseRecords(data[:bytes.LastIndexByte(data, '\n')+1], path)
 }
 
-// Succeeded returns the success record of an item, if the log has one.
-func (l *ResultsLog) Succeeded(id string) (Record, bool) {
+// Latest returns an item's latest record, if the log has one.
+func (l *ResultsLog) Latest(id string) (Record, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r, ok := l.ok[id]
+	r, ok := l.latest[id]
 	return r, ok
+}
+
+// Succeeded returns an item's latest record if it records success.
+func (l *ResultsLog) Succeeded(id string) (Record, bool) {
+	r, ok := l.Latest(id)
+	return r, ok && r.Status == StatusOK
 }
 
 // Append writes r as one line and fsyncs the file.
@@ -158,9 +174,7 @@ func (l *ResultsLog) Append(r Record) error {
 	if err := l.f.Sync(); err != nil {
 		return fmt.Errorf("results log %s: %w", l.path, err)
 	}
-	if r.Status == StatusOK {
-		l.ok[r.ID] = r
-	}
+	l.latest[r.ID] = r
 	return nil
 }
 
@@ -176,6 +190,10 @@ func (l *ResultsLog) Close() error {
 	}
 	err := l.f.Close()
 	l.f = nil
+	if l.lock != nil {
+		l.lock.Close() // releases the lock
+		l.lock = nil
+	}
 	if err != nil && !errors.Is(err, fs.ErrClosed) {
 		return fmt.Errorf("results log %s: %w", l.path, err)
 	}

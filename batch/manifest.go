@@ -17,16 +17,22 @@ import (
 // Item is one image of a batch manifest, expanded: a stable ID, its index in the manifest's
 // item list (which decides its shard) and the settings it overrides. Zero numeric settings and empty
 // names take the batch defaults (and, below them, the model's).
+// The JSON names are the manifest's; a pin file stores the batch defaults as an Item.
 type Item struct {
-	ID    string
-	Index int
+	ID    string `json:"id,omitempty"`
+	Index int    `json:"index,omitempty"`
 	// Prompt and NegativePrompt are the texts; Seed the item's seed (always set after expansion).
-	Prompt, NegativePrompt string
-	Seed                   uint64
-	Steps, Width, Height   int
-	CFGScale, Guidance     float64
-	FlowShift              float64
-	Sampler, Scheduler     string
+	Prompt         string  `json:"prompt,omitempty"`
+	NegativePrompt string  `json:"negative_prompt"`
+	Seed           uint64  `json:"seed"`
+	Steps          int     `json:"steps"`
+	Width          int     `json:"width"`
+	Height         int     `json:"height"`
+	CFGScale       float64 `json:"cfg_scale"`
+	Guidance       float64 `json:"guidance"`
+	FlowShift      float64 `json:"flow_shift"`
+	Sampler        string  `json:"sampler"`
+	Scheduler      string  `json:"scheduler"`
 }
 
 // manifestEntry is one JSONL line; the names follow rflow txt2img's flags.

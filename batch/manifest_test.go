@@ -112,21 +112,35 @@ func TestShardFromEnv(t *testing.T) {
 		env   map[string]string
 		count int
 		want  Shard
-		err   bool
+		from  string
+		err   error
 	}{
-		{nil, 0, Shard{0, 1}, false},
-		{nil, 4, Shard{0, 4}, false},
-		{map[string]string{"JOB_COMPLETION_INDEX": "3"}, 4, Shard{3, 4}, false},
-		{map[string]string{"JOB_COMPLETION_INDEX": "3"}, 0, Shard{}, true},
-		{map[string]string{"JOB_COMPLETION_INDEX": "4"}, 4, Shard{}, true},
-		{map[string]string{"JOB_COMPLETION_INDEX": "x"}, 4, Shard{}, true},
-		{map[string]string{"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_MIN": "5", "SLURM_ARRAY_TASK_COUNT": "3"}, 0, Shard{2, 3}, false},
-		{map[string]string{"SLURM_ARRAY_TASK_ID": "2"}, 3, Shard{2, 3}, false},
-		{map[string]string{"JOB_COMPLETION_INDEX": "1", "SLURM_ARRAY_TASK_ID": "0"}, 2, Shard{1, 2}, false},
+		{nil, 0, Shard{0, 1}, "", nil},
+		{nil, 4, Shard{}, "", ErrShardIndexMissing},
+		{map[string]string{"JOB_COMPLETION_INDEX": "3"}, 4, Shard{3, 4}, "JOB_COMPLETION_INDEX", nil},
+		{map[string]string{"JOB_COMPLETION_INDEX": "3"}, 0, Shard{}, "", ErrShardCountMissing},
+		{map[string]string{"JOB_COMPLETION_INDEX": "4"}, 4, Shard{}, "", ErrShard},
+		{map[string]string{"JOB_COMPLETION_INDEX": "x"}, 4, Shard{}, "", ErrShard},
+		{map[string]string{"SLURM_ARRAY_TASK_ID": "2"}, 3, Shard{2, 3}, "SLURM_ARRAY_TASK_ID", nil},
+		// A retry of one task of an array (sbatch --array=1) or of a subset (--array=1,4): Slurm's
+		// _MIN and _COUNT describe the subset, and the index is the task id as it is.
+		{map[string]string{"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "1"}, 3,
+			Shard{1, 3}, "SLURM_ARRAY_TASK_ID", nil},
+		{map[string]string{"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "2"}, 8,
+			Shard{4, 8}, "SLURM_ARRAY_TASK_ID", nil},
+		{map[string]string{"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_MIN": "5", "SLURM_ARRAY_TASK_COUNT": "3"}, 0,
+			Shard{}, "", ErrShardCountMissing},
+		{map[string]string{"JOB_COMPLETION_INDEX": "1", "SLURM_ARRAY_TASK_ID": "0"}, 2, Shard{1, 2}, "JOB_COMPLETION_INDEX", nil},
 	} {
-		got, err := ShardFromEnv(c.count, func(k string) string { return c.env[k] })
-		if (err != nil) != c.err || (!c.err && got != c.want) {
-			t.Errorf("%v count %d: got %v, %v; want %v (error %v)", c.env, c.count, got, err, c.want, c.err)
+		got, from, err := ShardFromEnv(c.count, func(k string) string { return c.env[k] })
+		if c.err != nil {
+			if !errors.Is(err, c.err) || !errors.Is(err, ErrShard) {
+				t.Errorf("%v count %d: got %v, %v; want error %v", c.env, c.count, got, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want || from != c.from {
+			t.Errorf("%v count %d: got %v from %q, %v; want %v from %q", c.env, c.count, got, from, err, c.want, c.from)
 		}
 	}
 }

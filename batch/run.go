@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/rflowrt/rflow/pipeline"
 	"image"
+	"path/filepath"
 	"time"
 )
 
@@ -21,6 +22,13 @@ type Options struct {
 	// Base holds the settings every item shares (RNG, MaxSequenceLength, ClipSkip, TrueCFGScale,
 	// VAETiling, …); each item's prompt, seed and settings replace Base's.
 	Base pipeline.Request
+	// Settings are the run-wide settings the items' fingerprints are taken under (SettingsOf(Model,
+	// Base)); a success record counts only with the item's fingerprint.
+	Settings Settings
+	// RedoChanged regenerates items whose success record carries another fingerprint (their manifest
+	// line or the settings changed). Without it Run refuses to start on such records
+	// (PinMismatchError): they are neither done nor to be silently overwritten.
+	RedoChanged bool
 	// BatchSize is the most items drawn in one transformer batch (0 → 1). Items are grouped by equal
 	// size and settings; only items of one group share a batch.
 	BatchSize int
@@ -92,11 +100,12 @@ type runner struct {
 	sum Summary
 }
 
-// Run generates every item not yet finished according to log (and o.Present), in batches of
-// items with equal settings, and appends a record per item to log after its files are written. A
-// failed item is recorded and the run goes on (a failed batch of several items is retried item by
-// item). The error is non-nil only when the run cannot go on: ctx was cancelled or the log cannot
-// be written; the summary counts what happened until then.
+// Run generates every item not yet finished according to log (and o.Present), in batches of items
+// with equal settings, and appends a record per item to log after its files are written. A failed
+// item is recorded and the run goes on (a failed batch of several items is retried item by item).
+// The error is non-nil only when the run cannot go on: ctx was cancelled, or a *RunError (a model
+// component that cannot be loaded, an output folder or results log that cannot be written), or a
+// PinMismatchError before anything ran; the summary counts what happened until then.
 func Run(ctx context.Context, p Generator, items []Item, log *ResultsLog, o Options) (Summary, error) {
 	if o.BatchSize < 1 {
 		o.BatchSize = 1
@@ -110,12 +119,26 @@ func Run(ctx context.Context, p Generator, items []Item, log *ResultsLog, o Opti
 	b := &runner{p: p, log: log, o: o, sum: Summary{Items: len(items)}}
 	var order []groupKey
 	groups := map[groupKey][]Item{}
+	var stale []string
+	todo := items[:0:0]
 	for _, it := range items {
-		if rec, ok := log.Succeeded(it.ID); ok && (o.Present == nil || o.Present(it, rec)) {
-			b.sum.Skipped++
-			b.report(it, StatusSkipped, nil)
-			continue
+		fp := it.Fingerprint(o.Settings)
+		if rec, ok := log.Succeeded(it.ID); ok {
+			if rec.Fingerprint != fp {
+				stale = append(stale, it.ID)
+			} else if o.Present == nil || o.Present(it, rec) {
+				b.sum.Skipped++
+				b.report(it, StatusSkipped, nil)
+				continue
+			}
 		}
+		todo = append(todo, it)
+	}
+	if len(stale) > 0 && !o.RedoChanged {
+		return b.sum, &PinMismatchError{Dir: filepath.Dir(log.Path()), Changed: stale,
+			Changes: []string{fmt.Sprintf("%s records items drawn with another prompt, seed or settings", filepath.Base(log.Path()))}}
+	}
+	for _, it := range todo {
 		k := keyOf(it)
 		if _, seen := groups[k]; !seen {
 			order = append(order, k)
@@ -134,6 +157,23 @@ func Run(ctx context.Context, p Generator, items []Item, log *ResultsLog, o Opti
 	}
 	return b.sum, nil
 }
+
+// RunError is a failure of the run rather than of one item: Run stops at it instead of recording
+// it against every item that follows.
+type RunError struct {
+	// Item is the item being drawn or written when it happened ("" when none).
+	Item string
+	Err  error
+}
+
+func (e *RunError) Error() string {
+	if e.Item == "" {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("item %s: %v", e.Item, e.Err)
+}
+
+func (e *RunError) Unwrap() error { return e.Err }
 
 // report calls OnItem.
 func (b *runner) report(it Item, status string, err error, warnings ...string) {
@@ -163,6 +203,9 @@ func (b *runner) runChunk(ctx context.Context, chunk []Item) error {
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if errors.Is(err, pipeline.ErrLoad) {
+			return &RunError{Item: chunk[0].ID, Err: err}
 		}
 		if len(chunk) > 1 { // find the item at fault; the others may still draw
 			for _, it := range chunk {
@@ -194,17 +237,21 @@ func (b *runner) finish(it Item, out ItemOutput) error {
 	start := time.Now()
 	files, err := b.o.Write(it, out)
 	if err != nil {
+		if isStorageError(err) {
+			return &RunError{Item: it.ID, Err: err}
+		}
 		return b.fail(it, err, &out)
 	}
 	tm := out.Timings
 	ms := func(d time.Duration) int64 { return d.Milliseconds() }
 	rec := Record{ID: it.ID, Index: it.Index, Status: StatusOK, Path: files.Image, Latents: files.Latents,
-		Seed: it.Seed, Prompt: it.Prompt, Settings: &out.Settings, Warnings: out.Warnings, Time: time.Now().UTC().Format(time.RFC3339Nano),
+		Fingerprint: it.Fingerprint(b.o.Settings),
+		Seed:        it.Seed, Prompt: it.Prompt, Settings: &out.Settings, Warnings: out.Warnings, Time: time.Now().UTC().Format(time.RFC3339Nano),
 		Timings: &RecordTiming{BatchSize: out.BatchSize, LoadMS: ms(tm.Load), EncodeMS: ms(tm.Tokenize + tm.Encode),
 			DenoiseMS: ms(tm.Denoise), DecodeMS: ms(tm.Decode), GenerateMS: ms(tm.Total), WriteMS: ms(time.Since(start)),
 			PeakRSSByte: tm.PeakRSSBytes}}
 	if err := b.log.Append(rec); err != nil {
-		return err
+		return &RunError{Item: it.ID, Err: err}
 	}
 	b.sum.Succeeded++
 	b.report(it, StatusOK, nil, out.Warnings...)
@@ -214,12 +261,13 @@ func (b *runner) finish(it Item, out ItemOutput) error {
 // fail appends an error record for an item.
 func (b *runner) fail(it Item, cause error, out *ItemOutput) error {
 	rec := Record{ID: it.ID, Index: it.Index, Status: StatusError, Error: cause.Error(), Seed: it.Seed,
-		Prompt: it.Prompt, Time: time.Now().UTC().Format(time.RFC3339Nano)}
+		Fingerprint: it.Fingerprint(b.o.Settings),
+		Prompt:      it.Prompt, Time: time.Now().UTC().Format(time.RFC3339Nano)}
 	if out != nil {
 		rec.Settings = &out.Settings
 	}
 	if err := b.log.Append(rec); err != nil {
-		return fmt.Errorf("%w (while recording item %s's failure: %v)", err, it.ID, cause)
+		return &RunError{Item: it.ID, Err: fmt.Errorf("%w (while recording its failure: %v)", err, cause)}
 	}
 	b.sum.Failed++
 	b.report(it, StatusError, cause)

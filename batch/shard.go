@@ -18,9 +18,13 @@ const maxShards = 1 << 20
 // ErrShard is wrapped by every error about a shard specification.
 var ErrShard = errors.New("shard")
 
-// ErrShardCountMissing is wrapped (with ErrShard) when the environment gives a shard index but no
-// count and the caller gave none either.
+// ErrShardCountMissing is wrapped (with ErrShard) when the environment gives a shard index but the
+// caller gave no shard count.
 var ErrShardCountMissing = errors.New("shard count missing")
+
+// ErrShardIndexMissing is wrapped (with ErrShard) when the caller gives a shard count but neither the
+// caller nor the environment gives the index.
+var ErrShardIndexMissing = errors.New("shard index missing")
 
 // String is "I/N".
 func (s Shard) String() string { return fmt.Sprintf("%d/%d", s.Index, s.Count) }
@@ -52,54 +56,46 @@ func ParseShard(spec string) (Shard, error) {
 	return s, s.Validate()
 }
 
-// ShardFromEnv finds this process's shard index from the scheduler's environment and combines it
-// with count (0: take the count from the environment too). The index is JOB_COMPLETION_INDEX
-// (Kubernetes Indexed Jobs), else SLURM_ARRAY_TASK_ID minus SLURM_ARRAY_TASK_MIN (0 if unset); the
-// count from SLURM_ARRAY_TASK_COUNT when count is 0. With neither index variable set the shard is
-// 0/count (0/1 when count is 0). getenv is os.Getenv in production.
-func ShardFromEnv(count int, getenv func(string) string) (Shard, error) {
-	atoi := func(name string) (int, bool, error) {
+// IndexVariables are the environment variables that carry a shard index, in the order they are
+// looked at: Kubernetes Indexed Jobs set JOB_COMPLETION_INDEX, Slurm job arrays SLURM_ARRAY_TASK_ID.
+var IndexVariables = []string{"JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"}
+
+// ShardFromEnv combines the shard count with the index the scheduler's environment gives (the first
+// of IndexVariables that is set). The index is taken as it is, never shifted or scaled by the array's
+// size or minimum: Slurm sets those from the submitted subset (a retry with --array=3 has
+// SLURM_ARRAY_TASK_MIN=3 and _COUNT=1), so they say nothing about the batch's shards. Count 0 with no
+// index is the whole batch, 0/1; an index without a count (ErrShardCountMissing) or a count without an
+// index (ErrShardIndexMissing) is an error. It returns the variable the index came from ("" when none).
+// getenv is os.Getenv in production.
+func ShardFromEnv(count int, getenv func(string) string) (Shard, string, error) {
+	s := Shard{Count: count}
+	from := ""
+	for _, name := range IndexVariables {
 		v := strings.TrimSpace(getenv(name))
 		if v == "" {
-			return 0, false, nil
+			continue
 		}
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			return 0, true, fmt.Errorf("%w: $%s=%q is not an integer", ErrShard, name, v)
+			return s, name, fmt.Errorf("%w: $%s=%q is not an integer", ErrShard, name, v)
 		}
-		return n, true, nil
+		s.Index, from = n, name
+		break
 	}
-	s := Shard{Count: count}
-	idx, found, err := atoi("JOB_COMPLETION_INDEX")
-	if err != nil {
-		return s, err
+	switch {
+	case count == 0 && from == "":
+		return Shard{0, 1}, "", nil
+	case count == 0:
+		return s, from, fmt.Errorf("%w: %w: $%s gives the shard index %d but the shard count is not given", ErrShard,
+			ErrShardCountMissing, from, s.Index)
+	case from == "":
+		return s, "", fmt.Errorf("%w: %w: a shard count of %d but no index ($%s unset)", ErrShard, ErrShardIndexMissing,
+			count, strings.Join(IndexVariables, ", $"))
 	}
-	if !found {
-		if idx, found, err = atoi("SLURM_ARRAY_TASK_ID"); err != nil {
-			return s, err
-		}
-		lo, _, err := atoi("SLURM_ARRAY_TASK_MIN")
-		if err != nil {
-			return s, err
-		}
-		idx -= lo
+	if err := s.Validate(); err != nil {
+		return s, from, fmt.Errorf("$%s: %w", from, err)
 	}
-	if s.Count == 0 {
-		n, ok, err := atoi("SLURM_ARRAY_TASK_COUNT")
-		switch {
-		case err != nil:
-			return s, err
-		case ok:
-			s.Count = n
-		case found:
-			return s, fmt.Errorf("%w: %w: the shard index comes from the environment (%d) but not the shard count",
-				ErrShard, ErrShardCountMissing, idx)
-		default:
-			s.Count = 1
-		}
-	}
-	s.Index = idx
-	return s, s.Validate()
+	return s, from, nil
 }
 
 // Select returns the items of shard s: those whose Index mod Count is s.Index, in order.

@@ -59,10 +59,22 @@ func (ms *models) load(name string, f func(path string) error) error {
 	}
 	ms.events.emit(Event{Stage: StageLoad, Component: name})
 	if err := timed(&ms.loadTime, func() error { return f(path) }); err != nil {
-		return fmt.Errorf("pipeline: load %s: %w", name, err)
+		return fmt.Errorf("pipeline: load %s: %w", name, loadError{err})
 	}
 	return nil
 }
+
+// ErrLoad is matched (errors.Is) by the error of a component that could not be loaded: ONNX Runtime
+// could not create its session (a damaged file, a missing execution provider, too little memory).
+// Such a failure is the run's, not one request's: a batch stops at it.
+var ErrLoad = errors.New("model component could not be loaded")
+
+// loadError marks a load failure as ErrLoad without changing its message.
+type loadError struct{ err error }
+
+func (e loadError) Error() string        { return e.err.Error() }
+func (e loadError) Unwrap() error        { return e.err }
+func (e loadError) Is(target error) bool { return target == ErrLoad }
 
 // tokenizers loads the family's tokenizers once (reusing those Open loaded), as loadTokenizer does.
 func (ms *models) tokenizers() error {

@@ -21,6 +21,7 @@ func advice(err error) string {
 		tooOld   *ort.VersionError
 		provider *ort.ProviderError
 		folder   *pipeline.FolderError
+		mismatch *batch.PinMismatchError
 	)
 	switch {
 	case errors.As(err, &notFound):
@@ -36,7 +37,18 @@ func advice(err error) string {
 	case errors.As(err, &folder):
 		return fmt.Sprintf("`rflow inspect --model %s` lists the folder's components and these problems", folder.Dir)
 	case errors.Is(err, batch.ErrShardCountMissing):
-		return "pass --shards N"
+		return "pass --shards N (the batch's shard count: the Job's completions, or the array's full size)"
+	case errors.Is(err, batch.ErrObjectStorage):
+		return "mount the bucket as a folder (a CSI driver on Kubernetes, a FUSE mount elsewhere) that supports renames, " +
+			"appends and flock, or write to a shared file system and copy the finished folder to the bucket"
+	case errors.Is(err, batch.ErrLocked):
+		return "wait for that run to end, or stop it (squeue / kubectl get pods show duplicates)"
+	case errors.As(err, &mismatch) && mismatch.ShardsChanged:
+		return "keep the batch's shard count (see " + batch.PinFile + " in --out), or give a new --out"
+	case errors.As(err, &mismatch):
+		return "pass --redo-changed to regenerate the changed items, or give a new --out for the new batch"
+	case errors.Is(err, batch.ErrShardIndexMissing):
+		return "give --shard I/N, or run it as a Kubernetes Indexed Job or a Slurm array task"
 	}
 	return ""
 }

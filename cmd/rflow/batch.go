@@ -18,9 +18,9 @@ import (
 // batchFlags are rflow batch's own flags; the generation flags are txt2img's.
 type batchFlags struct {
 	*txt2imgFlags
-	manifest, outDir, shard string
-	shards                  int
-	saveLatents             bool
+	manifest, outDir, shard  string
+	shards                   int
+	saveLatents, redoChanged bool
 }
 
 // txt2imgOnly are txt2img flags that make no sense for a manifest: hidden and refused.
@@ -36,23 +36,27 @@ func addBatchFlags(fs *pflag.FlagSet) *batchFlags {
 	fs.Lookup("seed").Usage = "seed base: an item without a seed gets seed + its index in the manifest (default 0)"
 	fs.StringVar(&f.manifest, "manifest", "", "JSONL (one object per image or per prompt with count) or text (one prompt per line) (required)")
 	fs.StringVar(&f.outDir, "out", "", "output folder: <id>.png, <id>.safetensors, results-<I>-of-<N>.jsonl (required)")
-	fs.StringVar(&f.shard, "shard", "", "run shard I of N (I/N): items k with k mod N = I (default: from $JOB_COMPLETION_INDEX or $SLURM_ARRAY_TASK_ID, else 0/1)")
-	fs.IntVar(&f.shards, "shards", 0, "shard count N when the index comes from the environment (default: $SLURM_ARRAY_TASK_COUNT)")
+	fs.StringVar(&f.shard, "shard", "", "run shard I of N (I/N): items k with k mod N = I (default: 0/1, or I from the environment with --shards)")
+	fs.IntVar(&f.shards, "shards", 0, "shard count N; the index I is $JOB_COMPLETION_INDEX (Kubernetes) or $SLURM_ARRAY_TASK_ID (Slurm) as it is")
 	fs.BoolVar(&f.saveLatents, "save-latents", false, "also write each item's initial noise and final latent as <id>.safetensors")
+	fs.BoolVar(&f.redoChanged, "redo-changed", false, "the manifest or settings changed since the batch started in --out: regenerate the finished items they change (and repin)")
 	return f
 }
 
 func runBatch(ctx context.Context, args []string, out, errOut io.Writer) error {
+	if len(args) > 0 && args[0] == "status" {
+		return runBatchStatus(args[1:], out, errOut)
+	}
 	fs := pflag.NewFlagSet("batch", pflag.ContinueOnError)
 	f := addBatchFlags(fs)
 	if err := parseFlags(fs, args, out); err != nil {
 		return err
 	}
-	shard, items, base, err := f.setup(fs)
+	job, err := f.setup(fs)
 	if err != nil {
 		var p *outputProblem
 		if errorsAs(err, &p) {
-			return p.err
+			return runLevel(p.err)
 		}
 		return &usageError{fs: fs, err: err}
 	}
@@ -61,36 +65,50 @@ func runBatch(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return &usageError{fs: fs, err: err}
 	}
 	if err := f.ort.init(); err != nil {
-		return err
+		return runLevel(err)
 	}
 	m, err := openAnyModel(ctx, f.model, f.ckpt, errOut, f.quiet)
 	if err != nil {
-		return err
+		return runLevel(err)
 	}
-	log, err := batch.OpenResultsLog(filepath.Join(f.outDir, shard.ResultsName()))
+	settings := batch.SettingsOf(m, job.base)
+	if err := os.MkdirAll(f.outDir, 0o777); err != nil {
+		return runLevel(fmt.Errorf("--out: %w", err))
+	}
+	pin := batch.NewPin(f.manifest, job.manifestSHA256, len(job.items), job.shard.Count, settings, job.defaults)
+	if err := batch.PinBatch(f.outDir, pin, job.items, f.redoChanged); err != nil {
+		return pinError(err)
+	}
+	log, err := batch.OpenResultsLog(filepath.Join(f.outDir, job.shard.ResultsName()))
 	if err != nil {
-		return err
+		return runLevel(err)
 	}
 	defer log.Close()
-	mine := shard.Select(items)
+	mine := job.shard.Select(job.items)
 	rep := newReporter(errOut, f.quiet)
 	for _, w := range unusedFlagWarnings(fs, m) {
 		rep.linef("rflow batch: warning: %s", w)
 	}
-	rep.linef("rflow batch: model %s (%s), shard %s: %d of %d items, results in %s", m.Name, m.Family, shard, len(mine),
-		len(items), log.Path())
+	rep.linef("rflow batch: model %s (%s), shard %s%s: %d of %d items, results in %s", m.Name, m.Family, job.shard,
+		job.shardFrom, len(mine), len(job.items), log.Path())
 	p := pipeline.New(m, pipeline.Options{Session: so, KeepModels: true})
 	defer p.Close()
 	w := &batchWriter{dir: f.outDir, model: m, saveLatents: f.saveLatents}
 	progress := newItemProgress(rep, len(mine))
-	sum, err := batch.Run(ctx, p, mine, log, batch.Options{Base: base, BatchSize: f.batchSize,
-		Model: m, Present: w.present, Write: w.write, OnItem: progress.item})
+	sum, err := batch.Run(ctx, p, mine, log, batch.Options{Base: job.base, BatchSize: f.batchSize, Model: m,
+		Settings: settings, RedoChanged: f.redoChanged, Present: w.present, Write: w.write, OnItem: progress.item})
 	progress.finish()
-	summary := fmt.Sprintf("shard %s: %d items: %d done now, %d already done, %d failed", shard, sum.Items, sum.Succeeded,
+	summary := fmt.Sprintf("shard %s: %d items: %d done now, %d already done, %d failed", job.shard, sum.Items, sum.Succeeded,
 		sum.Skipped, sum.Failed)
+	var runErr *batch.RunError
+	var mismatch *batch.PinMismatchError
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return fmt.Errorf("interrupted (%s); rerun the same command to finish: %w", summary, err)
+	case errorsAs(err, &mismatch):
+		return pinError(err)
+	case errorsAs(err, &runErr):
+		return runLevel(fmt.Errorf("stopped (%s): %w", summary, err))
 	case err != nil:
 		return fmt.Errorf("%s: %w", summary, err)
 	case sum.Failed > 0:
@@ -100,73 +118,136 @@ func runBatch(ctx context.Context, args []string, out, errOut io.Writer) error {
 	return nil
 }
 
+// exitRunLevel is rflow batch's exit status when the run as a whole cannot go on (ONNX Runtime or the
+// model cannot load, a missing execution provider, an output folder that cannot be written, the
+// shard already running elsewhere): distinct from 1, some items failed, and from 2, a usage error.
+const exitRunLevel = 3
+
+// codedError carries its exit status to main.
+type codedError struct {
+	err  error
+	code int
+}
+
+func (e *codedError) Error() string { return e.err.Error() }
+func (e *codedError) Unwrap() error { return e.err }
+func (e *codedError) exitCode() int { return e.code }
+
+// runLevel marks err as stopping the whole run (exit status 3).
+func runLevel(err error) error { return &codedError{err, exitRunLevel} }
+
+// pinError is a run refused because --out holds another batch: exit status 2, as a usage error (every
+// shard would refuse the same way, so a scheduler should not retry it).
+func pinError(err error) error {
+	var mismatch *batch.PinMismatchError
+	if errorsAs(err, &mismatch) {
+		return &codedError{err, 2}
+	}
+	return runLevel(err)
+}
+
+// batchJob is what the flags and the manifest describe.
+type batchJob struct {
+	shard          batch.Shard
+	shardFrom      string // " (from $VAR)" when the index came from the environment
+	items          []batch.Item
+	defaults       batch.Item
+	manifestSHA256 string
+	base           pipeline.Request
+}
+
 // setup validates the flags, reads the manifest and finds the shard.
-func (f *batchFlags) setup(fs *pflag.FlagSet) (batch.Shard, []batch.Item, pipeline.Request, error) {
-	var shard batch.Shard
+func (f *batchFlags) setup(fs *pflag.FlagSet) (batchJob, error) {
+	var job batchJob
 	for _, name := range txt2imgOnly {
 		if fs.Changed(name) {
-			return shard, nil, pipeline.Request{}, fmt.Errorf("--%s is a txt2img flag; rflow batch takes prompts from --manifest", name)
+			return job, fmt.Errorf("--%s is a txt2img flag; rflow batch takes prompts from --manifest", name)
 		}
 	}
 	if f.manifest == "" || f.outDir == "" {
-		return shard, nil, pipeline.Request{}, errors.New("--manifest and --out are required")
+		return job, errors.New("--manifest and --out are required")
+	}
+	if err := batch.CheckOutDir(f.outDir); err != nil {
+		return job, fmt.Errorf("--out: %w", err)
 	}
 	if f.batchSize < 1 {
-		return shard, nil, pipeline.Request{}, errors.New("--batch-size must be at least 1")
+		return job, errors.New("--batch-size must be at least 1")
 	}
 	if err := checkGenerationNumbers(fs, f.txt2imgFlags); err != nil {
-		return shard, nil, pipeline.Request{}, err
+		return job, err
 	}
 	if f.randomSeed {
-		return shard, nil, pipeline.Request{}, errors.New("--seed -1 (random) does not apply to batch: every shard must draw the same images, so give a base seed")
+		return job, errors.New("--seed -1 (random) does not apply to batch: every shard must draw the same images, so give a base seed")
+	}
+	var err error
+	var from string
+	if job.shard, from, err = f.findShard(); err != nil {
+		return job, err
+	}
+	if from != "" && from != "--shard" {
+		job.shardFrom = " (index from $" + from + ")"
+	}
+	if job.base, err = f.baseRequest(); err != nil {
+		return job, err
+	}
+	if job.items, job.defaults, job.manifestSHA256, err = f.readManifest(); err != nil {
+		return job, err
 	}
 	if err := imagefile.CheckDirWritable(f.outDir); err != nil { // before anything loads
-		return shard, nil, pipeline.Request{}, &outputProblem{fmt.Errorf("--out: %w", err), false}
+		return job, &outputProblem{fmt.Errorf("--out: %w", err), false}
 	}
-	shard, err := f.findShard()
-	if err != nil {
-		return shard, nil, pipeline.Request{}, err
-	}
-	base, err := f.baseRequest()
-	if err != nil {
-		return shard, nil, pipeline.Request{}, err
-	}
-	items, err := f.readManifest()
-	return shard, items, base, err
+	return job, nil
 }
 
-// findShard takes --shard, else the environment with --shards.
-func (f *batchFlags) findShard() (batch.Shard, error) {
-	if f.shard != "" {
-		if f.shards != 0 {
-			return batch.Shard{}, errors.New("give --shard I/N or --shards N, not both")
-		}
-		return batch.ParseShard(f.shard)
-	}
+// findShard takes --shard I/N, else the index from the environment with --shards N. Both together
+// must agree on N. The index is never derived from a job array's size or minimum, so a resubmitted
+// subset of an array runs exactly the shards its task ids name.
+func (f *batchFlags) findShard() (batch.Shard, string, error) {
 	if f.shards < 0 {
-		return batch.Shard{}, fmt.Errorf("--shards %d: want a count ≥ 1", f.shards)
+		return batch.Shard{}, "", fmt.Errorf("--shards %d: want a count ≥ 1", f.shards)
+	}
+	if f.shard != "" {
+		s, err := batch.ParseShard(f.shard)
+		if err != nil {
+			return s, "", fmt.Errorf("--shard: %w", err)
+		}
+		if f.shards != 0 && f.shards != s.Count {
+			return s, "", fmt.Errorf("--shard %s and --shards %d disagree on the shard count", f.shard, f.shards)
+		}
+		return s, "--shard", nil
 	}
 	return batch.ShardFromEnv(f.shards, os.Getenv)
 }
 
-// readManifest parses --manifest with the flags' defaults.
-func (f *batchFlags) readManifest() ([]batch.Item, error) {
-	fh, err := os.Open(f.manifest)
-	if err != nil {
-		return nil, fmt.Errorf("--manifest: %w", err)
-	}
-	defer fh.Close()
+// readManifest parses --manifest with the flags' defaults and hashes its bytes.
+func (f *batchFlags) readManifest() (items []batch.Item, defaults batch.Item, sha string, err error) {
 	sampler, err := samplerName("--sampler", f.sampler)
 	if err != nil {
-		return nil, err
+		return nil, defaults, "", err
 	}
-	d := batch.Item{NegativePrompt: f.negative, Seed: f.seed, Steps: f.steps, Width: f.width, Height: f.height,
+	defaults = batch.Item{NegativePrompt: f.negative, Seed: f.seed, Steps: f.steps, Width: f.width, Height: f.height,
 		CFGScale: f.cfg, Guidance: f.guidance, FlowShift: f.shift, Sampler: sampler, Scheduler: schedulerName(f.sched)}
-	items, err := batch.ParseManifest(fh, d)
+	items, sha, err = readManifestFile(f.manifest, defaults)
+	return items, defaults, sha, err
+}
+
+// readManifestFile parses a manifest file and returns its items and its bytes' SHA-256.
+func readManifestFile(path string, defaults batch.Item) ([]batch.Item, string, error) {
+	fh, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", f.manifest, err)
+		return nil, "", fmt.Errorf("--manifest: %w", err)
 	}
-	return items, nil
+	defer fh.Close()
+	var items []batch.Item
+	sha, err := batch.HashReader(fh, func(r io.Reader) error {
+		var err error
+		items, err = batch.ParseManifest(r, defaults)
+		return err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", path, err)
+	}
+	return items, sha, nil
 }
 
 // baseRequest holds the settings every item shares.

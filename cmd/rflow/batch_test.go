@@ -44,7 +44,7 @@ func readLog(t *testing.T, path string) []batch.Record {
 	return recs
 }
 
-// snapshot maps every file of dir to its modification time and size.
+// snapshot maps every file of dir but the results logs' lock files to its modification time and size.
 func snapshot(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
@@ -53,6 +53,9 @@ func snapshot(t *testing.T, dir string) map[string]string {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".lock") { // a run writes its pid there
+			continue
+		}
 		info, err := e.Info()
 		if err != nil {
 			t.Fatal(err)
@@ -143,7 +146,9 @@ func TestBatchUsageErrors(t *testing.T) {
 		{[]string{"--manifest", manifest, "--out", t.TempDir()}, `line 1: unknown field "colour"`},
 		{[]string{"--manifest", manifest, "--out", "x", "-p", "a cat"}, "--prompt is a txt2img flag"},
 		{[]string{"--manifest", manifest, "--out", "x", "--shard", "3/3"}, "index 3 is outside"},
-		{[]string{"--manifest", manifest, "--out", "x", "--shard", "0/3", "--shards", "3"}, "not both"},
+		{[]string{"--manifest", manifest, "--out", "x", "--shard", "0/3", "--shards", "4"}, "disagree on the shard count"},
+		{[]string{"--manifest", manifest, "--out", "x", "--shards", "4"}, "a shard count of 4 but no index"},
+		{[]string{"--manifest", manifest, "--out", "s3://bucket/run1"}, "s3:// URL: object storage is not a folder"},
 	} {
 		code, _, errOut := runCLI(append([]string{"batch"}, c.args...)...)
 		if code != 2 || !strings.Contains(errOut, c.want) {
@@ -184,7 +189,8 @@ func TestBatchBatchedEqualsSingle(t *testing.T) {
 	}
 }
 
-// An --out folder that cannot be written is found before ONNX Runtime or the model loads.
+// An --out folder that cannot be written is found before ONNX Runtime or the model loads, and stops
+// the run with the run-level exit status.
 func TestBatchOutCheckedFirst(t *testing.T) {
 	manifest := writeManifest(t, `{"prompt": "a red circle"}`)
 	file := filepath.Join(t.TempDir(), "file")
@@ -193,7 +199,7 @@ func TestBatchOutCheckedFirst(t *testing.T) {
 	}
 	code, _, errOut := runCLI("batch", "--ort-lib", "/nonexistent/lib.so", "-m", "/nonexistent-model", "--manifest", manifest,
 		"--out", filepath.Join(file, "out"))
-	if code != 1 || !strings.Contains(errOut, "is not a directory") || strings.Contains(errOut, "nonexistent") {
-		t.Errorf("exit %d, stderr %q; want exit 1 about --out before the library or model", code, errOut)
+	if code != exitRunLevel || !strings.Contains(errOut, "is not a directory") || strings.Contains(errOut, "nonexistent") {
+		t.Errorf("exit %d, stderr %q; want exit %d about --out before the library or model", code, errOut, exitRunLevel)
 	}
 }

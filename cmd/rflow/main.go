@@ -28,7 +28,7 @@ func commands() []command {
 	return []command{
 		{name: "convert", summary: "compile a checkpoint (.safetensors file or diffusers folder) into an ONNX folder any ONNX Runtime user can load", run: runConvert},
 		{name: "compare", summary: "compare samplers × steps × schedules on a model or an analytic flow: grid, metrics, orders, plots", run: runCompare},
-		{name: "batch", summary: "generate every image of a manifest, sharded, resumable, models loaded once", run: runBatch},
+		{name: "batch", summary: "generate every image of a manifest, sharded, resumable, models loaded once (batch status: what is done)", run: runBatch},
 		{name: "inspect", summary: "list a model folder's components, signatures and tokenizers, and every problem found", run: runInspect},
 		{name: "quantize", summary: "rewrite an ONNX export folder with quantized weights (int8, q8, q4) and/or fused attention", run: runQuantize},
 		{name: "noise", summary: "print torch-compatible initial noise for a seed and shape", run: runNoise},
@@ -48,6 +48,9 @@ type usageError struct {
 
 func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
+
+// exitCoder is an error that chooses its exit status (rflow batch's run-level failures).
+type exitCoder interface{ exitCode() int }
 
 // errHelp is returned when the user asked for help; usage goes to stdout and the exit status is 0.
 var errHelp = pflag.ErrHelp
@@ -83,7 +86,8 @@ func signalExitCode(s os.Signal) int {
 	return 130
 }
 
-// run executes one rflow invocation and returns the exit status: 0 success, 1 failure, 2 usage error.
+// run executes one rflow invocation and returns the exit status: 0 success, 1 failure, 2 usage error
+// (rflow batch: 3 when the run as a whole cannot go on).
 func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	if len(args) == 0 {
 		printHelp(errOut)
@@ -112,6 +116,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	}
 	err := c.run(ctx, args[1:], out, errOut)
 	var ue *usageError
+	var coded exitCoder
 	switch {
 	case err == nil:
 		return 0
@@ -120,6 +125,9 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	case errors.As(err, &ue):
 		fmt.Fprintf(errOut, "rflow %s: %s\nRun 'rflow %s --help' for its flags.\n", name, oneLine(ue.err.Error()), name)
 		return 2
+	case errors.As(err, &coded):
+		fmt.Fprintf(errOut, "rflow %s: %s\n", name, oneLine(withAdvice(err)))
+		return coded.exitCode()
 	default:
 		fmt.Fprintf(errOut, "rflow %s: %s\n", name, oneLine(withAdvice(err)))
 		return 1
