@@ -7,6 +7,7 @@
 #   PARITY_WORK   work folder (default .parity/ in the checkout; models and references are reused)
 #   PARITY_SOURCES sources to run (default "onnx diffusers single-file")
 #   PARITY_IMG2IMG 0 skips the img2img and VAE-tiling runs (scripts/parity-img2img.sh)
+#   PARITY_LORA   0 skips the LoRA runs (scripts/parity_lora.sh)
 # Needs Debian's python3-torch and friends (the oracle's README lists them); installs them with apt-get
 # when run as root and they are missing.
 set -euo pipefail
@@ -114,6 +115,17 @@ if [ "${PARITY_IMG2IMG:-1}" != 0 ]; then
   done
   if [ ${#I2I[@]} -gt 0 ]; then
     PARITY_WORK="$WORK" scripts/parity-img2img.sh "${I2I[@]}" || status=1
+  fi
+fi
+# LoRAs (scripts/parity_lora.sh): kohya, diffusers and BFL files from the oracle's lora.py at weight 0.8 against
+# diffusers on the torch-merged checkpoint, and kohya = BFL bit for bit; PARITY_LORA=0 skips it.
+if [ "${PARITY_LORA:-1}" != 0 ]; then
+  LK=()
+  for kind in "${KINDS[@]}"; do
+    case "$kind" in sd3|flux-dev) LK+=("$kind") ;; esac
+  done
+  if [ ${#LK[@]} -gt 0 ]; then
+    PARITY_WORK="$WORK" scripts/parity_lora.sh "${QUICK[@]}" "${LK[@]}" || status=1
   fi
 fi
 exit $status

@@ -21,6 +21,8 @@ import (
 type checkpointFlags struct {
 	clipL, clipG, t5xxl, vae, config string
 	weights, teWeights               weightKind
+	loras                            loraFlag // --lora, then the prompt's <lora:NAME:WEIGHT> tags
+	loraDir                          string
 }
 
 func (c *checkpointFlags) register(fs *pflag.FlagSet) {
@@ -31,11 +33,17 @@ func (c *checkpointFlags) register(fs *pflag.FlagSet) {
 	c.weights = "fp32"
 	fs.Var(&c.weights, "weights", "how a compiled checkpoint stores the transformer's weights: fp32, fp16 (GPU providers; also the text encoders and VAE), int8, q8 or q4 (quantized Linear layers, smaller and for int8 faster on CPU)")
 	fs.Var(&c.teWeights, "te-weights", "the same for the text encoders: fp32, fp16, int8, q8 or q4 (default fp16 with --weights fp16, else fp32)")
+	fs.Var(&c.loras, "lora", "merge a LoRA `FILE[:WEIGHT]` (.safetensors: kohya, diffusers/PEFT, BFL/ComfyUI or SAI keys; weight default 1) into a checkpoint's weights; repeatable")
+	fs.StringVar(&c.loraDir, "lora-dir", os.Getenv("RFLOW_LORA_DIR"), "`DIR` where a prompt's <lora:NAME:WEIGHT> finds NAME.safetensors (default $RFLOW_LORA_DIR)")
 	fs.StringVar(&c.config, "model-config", os.Getenv("RFLOW_MODEL_CONFIG"), "diffusers repository `DIR` whose config.json files replace the configs inferred from single files (for models whose head counts, rope axes or norm groups differ from the released ones; default $RFLOW_MODEL_CONFIG)")
 }
 
 func (c checkpointFlags) anyFile() string {
-	for _, f := range []struct{ flag, v string }{{"--clip-l", c.clipL}, {"--clip-g", c.clipG}, {"--t5xxl", c.t5xxl}, {"--vae", c.vae}} {
+	var lora string
+	if len(c.loras) > 0 {
+		lora = c.loras[0].Path
+	}
+	for _, f := range []struct{ flag, v string }{{"--clip-l", c.clipL}, {"--clip-g", c.clipG}, {"--t5xxl", c.t5xxl}, {"--vae", c.vae}, {"--lora", lora}} {
 		if f.v != "" {
 			return f.flag
 		}
@@ -85,7 +93,8 @@ func (w *weightKind) Set(s string) error {
 }
 
 func (c checkpointFlags) source(model string) pipeline.CheckpointSource {
-	return pipeline.CheckpointSource{Model: model, CLIPL: c.clipL, CLIPG: c.clipG, T5: c.t5xxl, VAE: c.vae, Config: c.config}
+	return pipeline.CheckpointSource{Model: model, CLIPL: c.clipL, CLIPG: c.clipG, T5: c.t5xxl, VAE: c.vae, Config: c.config,
+		LoRAs: c.loras}
 }
 
 // withFlagAdvice names the flags that supply what a checkpoint lacks: components, or its configs.

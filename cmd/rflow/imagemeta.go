@@ -58,6 +58,9 @@ func (im imageMeta) params() imagefile.Params {
 	if s.GuidanceRule != "" {
 		p.Extra = append(p.Extra, imagefile.KV{Key: "Guidance rule", Value: s.GuidanceRule})
 	}
+	if h := loraHashes(im.model.LoRAs); h != "" {
+		p.Extra = append(p.Extra, imagefile.KV{Key: "Lora hashes", Value: h})
+	}
 	if im.batchSize > 1 { // Seed alone does not redraw it: A1111's keys for a place in a batch
 		p.Extra = append(p.Extra, imagefile.KV{Key: "Batch size", Value: fmt.Sprint(im.batchSize)},
 			imagefile.KV{Key: "Batch pos", Value: fmt.Sprint(im.batchPos)})
@@ -81,6 +84,7 @@ type rflowChunk struct {
 	BatchSize      int             `json:"batch_size,omitempty"` // > 1: one generator drew the batch; the image is entry batch_pos
 	BatchPos       *int            `json:"batch_pos,omitempty"`
 	Settings       json.RawMessage `json:"settings"`
+	LoRAs          []chunkLoRA     `json:"loras,omitempty"`
 }
 
 // rflowJSON is the rflow chunk's bytes. Texts the run did not use are left out.
@@ -98,6 +102,7 @@ func (im imageMeta) rflowJSON() ([]byte, error) {
 	if im.batchSize > 1 {
 		c.BatchSize, c.BatchPos = im.batchSize, &im.batchPos
 	}
+	c.LoRAs = chunkLoRAs(im.model.LoRAs)
 	return json.Marshal(c)
 }
 

@@ -108,6 +108,9 @@ func runTxt2img(ctx context.Context, args []string, out, errOut io.Writer) error
 	if err != nil {
 		return &usageError{fs: fs, err: err}
 	}
+	if req.Prompt, err = f.ckpt.promptLoRAs(req.Prompt); err != nil {
+		return &usageError{fs: fs, err: err}
+	}
 	so, err := f.sessionOptions()
 	if err != nil {
 		return &usageError{fs: fs, err: err}
