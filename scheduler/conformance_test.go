@@ -90,6 +90,8 @@ func expectedCalls(t *testing.T, s SamplerInfo, n int) int {
 		return 2 * n
 	case "2 (last step 1)":
 		return 2*n - 1
+	case "1 (first step 2)":
+		return n + 1
 	case "4":
 		return 4 * n
 	case "adaptive":
@@ -234,7 +236,7 @@ func checkNoiseContract(t *testing.T, s SamplerInfo) {
 // checkCallsAndCallback counts model calls against CallsPerStep and checks every Step: its fields, X
 // being x after the step, and Denoised being the x0 prediction at Sigma for the x the step started
 // from (on the analytic flow that is the exact posterior mean; the tolerance admits dpmpp_2m_sde's
-// first-σ offset 1 → 0.9999).
+// first-σ offset 1 → 0.9999, and FireFlow's reused start velocity).
 func checkCallsAndCallback(t *testing.T, s SamplerInfo) {
 	const n = 5
 	f := &AnalyticFlow{Target: testMixture(t)}
@@ -258,7 +260,11 @@ func checkCallsAndCallback(t *testing.T, s SamplerInfo) {
 		if err := f.PosteriorMean(want, before, st.Sigma); err != nil {
 			t.Fatal(err)
 		}
-		if d := maxAbsDiff(st.Denoised, want); d > 1e-3 {
+		tol := 1e-3
+		if s.Name == "fireflow" && st.Index > 0 {
+			tol = 0.5 // its start velocity is the previous midpoint's, an O(h) estimate of v at σ
+		}
+		if d := maxAbsDiff(st.Denoised, want); d > tol {
 			t.Errorf("step %d: Denoised is %.3g from the x0 prediction at σ=%v", st.Index, d, st.Sigma)
 		}
 		for j, v := range x {

@@ -77,7 +77,10 @@ func Samplers() []SamplerInfo {
 		{"ipndm", IPNDM, "1", false, 2, "iPNDM (Zhang & Chen 2022), ComfyUI sample_ipndm: Adams–Bashforth up to order 4 on d = v with fixed weights; last step x = x0"},
 		{"lms", LMS, "1", false, 2, "k-diffusion sample_lms: linear multistep order 4 with exact Lagrange weights on d = v; last step x = x0"},
 		{"lcm", LCM, "1", true, 0, "ComfyUI sample_lcm with CONST noise_scaling: x = x0; if σn > 0: x = σn·noise + (1−σn)·x"},
-		{"midpoint", Midpoint, "2", false, 2, "explicit midpoint rule (RK2) on dx/dt = v; float64 state (reference solver)"},
+		{"midpoint", Midpoint, "2", false, 2, "explicit midpoint rule (RK2) on dx/dt = v; float64 state (reference solver). rf_solver is this method: RF-Solver's second-order Taylor step (Wang et al. 2024, arXiv:2411.04746) with its finite-difference dv/dt is x + h·v(x + h/2·v, σ + h/2)"},
+		{"fireflow", FireFlow, "1 (first step 2)", false, 2, "FireFlow (Deng et al. 2024, arXiv:2412.07517): midpoint rule reusing the previous step's midpoint velocity as the next step's start velocity; N+1 model calls for N steps; float64 state"},
+		{"res_multistep", ResMultistep, "1", false, 2, "RES second-order multistep exponential integrator in λ (Zhang et al. 2023, arXiv:2308.02157), ComfyUI res_multistep (η = 0); first step first order, last step to 0 x = x0"},
+		{"gradient_estimation", GradientEstimation, "1", false, 1, "gradient estimation (Permenter & Yuan 2024, arXiv:2306.04848), ComfyUI gradient_estimation / sd.cpp euler_ge: Euler on 2·v_i − v_{i−1} after an Euler first step"},
 		{"rk4", RK4, "4", false, 4, "classical Runge–Kutta 4 on dx/dt = v; float64 state (reference solver)"},
 		{"dopri5", Dopri5, "adaptive", false, 5, "adaptive Dormand–Prince 5(4) (Hairer, Nørsett & Wanner, Solving ODEs I, §II.4–5) from sigmas[0] to the last σ, RTol/ATol; float64 state"},
 	}
@@ -98,6 +101,8 @@ func SamplerNames() []string {
 var samplerAliases = map[string]string{
 	"euler_a": "euler_ancestral", "dpm++2m": "dpmpp_2m", "dpm++2s_a": "dpmpp_2s_ancestral", // sd.cpp
 	"dpm++_2m": "dpmpp_2m", "dpm++_2m_sde": "dpmpp_2m_sde", "dpm++_2s_a": "dpmpp_2s_ancestral", "unipc": "uni_pc", // A1111
+	"euler_ge":  "gradient_estimation",               // sd.cpp
+	"rf_solver": "midpoint", "rf-solver": "midpoint", // RF-Solver's second-order step is the midpoint rule
 }
 
 // LookupSampler returns the registry entry called name, ignoring case and reading spaces as '_', or
