@@ -214,6 +214,18 @@ func publicParams(p *params) map[string]any {
 	return out
 }
 
+// resolvedParams are publicParams with the names and values the run resolved (sampler, scheduler,
+// guidance, shift) in place of the defaults asked for.
+func resolvedParams(p *params, st resolvedLike) map[string]any {
+	out := publicParams(p)
+	out["sampler_name"], out["scheduler"], out["cfg_scale"], out["shift"] = st.Sampler, orDefault(st.Scheduler), st.CFGScale, st.Shift
+	out["width"], out["height"], out["steps"] = st.Width, st.Height, st.Steps
+	if st.Guidance != 0 {
+		out["distilled_cfg_scale"] = st.Guidance
+	}
+	return out
+}
+
 func (s *Server) a1111Samplers(w http.ResponseWriter, r *http.Request) {
 	var out []map[string]any
 	for _, si := range scheduler.Samplers() {

@@ -84,6 +84,7 @@ func (j *job) snapshot() snapshot {
 		sn.Error = j.err.Error()
 	}
 	if j.state == stateSucceeded {
+		sn.Params = resolvedParams(&j.p, j.settings[0])
 		sn.Progress = 1
 		for i := range j.images {
 			sn.Images = append(sn.Images, jobURL(j.id)+"/images/"+strconv.Itoa(i))

@@ -1,0 +1,132 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/png"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rflowrt/rflow/pipeline"
+)
+
+// browser finds a headless-capable Chromium, or skips.
+func browser(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Skip("no chromium on PATH (Debian: apt-get install chromium); the web page test needs a real browser")
+	return ""
+}
+
+// headless runs the browser on url with extra flags (--screenshot=…, --dump-dom) and returns stdout.
+func headless(t *testing.T, bin, pageURL string, flags ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+		"--user-data-dir=" + filepath.Join(t.TempDir(), "profile"), "--window-size=900,700", "--virtual-time-budget=30000"}, flags...)
+	cmd := exec.CommandContext(ctx, bin, append(args, pageURL)...)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s: %v\n%s", bin, err, stderr.Bytes())
+	}
+	return stdout.Bytes()
+}
+
+// TestPageInBrowser drives the web page in headless Chromium against the real server: the page fills
+// its form from the query, submits a job, follows its progress and shows the image. The screenshot must
+// show the generated demo image's colours (its background and the circle); a prompt holding HTML must
+// come out as text.
+func TestPageInBrowser(t *testing.T) {
+	bin := browser(t)
+	_, hs := testServer(t, Options{})
+	q := url.Values{"auto": {"1"}, "prompt": {"a red circle"}, "seed": {"3"}, "width": {"128"}, "height": {"128"}, "steps": {"4"}}
+	shot := filepath.Join(t.TempDir(), "page.png")
+	headless(t, bin, hs.URL+"/?"+q.Encode(), "--screenshot="+shot)
+	f, err := os.Open(shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	page, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := newLone(t).image(t, pipeline.Request{Prompt: "a red circle", Seed: 3, Width: 128, Height: 128, Steps: 4})
+	for _, c := range dominantColours(want, 2) {
+		n := countNear(page, c, 10)
+		t.Logf("colour %v: %d pixels in the image, %d in the screenshot", c.rgb, c.n, n)
+		if n < c.n/2 {
+			t.Errorf("the screenshot has %d pixels near the image's colour %v (%d in the image): the image is not shown", n, c.rgb, c.n)
+		}
+	}
+
+	evil := `<img src=x onerror="document.title='pwned'"><b>bold</b>`
+	q.Set("prompt", evil)
+	dom := string(headless(t, bin, hs.URL+"/?"+q.Encode(), "--dump-dom"))
+	if !strings.Contains(dom, "done in") {
+		t.Fatalf("the page did not finish its job:\n%s", dom)
+	}
+	if strings.Contains(dom, "<b>bold</b>") || strings.Contains(dom, `<img src="x"`) || strings.Contains(dom, "pwned</title>") {
+		t.Errorf("the prompt's HTML reached the page's markup:\n%s", dom)
+	}
+	if !strings.Contains(dom, "&lt;b&gt;bold&lt;/b&gt;") {
+		t.Errorf("the prompt is not shown as text:\n%s", dom)
+	}
+}
+
+type colourCount struct {
+	rgb [3]uint8
+	n   int
+}
+
+// dominantColours are the k most frequent exact colours of img.
+func dominantColours(img *image.NRGBA, k int) []colourCount {
+	counts := map[[3]uint8]int{}
+	for i := 0; i+3 < len(img.Pix); i += 4 {
+		counts[[3]uint8{img.Pix[i], img.Pix[i+1], img.Pix[i+2]}]++
+	}
+	var out []colourCount
+	for c, n := range counts {
+		out = append(out, colourCount{c, n})
+	}
+	for i := range out { // selection of the k largest
+		for j := i + 1; j < len(out); j++ {
+			if out[j].n > out[i].n {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+		if i == k-1 {
+			break
+		}
+	}
+	return out[:min(k, len(out))]
+}
+
+// countNear counts the pixels of img within tol of c in every channel.
+func countNear(img image.Image, c colourCount, tol int) int {
+	n := 0
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			if near(int(r>>8), int(c.rgb[0]), tol) && near(int(g>>8), int(c.rgb[1]), tol) && near(int(bl>>8), int(c.rgb[2]), tol) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func near(a, b, tol int) bool { return a-b <= tol && b-a <= tol }
