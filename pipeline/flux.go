@@ -98,9 +98,15 @@ func (p *Pipeline) encodeFlux(ctx context.Context, pl *plan, tm *Timings) (condi
 // the latents, timestep, guidance and img_ids tensors.
 func (d *denoiser) setupFlux(io TransformerIO, cond conditioning, guidance float64) error {
 	b, tokens, seq := int64(d.b), int64(d.h/2*d.w/2), int64(cond.seqLen)
+	width, ids := int64(4*d.c), imageIDs(d.h, d.w)
+	if d.fx != nil { // Fill's extra channels, Kontext's reference tokens and their ids
+		width += int64(d.fx.e)
+		tokens += int64(d.fx.refTokens)
+		ids = append(ids, d.fx.refIDs...)
+	}
 	shared := map[string]*ort.Tensor{}
 	var err error
-	if shared[io.HiddenStates], err = d.input(io.HiddenStates, b, tokens, int64(4*d.c)); err != nil {
+	if shared[io.HiddenStates], err = d.input(io.HiddenStates, b, tokens, width); err != nil {
 		return err
 	}
 	if shared[io.Timestep], err = d.input(io.Timestep, b); err != nil {
@@ -114,7 +120,7 @@ func (d *denoiser) setupFlux(io TransformerIO, cond conditioning, guidance float
 			return err
 		}
 	}
-	if shared[io.ImgIDs], err = d.ids(io, io.ImgIDs, imageIDs(d.h, d.w), tokens); err != nil {
+	if shared[io.ImgIDs], err = d.ids(io, io.ImgIDs, ids, tokens); err != nil {
 		return err
 	}
 	if d.main, err = d.fluxPass(io, shared, cond.embeds, cond.pooled, cond, seq); err != nil || cond.negEmbeds == nil {

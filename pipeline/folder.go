@@ -21,6 +21,11 @@ var pipelineFamilies = map[string]scheduler.Family{
 	"StableDiffusion3Img2ImgPipeline": scheduler.FamilySD3,
 	"FluxPipeline":                    scheduler.FamilyFLUX,
 	"FluxImg2ImgPipeline":             scheduler.FamilyFLUX,
+	// the edit pipelines' folders (the transformer tells Fill apart; Kontext is known by its class)
+	"StableDiffusion3InpaintPipeline": scheduler.FamilySD3,
+	"FluxInpaintPipeline":             scheduler.FamilyFLUX,
+	"FluxFillPipeline":                scheduler.FamilyFLUX,
+	"FluxKontextPipeline":             scheduler.FamilyFLUX,
 }
 
 // ErrUnsupportedPipeline is wrapped by ReadModelIndex's error for a _class_name rflow does not run.

@@ -99,11 +99,14 @@ func (p *Pipeline) generate(ctx context.Context, pl *plan) (Result, error) {
 	res := Result{Settings: pl.settings}
 	tm := &res.Timings
 	var init []float32
+	p.warnEdit(pl)
 	if pl.req.InitImage != nil {
 		var err error
 		if init, res.Noise, err = p.initLatents(ctx, pl, tm); err != nil {
 			return res, err
 		}
+	} else if err := p.encodeRefs(ctx, pl, tm); err != nil {
+		return res, err
 	}
 	cond, err := p.encodeText(ctx, pl, tm)
 	if err != nil {
@@ -125,6 +128,7 @@ func (p *Pipeline) generate(ctx context.Context, pl *plan) (Result, error) {
 	}
 	res.Latents, res.Warnings = x, pl.warnings
 	res.Images, err = p.decode(ctx, pl, x, tm)
+	pl.edit.overlay(res.Images)
 	return res, err
 }
 

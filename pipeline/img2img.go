@@ -99,6 +99,12 @@ func (p *Pipeline) initLatents(ctx context.Context, pl *plan, tm *Timings) (init
 	if err != nil {
 		return nil, nil, fmt.Errorf("pipeline: noise: %w", err)
 	}
+	if e := pl.edit; e != nil { // inpaint blends towards these; Fill and Kontext encode more here
+		e.imageLatents, e.noise = init, noise
+		if err := p.encodeEdit(ctx, pl, enc, gens, tm); err != nil {
+			return nil, nil, err
+		}
+	}
 	return init, noise, p.ms.release(p.ms.closeEncoder)
 }
 

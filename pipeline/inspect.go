@@ -449,7 +449,8 @@ func (s *scanner) readVAE() {
 	if s.rep.Family == scheduler.FamilyFLUX {
 		want *= 4 // 2×2 patches packed into channels
 	}
-	if tr := s.m.Components[compTransformer]; tr != nil && s.m.InChannels > 0 && want > 0 && s.m.InChannels != want {
+	fill := s.rep.Family == scheduler.FamilyFLUX && s.m.InChannels == 2*want+4*s.m.VAE.ScaleFactor*s.m.VAE.ScaleFactor // FLUX Fill
+	if tr := s.m.Components[compTransformer]; tr != nil && s.m.InChannels > 0 && want > 0 && s.m.InChannels != want && !fill {
 		s.problem(compTransformer, s.rel(tr.Path), "takes %d latent channels but the VAE's %d latent channels make %d for this family: "+
 			"the components come from different models", s.m.InChannels, latent, want)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/rflowrt/rflow/internal/half"
@@ -33,7 +34,8 @@ type denoiser struct {
 	// b, c, h, w are the batch and the NCHW latent shape; n = b·c·h·w.
 	b, c, h, w, n int
 
-	main, neg, skip *pass // neg: FLUX true CFG; skip: SD3 skip-layer guidance
+	main, neg, skip *pass       // neg: FLUX true CFG; skip: SD3 skip-layer guidance
+	fx              *fluxExtras // FLUX Fill channels and Kontext reference tokens (nil: none)
 	cfg             float32
 	trueCFG         float32
 	slgScale        float32
@@ -149,13 +151,13 @@ func (d *denoiser) sd3Combine(ctx context.Context, dst, x, raw []float32, t, sig
 
 // fluxCombine applies true CFG (a second, negative pass) and unpacks the prediction into dst.
 func (d *denoiser) fluxCombine(ctx context.Context, dst, raw []float32, sigma float64) error {
-	v := raw[:d.n]
+	v := d.latentRows(raw, nil)
 	if d.neg != nil {
 		vneg, err := d.run(ctx, d.neg, sigma, "transformer output (negative pass)")
 		if err != nil {
 			return err
 		}
-		if err := d.guide(d.comb, vneg[:d.n], v, d.xPacked, d.trueCFG); err != nil {
+		if err := d.guide(d.comb, d.latentRows(vneg, d.comb), v, d.xPacked, d.trueCFG); err != nil {
 			return err
 		}
 		v = d.comb
@@ -171,11 +173,13 @@ func (d *denoiser) fill(p *pass, x []float32, t float64) error {
 		xs = p.xsBuf
 	}
 	for k := range p.copies {
-		part := xs[k*d.n : (k+1)*d.n]
-		if d.flux {
-			packLatents(part, x, d.b, d.c, d.h, d.w)
-		} else {
-			copy(part, x)
+		switch {
+		case d.fx != nil:
+			d.fx.pack(xs, x, d.b, d.c, d.h, d.w)
+		case d.flux:
+			packLatents(xs[k*d.n:(k+1)*d.n], x, d.b, d.c, d.h, d.w)
+		default:
+			copy(xs[k*d.n:(k+1)*d.n], x)
 		}
 	}
 	if p.x.Float32s() == nil {
@@ -314,7 +318,11 @@ func (d *denoiser) newPass(io TransformerIO, byName map[string]*ort.Tensor, rows
 		}
 		p.in = append(p.in, t)
 	}
-	out, err := d.sess.NewOutput(io.Output, p.x.Shape()...)
+	shape := slices.Clone(p.x.Shape())
+	if d.flux { // the prediction has the latents' 4c channels (Fill's hidden states have more)
+		shape[len(shape)-1] = int64(4 * d.c)
+	}
+	out, err := d.sess.NewOutput(io.Output, shape...)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: transformer output %s: %w", io.Output, err)
 	}
@@ -341,6 +349,9 @@ func (p *Pipeline) newDenoiser(sess *ort.Session, pl *plan, cond conditioning) (
 	var err error
 	if pl.flux {
 		d.comb = make([]float32, d.n)
+		if pl.edit != nil {
+			d.fx = pl.edit.fx
+		}
 		err = d.setupFlux(p.m.Transformer, cond, pl.guidance)
 	} else {
 		r := pl.req
@@ -398,6 +409,7 @@ func (p *Pipeline) stepCallback(ctx context.Context, pl *plan, d *denoiser) sche
 	total := pl.steps()
 	every := pl.req.PreviewEvery
 	return func(st scheduler.Step) error {
+		pl.edit.afterStep(st) // inpainting's blend, before anything sees the step
 		if i := vae.FirstNonFinite(st.X); i >= 0 {
 			return &NonFiniteError{What: "latents after the step", Step: st.Index + 1, Total: total, Sigma: st.Sigma,
 				Index: i, Value: st.X[i], Hint: "the sampler or the transformer diverged; " + hintPrecision}

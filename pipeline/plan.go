@@ -47,6 +47,8 @@ type plan struct {
 	settings        Resolved
 	// warnings collects the run's warnings as they are reported.
 	warnings []Warning
+	// edit is an inpaint, Fill or Kontext run's state (nil otherwise).
+	edit *editPlan
 }
 
 // steps is the number of steps the sampler runs.
@@ -91,6 +93,9 @@ func (p *Pipeline) resolve(r Request) (*plan, error) {
 		return nil, err
 	}
 	if err := p.resolveInit(pl); err != nil {
+		return nil, err
+	}
+	if err := p.resolveEdit(pl); err != nil {
 		return nil, err
 	}
 	pl.settings = pl.resolved()
@@ -333,5 +338,5 @@ func (pl *plan) resolved() Resolved {
 		Mu: pl.schedule.Mu, Sigmas: pl.sigmas, ModelTimesteps: pl.modelTS, SigmasRaw: r.SigmasRaw && len(r.Sigmas) > 0,
 		Seed: r.Seed, RNG: string(r.RNG),
 		GuidanceRule: pl.guidanceRuleName(), BatchMode: r.BatchMode.String(), MaxSequenceLength: pl.maxSeq, ClipSkip: r.ClipSkip, Strength: r.Strength, InitLatent: string(r.InitLatent), ResizeMode: initResizeName(r),
-		StartStep: pl.startStep}
+		StartStep: pl.startStep, Task: pl.edit.taskName(), MaskBlur: r.MaskBlur, RefImages: len(r.RefImages)}
 }

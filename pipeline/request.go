@@ -95,6 +95,26 @@ type Request struct {
 	// ResizeMode fits an init image of another size (zero: vae.ResizeJust, diffusers' stretch).
 	ResizeMode vae.ResizeMode
 
+	// Mask turns img2img into inpainting: white repaints, black keeps (grey ≥ 128 counts as white, as
+	// diffusers binarizes it). It must be greyscale; one of another size than InitImage is resized to
+	// it (with a warning). SD3 and FLUX run diffusers' inpaint pipelines (the latents outside the mask
+	// are reset to the noised image after every step); a FLUX Fill model (384 input channels) takes
+	// the mask and the masked image as inputs instead, and needs a mask. Strength applies as in
+	// img2img: diffusers' defaults are 0.6 for inpainting and 1.0 for Fill.
+	Mask image.Image
+	// MaskBlur blurs the mask first with Pillow's GaussianBlur of this radius in pixels (A1111's
+	// mask_blur, diffusers' mask_processor.blur); 0: none.
+	MaskBlur float64
+	// NoOverlay leaves the decoded picture as the model drew it. By default an inpainted picture is
+	// pasted over the init image through the (blurred) mask, as A1111 does, so black pixels keep the
+	// original exactly.
+	NoOverlay bool
+	// RefImages are FLUX Kontext's reference pictures (a model whose model_index.json class is
+	// FluxKontextPipeline; others are an error): each is encoded and appended to the image tokens.
+	// RefResize sizes them (zero: Kontext's preferred resolutions, as diffusers).
+	RefImages []image.Image
+	RefResize RefResize
+
 	// MaxSequenceLength is the T5 token count (0 → diffusers' defaults: SD3 256, FLUX 512; ≤ 512).
 	MaxSequenceLength int
 	// ClipSkip (SD3) uses CLIP's hidden_states[-(ClipSkip+2)]; 0 is the penultimate layer.
@@ -142,6 +162,11 @@ type Resolved struct {
 	// InitLatent ("sample" or "mean") and ResizeMode (vae.ResizeMode's name) are img2img's ("" for txt2img).
 	InitLatent string `json:",omitempty"`
 	ResizeMode string `json:",omitempty"`
+	// Task is "inpaint", "fill" or "kontext" for the edit tasks ("" otherwise); MaskBlur the mask's
+	// blur radius and RefImages the number of Kontext references.
+	Task      string  `json:",omitempty"`
+	MaskBlur  float64 `json:",omitempty"`
+	RefImages int     `json:",omitempty"`
 }
 
 // Result is what Generate returns.

@@ -42,6 +42,7 @@ type txt2imgFlags struct {
 	ort                                           *ortFlags
 	ckpt                                          checkpointFlags
 	slg                                           slgFlags
+	edit                                          *editFlags
 
 	sigmasRaw   bool   // --sigmas-raw
 	initLatent  string // --init-latent
@@ -94,6 +95,7 @@ func addTxt2imgFlags(fs *pflag.FlagSet) *txt2imgFlags {
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but errors")
 	fs.StringVarP(&f.out, "output", "o", "output.png", "output path; {seed}, {index}, {prompt} expand; .jpg/.jpeg writes JPEG")
 	f.ort = addORTFlags(fs)
+	f.edit = addEditFlags(fs)
 	return f
 }
 
@@ -132,6 +134,7 @@ func runTxt2img(ctx context.Context, args []string, out, errOut io.Writer) error
 	if err := f.checkOutputs(req, m.Name); err != nil { // {model} is known now
 		return outputError(fs, err)
 	}
+	editDefaults(fs, m, &req)
 	log := newReporter(errOut, f.quiet)
 	for _, w := range unusedFlagWarnings(fs, m) {
 		log.linef("rflow: warning: %s", w)
@@ -270,7 +273,7 @@ func (f *txt2imgFlags) request(fs *pflag.FlagSet) (pipeline.Request, error) {
 			}
 		}
 	}
-	return r, nil
+	return r, f.edit.apply(fs, &r)
 }
 
 // initLatentMode reads --init-latent (and the older --init-sample, which names the default).

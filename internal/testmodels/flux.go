@@ -13,6 +13,8 @@ type FluxConfig struct {
 	Hidden, Heads, DoubleLayers, SingleLayers int
 	AxesDim                                   [3]int
 	InChannels, JointDim, PooledDim           int
+	// OutChannels is out_channels; 0 is InChannels (diffusers' null), FLUX.1-Fill's is 64 for 384 in.
+	OutChannels int
 	// Guidance adds the guidance input and embedder (FLUX.1-dev); off is FLUX.1-schnell.
 	Guidance bool
 	// IO is the element type of the float inputs and outputs: Float or Float16.
@@ -65,8 +67,15 @@ func (c FluxConfig) archConfig() arch.Config {
 		"num_layers": float64(c.DoubleLayers), "num_single_layers": float64(c.SingleLayers),
 		"attention_head_dim": float64(c.Hidden / c.Heads), "num_attention_heads": float64(c.Heads),
 		"joint_attention_dim": float64(c.JointDim), "pooled_projection_dim": float64(c.PooledDim),
-		"guidance_embeds": c.Guidance, "axes_dims_rope": axes,
+		"guidance_embeds": c.Guidance, "axes_dims_rope": axes, "out_channels": float64(c.outChannels()),
 	}
+}
+
+func (c FluxConfig) outChannels() int {
+	if c.OutChannels == 0 {
+		return c.InChannels
+	}
+	return c.OutChannels
 }
 
 // FluxTransformer builds FluxTransformer2DModel as Optimum exports it (flux-transformer-2d), inputs in

@@ -40,6 +40,10 @@ type Options struct {
 	SharedDir string
 	// GeneratedVocab writes the generated vocabulary even when shared/tokenizers is available.
 	GeneratedVocab bool
+	// Edit makes a FLUX folder an editing model: EditFill (FLUX.1-Fill: 384 input channels, 64 out,
+	// model_index class FluxFillPipeline) or EditKontext (FLUX.1-Kontext: FLUX.1-dev's transformer under
+	// the class FluxKontextPipeline). "" is a text-to-image folder.
+	Edit Edit
 }
 
 // externalLimit is the weight size above which a model always gets external data.
@@ -69,6 +73,10 @@ func (o Options) normalized() (Options, error) {
 		return o, fmt.Errorf("testmodels: ids type %v, want int32 or int64", o.IDs)
 	case o.Precision != onnx.Float && o.Precision != onnx.Float16:
 		return o, fmt.Errorf("testmodels: precision %v, want float32 or float16", o.Precision)
+	case o.Edit != "" && o.Edit != EditFill && o.Edit != EditKontext:
+		return o, fmt.Errorf("testmodels: edit %q, want %q or %q", o.Edit, EditFill, EditKontext)
+	case o.Edit != "" && !o.Kind.IsFlux():
+		return o, fmt.Errorf("testmodels: edit %q needs a FLUX kind, not %s", o.Edit, o.Kind)
 	}
 	return o, nil
 }
@@ -114,6 +122,11 @@ func writeFolderFiles(dir string, o Options) (Options, Dims, fs.FS, error) {
 	if !o.Kind.HasT5() {
 		null := [2]any{nil, nil}
 		if index, err = patchJSON(index, []kv{{"text_encoder_3", null}, {"tokenizer_3", null}}); err != nil {
+			return o, d, nil, err
+		}
+	}
+	if class := o.Edit.pipelineClass(); class != "" {
+		if index, err = patchJSON(index, []kv{{"_class_name", class}}); err != nil {
 			return o, d, nil, err
 		}
 	}

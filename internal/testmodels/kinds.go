@@ -153,6 +153,9 @@ func DimsFor(o Options) (Dims, error) {
 	if bench {
 		d.VAE = BenchVAE()
 	}
+	if o.Edit == EditFill {
+		d.Flux.InChannels, d.Flux.OutChannels = fillInChannels(d.VAE), 4*d.VAE.LatentChannels
+	}
 	d.setIO(o)
 	return d, d.check(o.Kind)
 }
@@ -283,6 +286,9 @@ func fluxConfigKeys(c FluxConfig) []kv {
 	set := []kv{{"attention_head_dim", c.Hidden / c.Heads}, {"guidance_embeds", c.Guidance},
 		{"in_channels", c.InChannels}, {"joint_attention_dim", c.JointDim}, {"num_attention_heads", c.Heads},
 		{"num_layers", c.DoubleLayers}, {"num_single_layers", c.SingleLayers}, {"pooled_projection_dim", c.PooledDim}}
+	if c.OutChannels != 0 {
+		set = append(set, kv{"out_channels", c.OutChannels})
+	}
 	if c.AxesDim != [3]int{16, 56, 56} { // diffusers' default axes_dims_rope, absent from the real configs
 		set = append(set, kv{"axes_dims_rope", c.AxesDim[:]})
 	}

@@ -1,0 +1,349 @@
+"""Inpainting, FLUX Fill and FLUX Kontext against diffusers 0.38 (issue 18) on the oracle's tiny models.
+
+usage: . ../shared/oracle/env.sh; PYTHONPATH=$ORACLE_DIR:$PYTHONPATH $PY scripts/parity_edit.py RFLOW WORK [CASE ...]
+  CASE: sd3, flux-dev (inpainting), fill, kontext (default all four). Models are read from WORK/models/KIND (the
+  oracle's make_models.py layout, built there when missing); the Fill and Kontext models are made from the tiny
+  FLUX-dev model in WORK/models/flux-fill and WORK/models/flux-kontext: Fill has its own transformer (in_channels
+  384, out_channels 64, random bf16-rounded weights, exported with torch.onnx like the oracle's), Kontext shares
+  FLUX-dev's weights under a FluxKontextPipeline model_index.json. Everything else goes to WORK/edit/.
+
+Each case runs the real diffusers pipeline (CPU generator, fp32) and `rflow txt2img --save-latents`, then the
+oracle's compare.py checks uint8 max |Δ| <= 2 on <= 1 % of the values, a bit-identical initial noise and final
+latents within 1e-4:
+  - StableDiffusion3InpaintPipeline / FluxInpaintPipeline at strengths 0.6 and 1.0 (256² init and mask), from a
+    320×224 init and mask stretched to 256², with a 128² mask (rflow resizes it to the image first, with a
+    warning), and with --mask-blur 4 (diffusers gets mask_processor.blur(mask, 4), Pillow's GaussianBlur);
+  - FluxFillPipeline at strength 1.0 (guidance 30, its default) from the ONNX export and from the diffusers folder
+    compiled by rflow;
+  - FluxKontextPipeline with a 320×224 reference kept at its size (_auto_resize=False; rflow --ref-resize none)
+    and snapped to Kontext's preferred 1248×832 (_auto_resize=True; rflow's default), max_area = 256², from the
+    export and the compiled folder.
+The reference image is decoded from diffusers' final latents with the VAE's shift (SD3's inpaint pipeline leaves
+the shift out; rflow keeps it, see pipeline/inpaint.go) and then, for inpaint and Fill, pasted over the init
+image through the mask as rflow's default overlay does: out = (orig·(255 − a) + gen·a + 127) // 255. The script
+also counts the pixels under black mask that differ from the init image in rflow's output (must be 0).
+Prints one line per case and exits 1 when any case is out of tolerance.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import torchshim  # noqa: F401  (before diffusers)
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+
+ORACLE = os.environ["ORACLE_DIR"]
+sys.path.insert(0, ORACLE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_diffusers import load_pipe  # noqa: E402
+from parity_img2img import ensure_model, init_images  # noqa: E402
+
+PROMPT = "a red boat on a calm lake"
+STEPS = 8
+
+
+def masks(d):
+    """Greyscale masks: 256² and 320×224 (a white rectangle, a soft ramp, a grey-128 band that repaints and a
+    grey-127 band that keeps), and a 128² one."""
+    out = {}
+    for name, (w, h) in (("square", (256, 256)), ("wide", (320, 224)), ("small", (128, 128))):
+        y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+        m = np.zeros((h, w))
+        m[h // 4:3 * h // 4, w // 5:w // 2] = 255
+        m += np.clip((x - 0.55 * w) / (0.2 * w), 0, 1) * (y > h // 2) * 255
+        m[(y > 0.1 * h) & (y < 0.15 * h)] = 128
+        m[(y > 0.85 * h) & (y < 0.9 * h)] = 127
+        path = os.path.join(d, f"mask-{name}.png")
+        Image.fromarray(np.clip(m.round(), 0, 255).astype(np.uint8), "L").save(path)
+        out[name] = path
+    return out
+
+
+def link_tree(src, dst, skip=()):
+    """dst mirrors src with symlinks, except the entries in skip."""
+    os.makedirs(dst, exist_ok=True)
+    for e in os.listdir(src):
+        if e not in skip and not os.path.exists(os.path.join(dst, e)):
+            os.symlink(os.path.abspath(os.path.join(src, e)), os.path.join(dst, e))
+
+
+def with_class(src, dst, cls):
+    """src's folder with model_index.json naming pipeline class cls; everything else linked."""
+    link_tree(src, dst, skip=("model_index.json",))
+    with open(os.path.join(src, "model_index.json")) as f:
+        index = json.load(f)
+    index["_class_name"] = cls
+    with open(os.path.join(dst, "model_index.json"), "w") as f:
+        json.dump(index, f, indent=2, sort_keys=True)
+
+
+def ensure_fill(work, flux):
+    """WORK/models/flux-fill: FLUX-dev's components with a Fill transformer (in_channels 384)."""
+    m = os.path.join(work, "models", "flux-fill")
+    if os.path.exists(os.path.join(m, "DONE")):
+        return m
+    shutil.rmtree(m, ignore_errors=True)
+    import make_models as mm
+    from diffusers import FluxTransformer2DModel
+    S = mm.sizes("flux-dev", "tiny")
+    S["tr"] = dict(S["tr"], in_channels=384, out_channels=64)
+    torch.manual_seed(18)
+    tr = FluxTransformer2DModel(guidance_embeds=True, **S["tr"]).eval()
+    mm.round_to_bf16_(tr)
+    for form in ("diffusers", "onnx"):
+        with_class(os.path.join(flux, form), os.path.join(m, form), "FluxFillPipeline")
+        os.unlink(os.path.join(m, form, "transformer"))
+    import copy
+    copy.deepcopy(tr).to(torch.bfloat16).save_pretrained(os.path.join(m, "diffusers", "transformer"),
+                                                          safe_serialization=True)
+    back = FluxTransformer2DModel.from_pretrained(os.path.join(m, "diffusers", "transformer"),
+                                                  torch_dtype=torch.float32).state_dict()
+    for k, v in tr.state_dict().items():
+        assert torch.equal(back[k], v), f"fill transformer {k} differs after reload"
+    odir = os.path.join(m, "onnx", "transformer")
+    mm.write_json(os.path.join(odir, "config.json"), dict(tr.config))
+    seq, h, w = 8, 8, 8
+    args = (torch.randn(1, (h // 2) * (w // 2), 384), torch.randn(1, seq, S["tr"]["joint_attention_dim"]),
+            torch.randn(1, S["tr"]["pooled_projection_dim"]), torch.tensor([0.5]),
+            torch.stack(torch.meshgrid(torch.zeros(1), torch.arange(h // 2.0), torch.arange(w // 2.0),
+                                       indexing="ij"), -1).reshape(-1, 3),
+            torch.zeros(seq, 3), torch.tensor([30.0]))
+    names = ["hidden_states", "encoder_hidden_states", "pooled_projections", "timestep", "img_ids", "txt_ids",
+             "guidance"]
+    dyn = {"hidden_states": {0: "batch_size", 1: "packed_height_width"},
+           "encoder_hidden_states": {0: "batch_size", 1: "sequence_length"},
+           "pooled_projections": {0: "batch_size"}, "timestep": {0: "batch_size"},
+           "img_ids": {0: "packed_height_width"}, "txt_ids": {0: "sequence_length"}, "guidance": {0: "batch_size"},
+           "out_hidden_states": {0: "batch_size", 1: "packed_height_width"}}
+    mm.export(mm.FluxWrap(tr, True), args, os.path.join(odir, "model.onnx"), names, ["out_hidden_states"], dyn)
+    open(os.path.join(m, "DONE"), "w").close()
+    return m
+
+
+def ensure_kontext(work, flux):
+    """WORK/models/flux-kontext: FLUX-dev's folders under a FluxKontextPipeline model_index.json."""
+    m = os.path.join(work, "models", "flux-kontext")
+    for form in ("diffusers", "onnx"):
+        if not os.path.exists(os.path.join(m, form, "model_index.json")):
+            with_class(os.path.join(flux, form), os.path.join(m, form), "FluxKontextPipeline")
+    return m
+
+
+def unpack(lat, h, w):
+    """diffusers' _unpack_latents: [B, (h/2)(w/2), 4c] -> [B, c, h, w] (h, w latent sizes)."""
+    c = lat.shape[-1] // 4
+    return lat.reshape(lat.shape[0], h // 2, w // 2, c, 2, 2).transpose(0, 3, 1, 4, 2, 5).reshape(-1, c, h, w)
+
+
+def decode(vae, lat):
+    """The final latents decoded as rflow decodes them (z / scaling + shift), to uint8 HWC."""
+    with torch.no_grad():
+        z = torch.from_numpy(lat) / vae.config.scaling_factor + (vae.config.shift_factor or 0)
+        img = vae.decode(z).sample
+    img = (img / 2 + 0.5).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    return (img * 255).round().astype(np.uint8)
+
+
+def fitted_grey(path, w, h, blur, size_to=None):
+    """The mask as rflow fits it: resized to the init image's size first when it differs, blurred, then to w×h."""
+    m = Image.open(path).convert("L")
+    if size_to is not None and m.size != size_to:
+        m = m.resize(size_to, Image.LANCZOS)
+    if blur:
+        m = m.filter(ImageFilter.GaussianBlur(blur))
+    if m.size != (w, h):
+        m = m.resize((w, h), Image.LANCZOS)
+    return np.asarray(m).astype(np.int64)
+
+
+def overlay(gen, init_path, grey, w, h):
+    orig = Image.open(init_path).convert("RGB")
+    if orig.size != (w, h):
+        orig = orig.resize((w, h), Image.LANCZOS)
+    o = np.asarray(orig).astype(np.int64)
+    a = grey[..., None]
+    return ((o * (255 - a) + gen.astype(np.int64) * a + 127) // 255).astype(np.uint8), o
+
+
+def reference(pipe, fam, job, out):
+    """Runs a diffusers edit pipeline; writes compare.py's dump (noise, final NCHW latents, image_u8)."""
+    mod = sys.modules[type(pipe).__module__]
+    rec = {"lat": [], "noise": None}
+    orig_randn = mod.randn_tensor
+
+    def randn(*a, **k):
+        t = orig_randn(*a, **k)
+        if rec["noise"] is None:
+            rec["noise"] = t.detach().numpy().copy()
+        return t
+
+    def cb(p, i, t, kw):
+        rec["lat"].append(kw["latents"].detach().numpy().copy())
+        return {}
+
+    w, h = job["width"], job["height"]
+    kw = dict(prompt=PROMPT, height=h, width=w, num_inference_steps=STEPS, output_type="latent",
+              generator=torch.Generator("cpu").manual_seed(job["seed"]), callback_on_step_end=cb)
+    task = job["task"]
+    if task in ("inpaint", "fill"):
+        mask = Image.open(job["mask"])
+        if mask.size != Image.open(job["init"]).size:  # rflow's note: the mask is resized to the image first
+            mask = mask.convert("L").resize(Image.open(job["init"]).size, Image.LANCZOS)
+        if job.get("blur"):
+            mask = pipe.mask_processor.blur(mask.convert("L"), job["blur"])
+        kw.update(image=Image.open(job["init"]), mask_image=mask, strength=job["strength"])
+    if task == "kontext":
+        kw.update(image=Image.open(job["ref"]), max_area=w * h, _auto_resize=job["auto"])
+    if fam == "sd3":
+        kw.update(guidance_scale=job["cfg"])
+    else:
+        kw.update(guidance_scale=job["guidance"])
+    mod.randn_tensor = randn
+    try:
+        with torch.no_grad():
+            pipe(**kw)
+    finally:
+        mod.randn_tensor = orig_randn
+    lat = rec["lat"][-1]
+    noise = rec["noise"]
+    if fam == "flux":
+        lat = unpack(lat, h // 8, w // 8)
+    img = decode(pipe.vae, lat)
+    extra = {}
+    if task in ("inpaint", "fill"):
+        grey = fitted_grey(job["mask"], w, h, job.get("blur", 0), Image.open(job["init"]).size)
+        img, orig = overlay(img, job["init"], grey, w, h)
+        extra = dict(grey=grey, orig=orig)
+    np.savez(out, noise=noise, final_latents=lat, image_u8=img, **extra)
+
+
+def run_rflow(rflow, args, out):
+    r = subprocess.run([rflow, "txt2img", *args, "-p", PROMPT, "--steps", str(STEPS), "-o", out, "--save-latents",
+                        "--overwrite"], capture_output=True, text=True)
+    if r.returncode != 0:
+        return (r.stderr.strip().splitlines() or ["exit %d" % r.returncode])[-1], r.stderr
+    return "", r.stderr
+
+
+def compare(ref, png, label, results, err):
+    args = [sys.executable, os.path.join(ORACLE, "compare.py"), "--diffusers", ref, "--rflow-png", png,
+            "--rflow-latents", png[:-4] + ".safetensors", "--label", label, "--json", results]
+    if err:
+        args += ["--rflow-error", err]
+    return subprocess.run(args).returncode == 0
+
+
+def kept_pixels(ref, png):
+    """Pixels under black (0) mask where rflow's picture differs from the init image; -1 when n/a."""
+    d = np.load(ref)
+    if "grey" not in d or not os.path.exists(png):
+        return -1
+    got = np.asarray(Image.open(png).convert("RGB")).astype(np.int64)
+    keep = d["grey"] == 0
+    return int((got[keep] != d["orig"][keep]).any(-1).sum())
+
+
+def load_flux_family(model_dir):
+    """A FluxPipeline on a folder whose model_index.json names another FLUX class (load_pipe keys on the name)."""
+    tmp = model_dir.rstrip("/") + "-as-flux"
+    if not os.path.exists(tmp):
+        with_class(model_dir, tmp, "FluxPipeline")
+    return load_pipe(tmp, 2)
+
+
+def main():
+    rflow, work = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    cases = sys.argv[3:] or ["sd3", "flux-dev", "fill", "kontext"]
+    d = os.path.join(work, "edit")
+    os.makedirs(d, exist_ok=True)
+    results = os.path.join(d, "results.jsonl")
+    open(results, "w").close()
+    inits = init_images(d)
+    mk = masks(d)
+    ok = True
+    kept_bad = 0
+
+    def run(pipe, fam, job, model, label):
+        nonlocal ok, kept_bad
+        ref, png = (os.path.join(d, f"{job['id']}{ext}") for ext in (".npz", ".png"))
+        reference(pipe, fam, job, ref)
+        args = ["-m", model, "-W", str(job["width"]), "-H", str(job["height"]), "-s", str(job["seed"])]
+        args += ["--cfg-scale", str(job["cfg"])] if fam == "sd3" else ["--guidance", str(job["guidance"])]
+        if job["task"] in ("inpaint", "fill"):
+            args += ["-i", job["init"], "--mask", job["mask"], "--strength", str(job["strength"])]
+            if job.get("blur"):
+                args += ["--mask-blur", str(job["blur"])]
+        if job["task"] == "kontext":
+            args += ["--ref-image", job["ref"]] + ([] if job["auto"] else ["--ref-resize", "none"])
+        err, stderr = run_rflow(rflow, args, png)
+        ok &= compare(ref, png, label, results, err)
+        k = kept_pixels(ref, png)
+        if k > 0:
+            kept_bad += 1
+            print(f"     {label}: {k} pixels under black mask differ from the init image")
+        if "warning" in stderr:
+            print("     rflow: " + " | ".join(l.strip() for l in stderr.splitlines() if "warning" in l))
+
+    for kind in [c for c in cases if c in ("sd3", "flux-dev")]:
+        model = ensure_model(work, kind)
+        pipe, fam = load_pipe(os.path.join(model, "diffusers"), 2)
+        if fam == "sd3":
+            from diffusers import StableDiffusion3InpaintPipeline as P
+        else:
+            from diffusers import FluxInpaintPipeline as P
+        ip = P.from_pipe(pipe)
+        ip.set_progress_bar_config(disable=True)
+        base = dict(task="inpaint", width=256, height=256, cfg=4.5, guidance=3.5)
+        jobs = [dict(base, id=f"{kind}-inpaint-s0.6", init=inits["square"], mask=mk["square"], strength=0.6, seed=11),
+                dict(base, id=f"{kind}-inpaint-s1.0", init=inits["square"], mask=mk["square"], strength=1.0, seed=12),
+                dict(base, id=f"{kind}-inpaint-wide-s0.6", init=inits["wide"], mask=mk["wide"], strength=0.6, seed=13),
+                dict(base, id=f"{kind}-inpaint-mask128-s0.6", init=inits["square"], mask=mk["small"], strength=0.6,
+                     seed=14),
+                dict(base, id=f"{kind}-inpaint-blur4-s0.75", init=inits["square"], mask=mk["square"], strength=0.75,
+                     seed=15, blur=4)]
+        for job in jobs:
+            run(ip, fam, job, os.path.join(model, "onnx"), f"{kind} {job['id'][len(kind) + 1:]}")
+        del ip, pipe
+
+    if "fill" in cases or "kontext" in cases:
+        flux = ensure_model(work, "flux-dev")
+    if "fill" in cases:
+        from diffusers import FluxFillPipeline, FluxTransformer2DModel
+        m = ensure_fill(work, flux)
+        pipe, fam = load_flux_family(os.path.join(m, "diffusers"))
+        fp = FluxFillPipeline.from_pipe(pipe)
+        fp.set_progress_bar_config(disable=True)
+        job = dict(task="fill", width=256, height=256, guidance=30.0, init=inits["square"], mask=mk["square"],
+                   strength=1.0, seed=21)
+        run(fp, fam, dict(job, id="fill-s1.0-onnx"), os.path.join(m, "onnx"), "flux-fill s1.0 (ONNX export)")
+        run(fp, fam, dict(job, id="fill-s1.0-compiled"), os.path.join(m, "diffusers"),
+            "flux-fill s1.0 (diffusers folder, compiled)")
+        run(fp, fam, dict(job, id="fill-wide-s0.8-onnx", init=inits["wide"], mask=mk["wide"], strength=0.8, seed=22),
+            os.path.join(m, "onnx"), "flux-fill wide s0.8 (ONNX export)")
+        del fp, pipe
+    if "kontext" in cases:
+        from diffusers import FluxKontextPipeline
+        m = ensure_kontext(work, flux)
+        pipe, fam = load_pipe(os.path.join(flux, "diffusers"), 2)
+        kp = FluxKontextPipeline.from_pipe(pipe)
+        kp.set_progress_bar_config(disable=True)
+        job = dict(task="kontext", width=256, height=256, guidance=2.5, ref=inits["wide"], seed=31, auto=False)
+        run(kp, fam, dict(job, id="kontext-ref320x224-onnx"), os.path.join(m, "onnx"),
+            "flux-kontext ref 320x224 kept (ONNX export)")
+        run(kp, fam, dict(job, id="kontext-ref320x224-compiled"), os.path.join(m, "diffusers"),
+            "flux-kontext ref 320x224 kept (diffusers folder, compiled)")
+        run(kp, fam, dict(job, id="kontext-ref-auto-onnx", auto=True, seed=32), os.path.join(m, "onnx"),
+            "flux-kontext ref snapped to 1248x832 (ONNX export)")
+        del kp, pipe
+    n = sum(1 for _ in open(results))
+    bad = sum(1 for line in open(results) if not json.loads(line)["ok"])
+    print(f"== edit parity (inpaint, Fill, Kontext): {n} runs, {bad} out of tolerance, "
+          f"{kept_bad} with changed pixels under black mask (details: {results})")
+    sys.exit(0 if ok and not kept_bad else 1)
+
+
+if __name__ == "__main__":
+    main()
