@@ -7,6 +7,7 @@
 #   PARITY_WORK   work folder (default .parity/ in the checkout; models and references are reused)
 #   PARITY_SOURCES sources to run (default "onnx diffusers single-file")
 #   PARITY_IMG2IMG 0 skips the img2img and VAE-tiling runs (scripts/parity-img2img.sh)
+#   PARITY_EDIT   0 skips the inpainting, FLUX Fill and Kontext runs (scripts/parity-edit.sh)
 #   PARITY_LORA   0 skips the LoRA runs (scripts/parity_lora.sh)
 # Needs Debian's python3-torch and friends (the oracle's README lists them); installs them with apt-get
 # when run as root and they are missing.
@@ -115,6 +116,17 @@ if [ "${PARITY_IMG2IMG:-1}" != 0 ]; then
   done
   if [ ${#I2I[@]} -gt 0 ]; then
     PARITY_WORK="$WORK" scripts/parity-img2img.sh "${I2I[@]}" || status=1
+  fi
+fi
+# Inpainting (SD3, FLUX), FLUX Fill and FLUX Kontext against diffusers' edit pipelines (scripts/parity-edit.sh; Fill
+# and Kontext are made from the tiny FLUX-dev model, and run when flux-dev is among the kinds); PARITY_EDIT=0 skips it.
+if [ "${PARITY_EDIT:-1}" != 0 ]; then
+  EDIT=()
+  for kind in "${KINDS[@]}"; do
+    case "$kind" in sd3) EDIT+=(sd3) ;; flux-dev) EDIT+=(flux-dev fill kontext) ;; esac
+  done
+  if [ ${#EDIT[@]} -gt 0 ]; then
+    PARITY_WORK="$WORK" scripts/parity-edit.sh "${EDIT[@]}" || status=1
   fi
 fi
 # LoRAs (scripts/parity_lora.sh): kohya, diffusers and BFL files from the oracle's lora.py at weight 0.8 against
