@@ -40,9 +40,9 @@ type txt2imgFlags struct {
 	previewPath, timings, out                     string
 	vaeTiling, keep, overwrite, quiet, initSample bool
 	ort                                           *ortFlags
+	sess                                          *sessionFlags
 	ckpt                                          checkpointFlags
 	slg                                           slgFlags
-	edit                                          *editFlags
 
 	sigmasRaw   bool   // --sigmas-raw
 	initLatent  string // --init-latent
@@ -95,7 +95,7 @@ func addTxt2imgFlags(fs *pflag.FlagSet) *txt2imgFlags {
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but errors")
 	fs.StringVarP(&f.out, "output", "o", "output.png", "output path; {seed}, {index}, {prompt} expand; .jpg/.jpeg writes JPEG")
 	f.ort = addORTFlags(fs)
-	f.edit = addEditFlags(fs)
+	f.sess = addSessionFlags(fs)
 	return f
 }
 
@@ -108,9 +108,6 @@ func runTxt2img(ctx context.Context, args []string, out, errOut io.Writer) error
 	}
 	req, err := f.request(fs)
 	if err != nil {
-		return &usageError{fs: fs, err: err}
-	}
-	if req.Prompt, err = f.ckpt.promptLoRAs(req.Prompt); err != nil {
 		return &usageError{fs: fs, err: err}
 	}
 	so, err := f.sessionOptions()
@@ -134,7 +131,6 @@ func runTxt2img(ctx context.Context, args []string, out, errOut io.Writer) error
 	if err := f.checkOutputs(req, m.Name); err != nil { // {model} is known now
 		return outputError(fs, err)
 	}
-	editDefaults(fs, m, &req)
 	log := newReporter(errOut, f.quiet)
 	for _, w := range unusedFlagWarnings(fs, m) {
 		log.linef("rflow: warning: %s", w)
@@ -273,7 +269,7 @@ func (f *txt2imgFlags) request(fs *pflag.FlagSet) (pipeline.Request, error) {
 			}
 		}
 	}
-	return r, f.edit.apply(fs, &r)
+	return r, nil
 }
 
 // initLatentMode reads --init-latent (and the older --init-sample, which names the default).
@@ -309,10 +305,7 @@ func (f *txt2imgFlags) sessionOptions() (ort.SessionOptions, error) {
 		return ort.SessionOptions{}, err
 	}
 	so := ort.SessionOptions{Provider: p, DeviceID: f.deviceID, IntraOpThreads: f.threads}
-	if dir, err := os.UserCacheDir(); err == nil {
-		so.CacheDir = filepath.Join(dir, "rflow", "ort-cache")
-	}
-	return so, nil
+	return so, f.sess.apply(&so, os.Getenv)
 }
 
 func randomSeed() uint64 {
