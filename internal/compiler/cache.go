@@ -24,10 +24,12 @@ const manifestName = "rflow-compiled.json"
 type manifest struct {
 	GraphVersion string           `json:"graph_version"`
 	Files        map[string]int64 `json:"files"`
+	// Components are the component folders' keys (componentKey), for later compilations to link.
+	Components map[string]string `json:"components,omitempty"`
 }
 
-func writeManifest(root string) error {
-	m := manifest{GraphVersion: GraphVersion, Files: map[string]int64{}}
+func writeManifest(root string, components map[string]string) error {
+	m := manifest{GraphVersion: GraphVersion, Files: map[string]int64{}, Components: components}
 	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
 			return err
@@ -188,6 +190,7 @@ func Cached(ctx context.Context, c *Checkpoint, root string, o Options) (dir str
 		}
 	}
 	removeAbandoned(dir, time.Now().Add(-abandonedAfter))
+	o.donors = donors(root) // components another compiled model already holds are linked, not rebuilt
 	err = Write(ctx, c, dir, o)
 	if errors.Is(err, fs.ErrExist) || (err != nil && Complete(dir)) {
 		return dir, false, nil // another process finished it first

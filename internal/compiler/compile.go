@@ -31,6 +31,8 @@ type Options struct {
 	TextWeights string
 	// OnComponent, when set, is told each component before it is built and written.
 	OnComponent func(name string)
+	// donors are compiled components to link instead of building (componentKey → folder; Cached sets it).
+	donors map[string]string
 }
 
 // kinds are the weight kinds of the transformer, the text encoders and the VAE.
@@ -161,15 +163,24 @@ func Write(ctx context.Context, c *Checkpoint, dir string, o Options) (err error
 	if err := c.writeFolderFiles(tmp); err != nil {
 		return err
 	}
+	keys := map[string]string{}
 	for _, comp := range c.layout() {
+		kind := ks.of(comp.part.Role)
+		keys[comp.dir] = c.componentKey(comp, kind)
+		if src, ok := o.donors[keys[comp.dir]]; ok {
+			if linkComponent(src, filepath.Join(tmp, comp.dir)) == nil {
+				continue
+			}
+			os.RemoveAll(filepath.Join(tmp, comp.dir)) // built below instead
+		}
 		if o.OnComponent != nil {
 			o.OnComponent(comp.dir)
 		}
-		if err := c.writeComponent(ctx, tmp, comp, ks.of(comp.part.Role)); err != nil {
+		if err := c.writeComponent(ctx, tmp, comp, kind); err != nil {
 			return fmt.Errorf("%s (%s): %w", comp.dir, comp.part.File, err)
 		}
 	}
-	if err := writeManifest(tmp); err != nil {
+	if err := writeManifest(tmp, keys); err != nil {
 		return err
 	}
 	return os.Rename(tmp, dir)
