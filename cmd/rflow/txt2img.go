@@ -43,6 +43,7 @@ type txt2imgFlags struct {
 	sess                                          *sessionFlags
 	ckpt                                          checkpointFlags
 	slg                                           slgFlags
+	edit                                          *editFlags
 
 	sigmasRaw   bool   // --sigmas-raw
 	initLatent  string // --init-latent
@@ -96,6 +97,7 @@ func addTxt2imgFlags(fs *pflag.FlagSet) *txt2imgFlags {
 	fs.StringVarP(&f.out, "output", "o", "output.png", "output path; {seed}, {index}, {prompt} expand; .jpg/.jpeg writes JPEG")
 	f.ort = addORTFlags(fs)
 	f.sess = addSessionFlags(fs)
+	f.edit = addEditFlags(fs)
 	return f
 }
 
@@ -108,6 +110,9 @@ func runTxt2img(ctx context.Context, args []string, out, errOut io.Writer) error
 	}
 	req, err := f.request(fs)
 	if err != nil {
+		return &usageError{fs: fs, err: err}
+	}
+	if req.Prompt, err = f.ckpt.promptLoRAs(req.Prompt); err != nil {
 		return &usageError{fs: fs, err: err}
 	}
 	so, err := f.sessionOptions()
@@ -131,6 +136,7 @@ func runTxt2img(ctx context.Context, args []string, out, errOut io.Writer) error
 	if err := f.checkOutputs(req, m.Name); err != nil { // {model} is known now
 		return outputError(fs, err)
 	}
+	editDefaults(fs, m, &req)
 	log := newReporter(errOut, f.quiet)
 	for _, w := range unusedFlagWarnings(fs, m) {
 		log.linef("rflow: warning: %s", w)
@@ -269,7 +275,7 @@ func (f *txt2imgFlags) request(fs *pflag.FlagSet) (pipeline.Request, error) {
 			}
 		}
 	}
-	return r, nil
+	return r, f.edit.apply(fs, &r)
 }
 
 // initLatentMode reads --init-latent (and the older --init-sample, which names the default).
