@@ -199,3 +199,62 @@ func TestReadModelErrors(t *testing.T) {
 		t.Error("truncated model read without error")
 	}
 }
+
+// Weights spread over several external files (torch.onnx writes one file per tensor, with no
+// offset or length keys) are read from each and written back into one data file.
+func TestReadModelManyExternalFiles(t *testing.T) {
+	dir := t.TempDir()
+	vals := map[string][]float32{"w1": {1, 2, 3, 4}, "w2": {-1, 0.5}}
+	var g []byte
+	for _, name := range []string{"w1", "w2"} {
+		raw := Float32Tensor("", nil, vals[name]).Raw
+		if err := os.WriteFile(filepath.Join(dir, name+".bin"), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		g = appendMessage(g, 5, func(b []byte) []byte {
+			b = appendPackedInts(b, 1, []int64{int64(len(vals[name]))})
+			b = appendVarint(b, 2, uint64(Float))
+			b = appendString(b, 8, name)
+			b = appendEntry(b, 13, "location", name+".bin")
+			return appendVarint(b, 14, 1)
+		})
+	}
+	g = appendMessage(g, 1, func(b []byte) []byte {
+		b = appendString(b, 1, "w1")
+		b = appendString(b, 2, "y")
+		return appendString(b, 4, "Identity")
+	})
+	g = appendMessage(g, 12, func(b []byte) []byte { return valueInfo(b, &ValueInfo{Name: "y", Type: Float}) })
+	model := appendVarint(nil, 1, 8)
+	model = appendMessage(model, 7, func(b []byte) []byte { return append(b, g...) })
+	model = appendMessage(model, 8, func(b []byte) []byte { return appendVarint(b, 2, 17) })
+	path := filepath.Join(dir, "model.onnx")
+	if err := os.WriteFile(path, model, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check := func(path string) {
+		t.Helper()
+		m, err := ReadModel(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range m.Graph.Initializers {
+			v, err := it.Float32s()
+			if err != nil || len(v) != len(vals[it.Name]) || v[0] != vals[it.Name][0] || v[len(v)-1] != vals[it.Name][len(v)-1] {
+				t.Errorf("%s: %v (%v), want %v", it.Name, v, err, vals[it.Name])
+			}
+		}
+	}
+	check(path)
+	m, _ := ReadModel(path)
+	out := filepath.Join(dir, "out", "model.onnx")
+	os.MkdirAll(filepath.Dir(out), 0o755)
+	if err := m.WriteFile(out, WriteOptions{ExternalData: true, DataName: "model.onnx_data", Threshold: -1}); err != nil {
+		t.Fatal(err)
+	}
+	check(out)
+	info, err := ReadInfo(out)
+	if err != nil || len(info.ExternalFiles) != 1 || info.ExternalFiles[0] != "model.onnx_data" {
+		t.Errorf("written model's external files %v (%v), want [model.onnx_data]", info.ExternalFiles, err)
+	}
+}

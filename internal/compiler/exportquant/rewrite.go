@@ -61,8 +61,9 @@ func Quant(k arch.WeightKind) arch.Quant {
 // Stats counts what a rewrite did to one graph.
 type Stats struct {
 	// WeightMatMuls are the MatMul and Gemm nodes with a constant 2-D float32 weight; Quantized those
-	// rewritten, Float those the selection rule leaves float (outside the repeated blocks, too small,
-	// input width not a multiple of the block).
+	// rewritten, Float those left float: by the selection rule (outside the repeated blocks, too
+	// small, input width not a multiple of the block) or as a Gemm the quantized operators cannot
+	// express (alpha ≠ 1, transA, a general C).
 	WeightMatMuls, Quantized, Float int
 	// BiasesFolded are the Adds of a bias folded into the quantized operator.
 	BiasesFolded int
@@ -236,6 +237,9 @@ type weightMatMul struct {
 	wT      bool // the weight is stored [N, K] (Gemm transB)
 	bias    string
 	biasAdd int // the folded Add's node, -1 for none
+	// other is set for a Gemm form the quantized operators cannot express (alpha ≠ 1, transA, a C
+	// that is not a [N] constant added with beta 1): it stays float.
+	other bool
 }
 
 // matchWeightMatMul recognises the weight MatMuls: MatMul(A, W) and Gemm(A, W[, C]) with alpha 1,
@@ -264,9 +268,7 @@ func matchWeightMatMul(g *onnx.Graph, x *graphIndex, i int) (weightMatMul, bool)
 			case "beta":
 				beta = a.F
 			case "transA":
-				if a.I != 0 {
-					return weightMatMul{}, false
-				}
+				mm.other = mm.other || a.I != 0
 			case "transB":
 				mm.wT = a.I != 0
 			}
@@ -274,15 +276,16 @@ func matchWeightMatMul(g *onnx.Graph, x *graphIndex, i int) (weightMatMul, bool)
 		if mm.wT {
 			mm.in, mm.out = mm.out, mm.in
 		}
-		if alpha != 1 {
-			return weightMatMul{}, false
-		}
+		mm.other = mm.other || alpha != 1
 		if len(n.Inputs) > 2 && n.Inputs[2] != "" {
 			c, ok := x.constTensor(g, n.Inputs[2])
 			if !ok || beta != 1 || c.Type != onnx.Float || len(c.Dims) != 1 || c.Dims[0] != int64(mm.out) {
-				return weightMatMul{}, false
+				mm.other = true
 			}
 			mm.bias = n.Inputs[2]
+		}
+		if mm.other {
+			return mm, true
 		}
 	default:
 		return weightMatMul{}, false
@@ -375,7 +378,7 @@ func quantizeMatMuls(ctx context.Context, g *onnx.Graph, q arch.Quant, st *Stats
 		st.WeightMatMuls++
 		n := &g.Nodes[i]
 		layer := LayerName(n.Name, mm.w.Name)
-		if !arch.QuantSelects(q, layer, mm.in, mm.out) {
+		if mm.other || !arch.QuantSelects(q, layer, mm.in, mm.out) {
 			st.Float++
 			continue
 		}

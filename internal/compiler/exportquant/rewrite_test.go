@@ -152,3 +152,61 @@ func TestLayerName(t *testing.T) {
 		}
 	}
 }
+
+// Gemm with transB and a bias, a MatMul with its bias Add, a weight shared by two MatMuls and a
+// Gemm with alpha ≠ 1 (left float): each kind runs close to the float graph, with one quantized copy
+// of the shared weight.
+func TestRewriteGemmAndSharedWeights(t *testing.T) {
+	const n = 64
+	r := testmodels.RandomWeights{Seed: 5}
+	build := func() *onnx.Model {
+		b := onnx.NewBuilder("g", 17)
+		x := b.Input("x", onnx.Float, onnx.Fixed(8), onnx.Fixed(n))
+		param := func(name string, dims ...int64) string {
+			v, _ := r.Float32(name, dims)
+			return b.Initializer(onnx.Float32Tensor(name, dims, v))
+		}
+		w1, b1 := param("onnx::Gemm_1", n, n), param("b1", n)
+		w2, b2 := param("onnx::MatMul_2", n, n), param("b2", n)
+		w3 := param("onnx::Gemm_3", n, n)
+		m := b.Model()
+		nodes := []onnx.Node{
+			{Name: "/blocks.0/ff/Gemm", OpType: "Gemm", Inputs: []string{x, w1, b1}, Outputs: []string{"y1"}, Attrs: []onnx.Attribute{onnx.AttrInt("transB", 1)}},
+			{Name: "/blocks.0/attn/to_q/MatMul", OpType: "MatMul", Inputs: []string{"y1", w2}, Outputs: []string{"y2"}},
+			{Name: "/blocks.0/attn/to_q/Add", OpType: "Add", Inputs: []string{b2, "y2"}, Outputs: []string{"z"}},
+			{Name: "/blocks.1/attn/to_q/MatMul", OpType: "MatMul", Inputs: []string{"z", w2}, Outputs: []string{"y3"}},
+			{Name: "/blocks.1/ff/Gemm", OpType: "Gemm", Inputs: []string{"y3", w3}, Outputs: []string{"y"}, Attrs: []onnx.Attribute{onnx.AttrFloat("alpha", 2)}},
+		}
+		m.Graph.Nodes = nodes
+		m.Graph.Outputs = []onnx.ValueInfo{{Name: "y", Type: onnx.Float, Dims: []onnx.Dim{onnx.Fixed(8), onnx.Fixed(n)}}}
+		return m
+	}
+	dir := t.TempDir()
+	src := writeModel(t, build(), filepath.Join(dir, "float"))
+	want := runModel(t, src, 4)["y"]
+	for k, minSNR := range map[arch.WeightKind]float64{arch.Int8: 25, arch.Q8: 35, arch.Q4: 12} {
+		m := build()
+		st, err := Rewrite(context.Background(), m, Options{Kind: k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.WeightMatMuls != 4 || st.Quantized != 3 || st.BiasesFolded != 1 {
+			t.Errorf("%s: stats %+v, want 4 weight MatMuls, 3 quantized, 1 bias folded", k, st)
+		}
+		quantized := 0
+		for _, it := range m.Graph.Initializers {
+			if it.Type != onnx.Float {
+				quantized++
+			}
+		}
+		if want := map[arch.WeightKind]int{arch.Int8: 2}[k]; want == 0 && quantized != 4 || want != 0 && quantized != want {
+			t.Errorf("%s: %d integer initializers (the shared weight must be stored once)", k, quantized)
+		}
+		got := runModel(t, writeModel(t, m, filepath.Join(dir, string(k))), 4)["y"]
+		if s := snr(want, got); s < minSNR {
+			t.Errorf("%s: %.1f dB SNR against float, want ≥ %g", k, s, minSNR)
+		} else {
+			t.Logf("%s: %.1f dB", k, s)
+		}
+	}
+}
