@@ -94,13 +94,15 @@ type scheduleInput struct {
 	family Family
 	steps  int
 	mu     float64
+	seqLen int // ScheduleRequest.ImageSeqLen (flux2)
 }
 
 // scheduleEntry is one row of the scheduler table: exactly one of comfy and diffusers is set.
 type scheduleEntry struct {
 	name      string
 	doc       string
-	fixedMu   bool   // the schedule ignores dynamic shifting (FlowMatchHeun)
+	fixedMu   bool   // the schedule ignores dynamic shifting (FlowMatchHeun, flux2's own μ)
+	seqLen    bool   // the schedule needs ScheduleRequest.ImageSeqLen (flux2)
 	sampler   string // the sampler of the diffusers class (diffusers entries only)
 	comfy     func(m comfyFlow, steps int) []float64
 	diffusers func(in scheduleInput) (sigmas, timesteps []float64)
@@ -121,6 +123,15 @@ var scheduleEntries = []scheduleEntry{
 	{name: "linear_quadratic", doc: "ComfyUI linear_quadratic (Mochi): linear then quadratic in 1−σ",
 		comfy: comfyLinearQuadratic},
 	{name: "kl_optimal", doc: "ComfyUI kl_optimal: tan of linearly spaced atan σ", comfy: comfyKLOptimal},
+	{name: "smoothstep", doc: "stable-diffusion.cpp smoothstep: table entries at u²(3−2u) of uniform u (dense at both ends)",
+		comfy: scheduleSmoothstep},
+	{name: "logit_normal", doc: "quantiles of SD3's logit-normal(0, 1) training distribution, then the model's shift",
+		comfy: scheduleLogitNormal},
+	{name: "bong_tangent", doc: "RES4LYF bong_tangent (as stable-diffusion.cpp runs it): two arctan ramps σmax → mid → σmin, then 0",
+		comfy: scheduleBongTangent},
+	{name: "uniform", doc: "N+1 uniform points 1 → 0 including 0 (FlowSteer's grid), then the model's shift", comfy: scheduleUniform},
+	{name: "flux2", doc: "FLUX.2: linspace(1, 0, N+1) time-shifted by the empirical μ(image tokens, steps)",
+		fixedMu: true, seqLen: true, sampler: "euler", diffusers: flux2Sigmas},
 	{name: "flowmatch", doc: "diffusers FlowMatchEulerDiscreteScheduler (the FLUX pipeline's linspace σ for flux)",
 		diffusers: func(in scheduleInput) ([]float64, []float64) {
 			var custom []float64
@@ -220,7 +231,10 @@ func BuildSchedule(r ScheduleRequest) (Schedule, error) {
 	if !ok {
 		return Schedule{}, &ScheduleNameError{Kind: "scheduler", Name: name, Valid: SchedulerNames()}
 	}
-	in := scheduleInput{cfg: cfg, family: r.Family, steps: r.Steps}
+	if e.seqLen && r.ImageSeqLen < 1 {
+		return Schedule{}, paramErrorf("ImageSeqLen", "the %s schedule needs the image token count (H/16)·(W/16), got %d", name, r.ImageSeqLen)
+	}
+	in := scheduleInput{cfg: cfg, family: r.Family, steps: r.Steps, seqLen: r.ImageSeqLen}
 	s := Schedule{Scheduler: name, DynamicShift: cfg.UseDynamicShifting && !e.fixedMu}
 	if s.DynamicShift {
 		if in.mu, err = r.mu(cfg); err != nil {
@@ -239,6 +253,9 @@ func BuildSchedule(r ScheduleRequest) (Schedule, error) {
 	} else {
 		s.Sigmas, s.Timesteps = e.diffusers(in)
 		s.ModelTimesteps = familyModelTimesteps(r.Family, s.Timesteps)
+		if e.seqLen { // flux2 time-shifts with its own μ
+			s.Mu, s.DynamicShift = Flux2EmpiricalMu(r.ImageSeqLen, r.Steps), true
+		}
 	}
 	return s, checkSchedule(s)
 }

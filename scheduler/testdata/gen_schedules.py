@@ -345,10 +345,82 @@ def comfy_kl_optimal(ms, n):
     return out + [0.0]
 
 
+def at(ms, u):
+    """The table's σ at unshifted time u (rflow's comfyFlow.at)."""
+    if isinstance(ms, FluxSampling):
+        return ms.sigma(f32(u))
+    return ms.sigma(f32(f32(u) * ms.mult))
+
+
+def smoothstep(ms, n):       # stable-diffusion.cpp SmoothStepScheduler over the table
+    top = ms.size - 1
+    if n == 1:
+        return [ms.entry(top), 0.0]
+    out = []
+    for i in range(n):
+        u = 1 - i / n
+        out.append(ms.entry(int(math.floor(u * u * (3 - 2 * u) * top + 0.5))))   # std::round
+    return out + [0.0]
+
+
+def logit_normal(ms, n):     # quantiles of logit-normal(0, 1) (SD3 §3.1), then the table's shift
+    out = []
+    for i in range(n):
+        u = 1 - i / n
+        t = 1.0 if u >= 1 else float(1 / (1 + mpmath.exp(-mpmath.sqrt(2) * mpmath.erfinv(2 * mpmath.mpf(u) - 1))))
+        out.append(f32(at(ms, t)))
+    return out + [0.0]
+
+
+def uniform(ms, n):          # N+1 uniform points including 0, through the table's shift
+    return [f32(at(ms, 1 - i / n)) for i in range(n)] + [0.0]
+
+
+def bong_tangent(ms, n):     # RES4LYF bong_tangent with sd.cpp's σmax/σmin ends
+    start, end = ms.entry(ms.size - 1), ms.entry(0)
+    middle = end + (start - end) * 0.5
+
+    def ramp(steps, slope, pivot, a, b):
+        f = lambda x: ((2 / math.pi) * math.atan(-slope * (x - pivot)) + 1) / 2
+        hi, lo = f(0), f(steps - 1)
+        if abs(hi - lo) < 1e-8:     # sd.cpp: a flat ramp (one point) is a straight line
+            return [a] if steps == 1 else [a + (b - a) * x / (steps - 1) for x in range(steps)]
+        return [(f(x) - lo) / (hi - lo) * (a - b) + b for x in range(steps)]
+
+    steps = n + 2
+    mid = int((steps * 0.6 + steps * 0.6) / 2)
+    piv = int(steps * 0.6)
+    slope = 0.2 / (steps / 40)
+    l2 = steps - mid
+    l1 = steps - l2
+    sig = ramp(l1, slope, piv, start, middle)[:-1] + ramp(l2, slope, piv - l1, middle, end)
+    sig = (sig + [end] * (n + 1))[:n + 1]
+    sig = [f32(x) for x in sig]
+    sig[n] = 0.0
+    return sig
+
+
+def flux2_mu(L, n):          # black-forest-labs/flux2 sampling.compute_empirical_mu
+    a1, b1, a2, b2 = 8.73809524e-05, 1.89833333, 0.00016927, 0.45666666
+    if L > 4300:
+        return a2 * L + b2
+    m200, m10 = a2 * L + b2, a1 * L + b1
+    a = (m200 - m10) / 190.0
+    return a * n + (m200 - 200.0 * a)
+
+
+def flux2(n, L):
+    mu = flux2_mu(L, n)
+    e = math.exp(mu)
+    s = [f32(e / (e + (1 / (1 - i / n) - 1))) for i in range(n)] + [0.0]
+    return s, mu
+
+
 COMFY = {
     'simple': comfy_simple, 'normal': comfy_normal, 'sgm_uniform': lambda ms, n: comfy_normal(ms, n, True),
     'karras': comfy_karras, 'exponential': comfy_exponential, 'ddim_uniform': comfy_ddim_uniform,
     'beta': comfy_beta, 'linear_quadratic': comfy_linear_quadratic, 'kl_optimal': comfy_kl_optimal,
+    'smoothstep': smoothstep, 'logit_normal': logit_normal, 'bong_tangent': bong_tangent, 'uniform': uniform,
 }
 
 # ---------------------------------------------------------------- cases
@@ -416,6 +488,10 @@ def build(name, family, cfg, steps, scheduler='', shift=0.0, size='1024x1024', s
             s, t = dpm_flow(c, steps, mu)
         elif sched == 'unipc':
             s, t = unipc_flow(c, steps, mu)
+        elif sched == 'flux2':
+            s, mu = flux2(steps, L)
+            c['use_dynamic_shifting'] = True
+            t = [f32(x * n_train) for x in s[:-1]]
         else:
             if c['use_dynamic_shifting']:
                 comfy_ms = FluxSampling(mu)
@@ -496,6 +572,10 @@ def cases():
         for sched in COMFY:
             for n in steps:
                 out.append(build(f'comfy-{sched}/{label}/{size}/{n}', fam, cfg, n, scheduler=sched, size=size))
+    for label, fam, cfg, size in (('flux2', 'flux', FLUX_SCHNELL, '1024x1024'), ('flux2', 'flux', FLUX_SCHNELL, '512x512'),
+                                  ('flux2', 'flux', FLUX_SCHNELL, '2048x2048'), ('flux2-sd3', 'sd3', SD3, '768x1344')):
+        for n in (1, 4, 28, 50):
+            out.append(build(f'{label}/{size}/{n}', fam, cfg, n, scheduler='flux2', size=size))
     return out
 
 
