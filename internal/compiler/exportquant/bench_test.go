@@ -75,6 +75,9 @@ func BenchmarkExportVariants(b *testing.B) {
 		name string
 		kind arch.WeightKind
 	}{{"fp32-fused", arch.FP32}, {"int8-fused", arch.Int8}, {"q8-fused", arch.Q8}, {"q4-fused", arch.Q4}} {
+		if names := os.Getenv("RFLOW_BENCH_VARIANTS"); names != "" && !slices.Contains(strings.Split(names, ","), v.name) {
+			continue
+		}
 		out := filepath.Join(dir, v.name)
 		peak, err := benchChild(fmt.Sprintf("rewrite,%s,%s,%s", src, out, v.kind))
 		if err != nil {

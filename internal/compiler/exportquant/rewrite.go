@@ -69,6 +69,8 @@ type Stats struct {
 	BiasesFolded int
 	// Attentions are the softmax(q·kᵀ)·v patterns fused; AttentionsLeft the Softmax nodes left.
 	Attentions, AttentionsLeft int
+	// Float16Weights are the float weights left unquantized stored as float16 (Options.KeepFloat32).
+	Float16Weights int
 }
 
 // Changed reports whether the rewrite changed the graph.
@@ -82,7 +84,16 @@ type Options struct {
 	Quant arch.Quant
 	// FuseAttention rewrites attention into MultiHeadAttention.
 	FuseAttention bool
+	// KeepFloat32 keeps the float weights left unquantized (embedders, the output projection) in
+	// float32. By default a quantizing rewrite stores those of at least halfMinElems values as float16
+	// followed by a Cast, as the compiler does (the graph still computes in float32: ONNX Runtime
+	// folds the Cast when it loads the model).
+	KeepFloat32 bool
 }
+
+// halfMinElems is the size from which a float weight left unquantized is stored as float16: the
+// embedders and projections, not the scalars and short vectors (norm epsilons, scales, biases).
+const halfMinElems = 4096
 
 func (o Options) quant() arch.Quant {
 	if o.Quant.Kind != "" {
@@ -159,6 +170,11 @@ func Rewrite(ctx context.Context, m *onnx.Model, o Options) (Stats, error) {
 	if st.Changed() {
 		removeDeadNodes(g)
 		removeUnusedInitializers(g)
+	}
+	if o.Kind.Quantized() && st.Quantized > 0 && !o.KeepFloat32 {
+		st.Float16Weights = storeAsFloat16(g)
+	}
+	if st.Changed() {
 		m.UseDomain(msDomain, 1)
 	}
 	walkNodes(g, func(n *onnx.Node) {
@@ -568,4 +584,49 @@ func removeUnusedInitializers(g *onnx.Graph) {
 		}
 	}
 	g.Initializers = inits
+}
+
+// storeAsFloat16 replaces each float32 initializer of at least halfMinElems values (that no graph
+// input can override) by a float16 initializer and a Cast back to float32 under the old name, and
+// returns how many it replaced. The values are converted when the model is written.
+func storeAsFloat16(g *onnx.Graph) int {
+	x := indexGraph(g)
+	names := map[string]bool{}
+	for name := range x.producer {
+		names[name] = true
+	}
+	for name := range x.inits {
+		names[name] = true
+	}
+	var casts []onnx.Node
+	n := 0
+	for i := range g.Initializers {
+		t := &g.Initializers[i]
+		if t.Type != onnx.Float || t.RawSize()/4 < halfMinElems || x.inputs[t.Name] {
+			continue
+		}
+		name := t.Name + ".fp16"
+		for k := 1; names[name]; k++ {
+			name = fmt.Sprintf("%s.fp16_%d", t.Name, k)
+		}
+		names[name] = true
+		casts = append(casts, onnx.Node{Name: name + "/Cast", OpType: "Cast", Inputs: []string{name}, Outputs: []string{t.Name},
+			Attrs: []onnx.Attribute{onnx.AttrInt("to", int64(onnx.Float))}})
+		*t = onnx.Tensor{Name: name, Type: onnx.Float16, Dims: t.Dims, Source: halfSource{*t}}
+		n++
+	}
+	g.Nodes = append(casts, g.Nodes...)
+	return n
+}
+
+// halfSource writes a float32 tensor's values rounded to float16.
+type halfSource struct{ t onnx.Tensor }
+
+func (h halfSource) WriteRaw(w io.Writer) error {
+	v, err := h.t.Float32s()
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(onnx.Float16Tensor("", nil, v).Raw)
+	return err
 }
