@@ -21,6 +21,7 @@ func runQuantize(ctx context.Context, args []string, out, errOut io.Writer) erro
 	weights := fs.String("weights", "", "weight kind: int8 (dynamic int8 MatMul), q8 or q4 (MatMulNBits blocks of 32), or fp32 (no quantization: with --fuse-attention only)")
 	components := fs.StringSlice("components", []string{"transformer"}, "components to rewrite, comma-separated (e.g. transformer,text_encoder_3); the others are linked or copied unchanged")
 	fuse := fs.Bool("fuse-attention", false, "also rewrite softmax(q·kᵀ·scale)·v attention into com.microsoft MultiHeadAttention (ONNX Runtime's flash kernel on CPU: no [S, S] score matrices)")
+	keep32 := fs.Bool("keep-float32", false, "store the weights left unquantized (embedders, output projection) as float32 instead of float16 (as rflow convert does; either way the graph computes in float32)")
 	quiet := fs.BoolP("quiet", "q", false, "print nothing but errors")
 	if err := parseFlags(fs, args, out); err != nil {
 		return err
@@ -50,7 +51,7 @@ func runQuantize(ctx context.Context, args []string, out, errOut io.Writer) erro
 	if len(comps) == 0 {
 		return usage("--components is empty")
 	}
-	o := exportquant.FolderOptions{Options: exportquant.Options{Kind: kind, FuseAttention: *fuse}, Components: comps}
+	o := exportquant.FolderOptions{Options: exportquant.Options{Kind: kind, FuseAttention: *fuse, KeepFloat32: *keep32}, Components: comps}
 	if !*quiet {
 		o.OnComponent = func(c string) { fmt.Fprintf(errOut, "rflow: rewriting %s\n", c) }
 	}
@@ -74,6 +75,9 @@ func componentLine(c exportquant.ComponentReport, kind arch.WeightKind) string {
 	if kind.Quantized() {
 		parts = append(parts, fmt.Sprintf("%d of %d weight MatMuls quantized to %s (%d left float: outside the repeated blocks or too small)",
 			c.Quantized, c.WeightMatMuls, kind, c.Float))
+		if c.Float16Weights > 0 {
+			parts = append(parts, fmt.Sprintf("%d float weights stored as float16", c.Float16Weights))
+		}
 	}
 	if c.Attentions > 0 || c.AttentionsLeft > 0 {
 		parts = append(parts, fmt.Sprintf("%d attentions fused, %d Softmax left (masked or biased attention stays unfused)", c.Attentions, c.AttentionsLeft))
