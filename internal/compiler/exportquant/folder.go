@@ -197,7 +197,8 @@ func rewriteComponent(ctx context.Context, srcDir, dstDir string, o Options) (Co
 
 // linkTree recreates src's tree under dst, hard-linking each regular file (copying it where a link
 // is impossible, e.g. across file systems) unless skip says the rewrite replaced it or dst already
-// has it.
+// has it. Symbolic links (a Hugging Face cache snapshot is made of them) are followed: a linked file
+// is linked or copied as the file it points to, a linked folder becomes a link to its absolute path.
 func linkTree(src, dst string, skip func(rel string) bool) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -217,17 +218,27 @@ func linkTree(src, dst string, skip func(rel string) bool) error {
 		if _, err := os.Lstat(target); err == nil {
 			return nil // written by the rewrite
 		}
-		st, err := os.Stat(p) // follows links: a linked weight file is copied as a file
+		real, err := filepath.EvalSymlinks(p)
 		if err != nil {
 			return err
 		}
-		if !st.Mode().IsRegular() {
+		st, err := os.Stat(real)
+		switch {
+		case err != nil:
+			return err
+		case st.IsDir():
+			abs, err := filepath.Abs(real)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(abs, target)
+		case !st.Mode().IsRegular():
 			return nil
 		}
-		if os.Link(p, target) == nil {
+		if os.Link(real, target) == nil {
 			return nil
 		}
-		return copyFile(p, target)
+		return copyFile(real, target)
 	})
 }
 

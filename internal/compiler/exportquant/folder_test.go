@@ -135,3 +135,35 @@ func TestQuantizeFolderRefuses(t *testing.T) {
 	}
 	noLeftovers(t, dir, "src")
 }
+
+// A folder made of symbolic links (a Hugging Face cache snapshot) is read through them: the output
+// holds the files themselves, and a linked folder stays reachable.
+func TestQuantizeFolderThroughSymlinks(t *testing.T) {
+	fixture := testmodels.Cached(t, testmodels.Options{Kind: testmodels.KindSD3})
+	dir := t.TempDir()
+	src := filepath.Join(dir, "snapshot")
+	os.MkdirAll(filepath.Join(src, "transformer"), 0o755)
+	for _, f := range []string{"model_index.json", "transformer/model.onnx", "transformer/model.onnx_data", "transformer/config.json"} {
+		if err := os.Symlink(filepath.Join(fixture, f), filepath.Join(src, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(fixture, "scheduler"), filepath.Join(src, "scheduler")); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, "q8")
+	if _, err := QuantizeFolder(context.Background(), src, dst, FolderOptions{Options: Options{Kind: arch.Q8}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"model_index.json", "transformer/config.json", "scheduler/scheduler_config.json"} {
+		a, _ := os.ReadFile(filepath.Join(fixture, f))
+		b, err := os.ReadFile(filepath.Join(dst, f))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if st, err := os.Lstat(filepath.Join(dst, "model_index.json")); err != nil || !st.Mode().IsRegular() {
+		t.Errorf("model_index.json is not a file in the output: %v", err)
+	}
+	runModel(t, filepath.Join(dst, "transformer", modelFile), 1)
+}
