@@ -119,3 +119,21 @@ func (e *NonFiniteError) Error() string {
 
 // hintPrecision is the usual remedy for a model whose arithmetic overflows.
 const hintPrecision = "try fp32 I/O or another provider"
+
+// resolveStepCache parses Request.StepCache.
+func (p *Pipeline) resolveStepCache(pl *plan) error {
+	c, err := scheduler.ParseStepCache(pl.req.StepCache)
+	if err != nil {
+		return fmt.Errorf("pipeline: %w", err)
+	}
+	pl.cache = c
+	return nil
+}
+
+// stepCacheName is the step cache for Resolved ("" for none).
+func (pl *plan) stepCacheName() string {
+	if pl.cache.Kind == scheduler.StepCacheOff {
+		return ""
+	}
+	return pl.cache.String()
+}

@@ -60,3 +60,25 @@ func TestEchoSD3GuidanceRules(t *testing.T) {
 		}
 	}
 }
+
+// TestStepCacheCounts runs the echo SD3 transformer with a step cache that skips whatever it may: the
+// transformer runs only for the warmup, the last step and after every max-skip run, the timings count
+// both kinds of calls, and the resolved settings name the cache.
+func TestStepCacheCounts(t *testing.T) {
+	p, calls := echoPipeline(t, testmodels.KindSD3, echoSpec{})
+	res, err := p.Generate(context.Background(), Request{Prompt: "a cat", Width: 64, Height: 48, Steps: 10, Seed: 1,
+		Sampler: "euler", StepCache: "taylor:threshold=1e9,warmup=2,max-skip=3"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// steps 0 1 | skip 2 3 4 | 5 | skip 6 7 8 | 9
+	if tm := res.Timings; tm.ModelCalls != 4 || tm.CachedCalls != 6 || len(*calls) != 4 {
+		t.Errorf("model calls %d, cached %d, transformer runs %d; want 4, 6, 4", tm.ModelCalls, tm.CachedCalls, len(*calls))
+	}
+	if want := "taylor:threshold=1e+09,warmup=2,max-skip=3"; res.Settings.StepCache != want {
+		t.Errorf("resolved step cache %q, want %q", res.Settings.StepCache, want)
+	}
+	if _, err := p.Generate(context.Background(), Request{Prompt: "a", Width: 64, Height: 48, Steps: 2, StepCache: "teacache"}, nil); err == nil {
+		t.Error("an unknown step cache was accepted")
+	}
+}

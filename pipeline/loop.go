@@ -56,6 +56,7 @@ type denoiser struct {
 	guider  *scheduler.Guider
 	eval    scheduler.Eval
 	xPacked []float32
+	calls   int // model calls that ran the transformer
 
 	tensors     []*ort.Tensor
 	transformer time.Duration
@@ -108,6 +109,7 @@ func (d *denoiser) Velocity(ctx context.Context, dst, x []float32, e scheduler.E
 	}
 	sigma := e.T
 	t := d.timestep(e)
+	d.calls++
 	d.eval = e
 	if d.xPacked != nil {
 		packLatents(d.xPacked, x, d.b, d.c, d.h, d.w)
@@ -387,10 +389,20 @@ func (p *Pipeline) denoise(ctx context.Context, pl *plan, cond conditioning, x [
 		}
 		o.Noise = src
 	}
+	var model scheduler.Model = d
+	var cache *scheduler.CachedModel
+	if pl.cache.Kind != scheduler.StepCacheOff {
+		cache = scheduler.NewCachedModel(d, pl.cache)
+		model = cache
+	}
 	start := time.Now()
-	err = pl.sampler.Func(ctx, d, x, pl.sigmas, o)
+	err = pl.sampler.Func(ctx, model, x, pl.sigmas, o)
 	tm.Denoise = time.Since(start)
 	tm.Transformer, tm.Scheduler, tm.Steps = d.transformer, tm.Denoise-d.inModel, pl.steps()
+	tm.ModelCalls = d.calls
+	if cache != nil {
+		tm.CachedCalls = cache.Skipped()
+	}
 	if err != nil {
 		var nf *NonFiniteError
 		if errors.As(err, &nf) {

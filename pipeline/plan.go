@@ -39,7 +39,8 @@ type plan struct {
 	sigmas, modelTS []float64
 	startStep       int
 	cfg, guidance   float64
-	rule            scheduler.GuidanceRule // Request.GuidanceRule, parsed (guidance.go)
+	rule            scheduler.GuidanceRule    // Request.GuidanceRule, parsed (guidance.go)
+	cache           scheduler.StepCacheConfig // Request.StepCache, parsed (guidance.go)
 	trueCFG         float64
 	doCFG           bool
 	doTrueCFG       bool
@@ -238,7 +239,10 @@ func (p *Pipeline) resolveGuidance(pl *plan, pr scheduler.Preset) error {
 	if err := p.resolveSLG(pl); err != nil {
 		return err
 	}
-	return p.resolveGuidanceRule(pl)
+	if err := p.resolveGuidanceRule(pl); err != nil {
+		return err
+	}
+	return p.resolveStepCache(pl)
 }
 
 // resolveSLG validates skip-layer guidance: SD3 only, with CFG, on an export with a skip_layers input.
@@ -337,6 +341,6 @@ func (pl *plan) resolved() Resolved {
 		Scheduler: r.Scheduler, CFGScale: pl.cfg, Guidance: pl.guidance, TrueCFGScale: pl.trueCFG, Shift: pl.shift,
 		Mu: pl.schedule.Mu, Sigmas: pl.sigmas, ModelTimesteps: pl.modelTS, SigmasRaw: r.SigmasRaw && len(r.Sigmas) > 0,
 		Seed: r.Seed, RNG: string(r.RNG),
-		GuidanceRule: pl.guidanceRuleName(), BatchMode: r.BatchMode.String(), MaxSequenceLength: pl.maxSeq, ClipSkip: r.ClipSkip, Strength: r.Strength, InitLatent: string(r.InitLatent), ResizeMode: initResizeName(r),
+		GuidanceRule: pl.guidanceRuleName(), StepCache: pl.stepCacheName(), BatchMode: r.BatchMode.String(), MaxSequenceLength: pl.maxSeq, ClipSkip: r.ClipSkip, Strength: r.Strength, InitLatent: string(r.InitLatent), ResizeMode: initResizeName(r),
 		StartStep: pl.startStep, Task: pl.edit.taskName(), MaskBlur: r.MaskBlur, RefImages: len(r.RefImages)}
 }

@@ -43,6 +43,9 @@ type Request struct {
 	// "cfg-zero-star", "apg[:eta=…,norm-threshold=…,momentum=…]", "cfg++" (Euler only). Rules other
 	// than CFG need CFG on (CFGScale > 1; FLUX: true CFG).
 	GuidanceRule string
+	// StepCache skips transformer calls a cache can fill (scheduler.ParseStepCache): "" or "off",
+	// "easycache[:threshold]" (reuse the last velocity), "taylor[:threshold]" (first-order forecast).
+	StepCache string
 
 	// SLGLayers turns on SD3.5 skip-layer guidance with these transformer blocks skipped (diffusers
 	// skip_guidance_layers; e.g. 7, 8, 9 for SD3.5-medium). It needs CFG and an export with a
@@ -144,6 +147,8 @@ type Resolved struct {
 	CFGScale, Guidance, TrueCFGScale float64
 	// GuidanceRule is the guidance rule's canonical spelling ("" for plain CFG).
 	GuidanceRule string `json:",omitempty"`
+	// StepCache is the step cache's canonical spelling ("" for none).
+	StepCache string `json:",omitempty"`
 	// Shift is the static shift the schedule used; under dynamic shifting it is e^Mu, the equivalent
 	// static shift, and Mu the resolution shift μ (0 otherwise).
 	Shift, Mu float64
@@ -215,6 +220,9 @@ type Timings struct {
 	// the sampler's own arithmetic and callbacks (Denoise − time in the model function). What is left
 	// (Denoise − Transformer − Scheduler) is the pipeline's per-step Go work: copies, packing, guidance.
 	Denoise, Transformer, Scheduler time.Duration
+	// ModelCalls is the number of model calls that ran the transformer (each one or more passes) and
+	// CachedCalls the number a step cache filled instead (Request.StepCache).
+	ModelCalls, CachedCalls int
 	// Decode is the VAE decode (img2img: plus the encode of the init image).
 	Decode time.Duration
 	// Total is Generate's wall time.
