@@ -58,6 +58,9 @@ func (im imageMeta) params() imagefile.Params {
 	if s.GuidanceRule != "" {
 		p.Extra = append(p.Extra, imagefile.KV{Key: "Guidance rule", Value: s.GuidanceRule})
 	}
+	if s.StepCache != "" {
+		p.Extra = append(p.Extra, imagefile.KV{Key: "Step cache", Value: s.StepCache})
+	}
 	if h := loraHashes(im.model.LoRAs); h != "" {
 		p.Extra = append(p.Extra, imagefile.KV{Key: "Lora hashes", Value: h})
 	}

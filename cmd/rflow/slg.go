@@ -10,15 +10,16 @@ import (
 	"github.com/rflowrt/rflow/scheduler"
 )
 
-// slgFlags are the guidance rule and skip-layer guidance (SD3.5, spelled as stable-diffusion.cpp
+// slgFlags are the guidance rule, the step cache and skip-layer guidance (SD3.5, spelled as stable-diffusion.cpp
 // spells it).
 type slgFlags struct {
-	rule               string
+	rule, cache        string
 	layers             string
 	scale, start, stop float64
 }
 
 func (s *slgFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&s.cache, "step-cache", "off", "skip transformer calls whose output is predicted to change little (EasyCache's criterion): off, easycache[:THRESHOLD] (reuse the last velocity) or taylor[:THRESHOLD] (first-order forecast); default threshold 0.1, also warmup=N,max-skip=N")
 	fs.StringVar(&s.rule, "guidance-rule", "cfg", "how CFG combines the two predictions: cfg, cfg-zero-star[:zero-steps=K], apg[:eta=E,norm-threshold=R,momentum=B] (ComfyUI defaults 1, 5, 0), cfg++ (euler only; the CFG scale is its λ). Rules other than cfg need CFG on (SD3 --cfg-scale > 1, FLUX --true-cfg-scale > 1 with -n)")
 	fs.StringVar(&s.layers, "skip-layers", "", "SD3.5 skip-layer guidance: comma-separated transformer blocks to skip, e.g. 7,8,9 for SD3.5-medium (diffusers skip_guidance_layers; needs CFG and a compiled checkpoint or an export with a skip_layers input); off when empty")
 	fs.Float64Var(&s.scale, "slg-scale", 2.8, "skip-layer guidance scale (diffusers skip_layer_guidance_scale)")
@@ -35,6 +36,13 @@ func (s *slgFlags) apply(fs *pflag.FlagSet, r *pipeline.Request) error {
 	}
 	if !rule.IsCFG() {
 		r.GuidanceRule = rule.String()
+	}
+	cache, err := scheduler.ParseStepCache(s.cache)
+	if err != nil {
+		return fmt.Errorf("--step-cache: %w", err)
+	}
+	if cache.Kind != scheduler.StepCacheOff {
+		r.StepCache = cache.String()
 	}
 	if s.layers == "" {
 		for _, name := range []string{"slg-scale", "skip-layer-start", "skip-layer-end"} {
