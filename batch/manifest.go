@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rflowrt/rflow/pipeline"
 	"github.com/rflowrt/rflow/scheduler"
 )
 
@@ -33,6 +34,9 @@ type Item struct {
 	FlowShift      float64 `json:"flow_shift"`
 	Sampler        string  `json:"sampler"`
 	Scheduler      string  `json:"scheduler"`
+	// LoRAs are the item's own LoRAs as FILE:WEIGHT (pipeline.ParseLoRA), merged after the run's --lora
+	// ones: items with other LoRAs run on another compiled model.
+	LoRAs []string `json:"loras,omitempty"`
 }
 
 // manifestEntry is one JSONL line; the names follow rflow txt2img's flags.
@@ -50,6 +54,7 @@ type manifestEntry struct {
 	FlowShift      *float64 `json:"flow_shift"`
 	Sampler        *string  `json:"sampler"`
 	Scheduler      *string  `json:"scheduler"`
+	LoRAs          []string `json:"loras"`
 }
 
 // Manifest limits: a line's length and how many items one manifest may expand to.
@@ -69,7 +74,7 @@ var itemIDPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`)
 // comment starts a JSON array ('[' then '{', ']' or the end of the line), the rest is one JSON array
 // of objects; if it starts with '{', every such line is a JSON object (JSONL); otherwise every such
 // line is one prompt. Objects have the fields prompt, negative_prompt, seed, steps, width, height,
-// cfg_scale, guidance, sampler, scheduler, flow_shift, id and count (an unknown field is an error
+// cfg_scale, guidance, sampler, scheduler, flow_shift, loras (["FILE:WEIGHT", …]), id and count (an unknown field is an error
 // naming the line and field). An entry with count n > 1 becomes n items with IDs "<id>-0" …
 // "<id>-(n−1)" (seeds seed+k when a seed is given); items without an id are named "item-%06d" after
 // their index. Items without a seed get defaults.Seed + their index, so the same manifest and flags
@@ -268,8 +273,18 @@ func expandEntry(items []Item, e manifestEntry, d Item, line int, ids map[string
 		return nil, fmt.Errorf("%w: line %d: id %q: use at most %d letters, digits, '.', '_' and '-' (not first)",
 			ErrManifest, line, e.ID, maxItemIDLength)
 	}
+	for i, l := range e.LoRAs {
+		x, err := pipeline.ParseLoRA(l)
+		if err != nil {
+			return nil, fmt.Errorf("%w: line %d: loras[%d]: %w", ErrManifest, line, i, err)
+		}
+		e.LoRAs[i] = pipeline.LoRAStrings([]pipeline.LoRA{x})[0]
+	}
 	for k := range count {
 		it := entryItem(e, d)
+		if len(e.LoRAs) > 0 {
+			it.LoRAs = slices.Clone(e.LoRAs)
+		}
 		it.Index = len(items)
 		switch {
 		case e.ID == "":

@@ -38,6 +38,37 @@ func PromptLoRAs(prompt, dir string) (string, []LoRA, error) {
 	return clean, loras, nil
 }
 
+// ParseLoRA reads FILE[:WEIGHT] (rflow's --lora, a manifest's loras entries): the text after the last
+// colon is the weight when it is a number, so paths with colons still work; without one the weight is 1.
+// A NaN or infinite weight is an error.
+func ParseLoRA(v string) (LoRA, error) {
+	x := LoRA{Path: v, Weight: 1}
+	if i := strings.LastIndex(v, ":"); i >= 0 {
+		if w, err := strconv.ParseFloat(v[i+1:], 64); err == nil {
+			if math.IsNaN(w) || math.IsInf(w, 0) {
+				return x, fmt.Errorf("LoRA weight %q is not a finite number", v[i+1:])
+			}
+			x.Path, x.Weight = v[:i], w
+		}
+	}
+	if x.Path == "" {
+		return x, fmt.Errorf("no LoRA file in %q (want FILE[:WEIGHT])", v)
+	}
+	return x, nil
+}
+
+// String is FILE:WEIGHT, which ParseLoRA reads back exactly.
+func loraString(l LoRA) string { return l.Path + ":" + strconv.FormatFloat(l.Weight, 'g', -1, 64) }
+
+// LoRAStrings are the LoRAs as FILE:WEIGHT texts (ParseLoRA's form).
+func LoRAStrings(ls []LoRA) []string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, loraString(l))
+	}
+	return out
+}
+
 func parseLoRATag(body, dir string) (LoRA, error) {
 	fields := strings.Split(body, ":")
 	name := strings.TrimSpace(fields[0])

@@ -64,10 +64,18 @@ func runBatch(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if err != nil {
 		return &usageError{fs: fs, err: err}
 	}
+	if err := f.ckpt.itemPromptLoRAs(job.items); err != nil {
+		return &usageError{fs: fs, err: err}
+	}
+	mine := job.shard.Select(job.items)
+	groups, err := groupByLoRAs(mine) // items with their own LoRAs run on their own compiled model
+	if err != nil {
+		return &usageError{fs: fs, err: err}
+	}
 	if err := f.ort.init(); err != nil {
 		return runLevel(err)
 	}
-	m, err := openAnyModel(ctx, f.model, f.ckpt, errOut, f.quiet)
+	m, err := openAnyModel(ctx, f.model, f.ckpt.with(groups[0].loras), errOut, f.quiet)
 	if err != nil {
 		return runLevel(err)
 	}
@@ -84,7 +92,6 @@ func runBatch(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return runLevel(err)
 	}
 	defer log.Close()
-	mine := job.shard.Select(job.items)
 	rep := newReporter(errOut, f.quiet)
 	for _, w := range unusedFlagWarnings(fs, m) {
 		rep.linef("rflow batch: warning: %s", w)
@@ -92,11 +99,27 @@ func runBatch(ctx context.Context, args []string, out, errOut io.Writer) error {
 	rep.linef("rflow batch: model %s (%s), shard %s%s: %d of %d items, results in %s", m.Name, m.Family, job.shard,
 		job.shardFrom, len(mine), len(job.items), log.Path())
 	p := pipeline.New(m, pipeline.Options{Session: so, KeepModels: true})
-	defer p.Close()
+	defer func() { p.Close() }()
 	w := &batchWriter{dir: f.outDir, model: m, saveLatents: f.saveLatents}
 	progress := newItemProgress(rep, len(mine))
-	sum, err := batch.Run(ctx, p, mine, log, batch.Options{Base: job.base, BatchSize: f.batchSize, Model: m,
-		Settings: settings, RedoChanged: f.redoChanged, Present: w.present, Write: w.write, OnItem: progress.item})
+	var sum batch.Summary
+	for i, g := range groups {
+		if i > 0 {
+			p.Close()
+			if m, err = openAnyModel(ctx, f.model, f.ckpt.with(g.loras), errOut, f.quiet); err != nil {
+				return runLevel(err)
+			}
+			p, w.model = pipeline.New(m, pipeline.Options{Session: so, KeepModels: true}), m
+		}
+		var s batch.Summary
+		s, err = batch.Run(ctx, p, g.items, log, batch.Options{Base: job.base, BatchSize: f.batchSize, Model: m,
+			Settings: settings, RedoChanged: f.redoChanged, Present: w.present, Write: w.write, OnItem: progress.item})
+		sum = batch.Summary{Items: sum.Items + s.Items, Skipped: sum.Skipped + s.Skipped, Succeeded: sum.Succeeded + s.Succeeded,
+			Failed: sum.Failed + s.Failed}
+		if err != nil {
+			break
+		}
+	}
 	progress.finish()
 	summary := fmt.Sprintf("shard %s: %d items: %d done now, %d already done, %d failed", job.shard, sum.Items, sum.Succeeded,
 		sum.Skipped, sum.Failed)

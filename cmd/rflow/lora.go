@@ -2,10 +2,10 @@ package main
 
 import (
 	"fmt"
-	"math"
-	"strconv"
+	"slices"
 	"strings"
 
+	"github.com/rflowrt/rflow/batch"
 	"github.com/rflowrt/rflow/pipeline"
 )
 
@@ -33,22 +33,7 @@ func (l *loraFlag) Set(v string) error {
 	return nil
 }
 
-func parseLoRA(v string) (pipeline.LoRA, error) {
-	x := pipeline.LoRA{Path: v, Weight: 1}
-	if i := strings.LastIndex(v, ":"); i >= 0 {
-		w, err := strconv.ParseFloat(v[i+1:], 64)
-		if err == nil {
-			if math.IsNaN(w) || math.IsInf(w, 0) {
-				return x, fmt.Errorf("LoRA weight %q is not a finite number", v[i+1:])
-			}
-			x.Path, x.Weight = v[:i], w
-		}
-	}
-	if x.Path == "" {
-		return x, fmt.Errorf("no LoRA file in %q (want FILE[:WEIGHT])", v)
-	}
-	return x, nil
-}
+func parseLoRA(v string) (pipeline.LoRA, error) { return pipeline.ParseLoRA(v) }
 
 // promptLoRAs moves the <lora:NAME:WEIGHT> tags of a prompt into the checkpoint flags' LoRAs (after the
 // --lora ones) and returns the prompt without them.
@@ -96,4 +81,66 @@ func chunkLoRAs(ls []pipeline.AppliedLoRA) []chunkLoRA {
 		out = append(out, chunkLoRA{Name: l.Name, File: l.Path, Weight: l.Weight, Hash: l.Hash, Modules: l.Modules})
 	}
 	return out
+}
+
+// with is the flags with more LoRAs after their own.
+func (c checkpointFlags) with(more []pipeline.LoRA) checkpointFlags {
+	c.loras = append(slices.Clone(c.loras), more...)
+	return c
+}
+
+// itemPromptLoRAs moves each batch item's <lora:NAME:WEIGHT> prompt tags into its LoRAs (resolved in
+// --lora-dir), before the items are pinned.
+func (c *checkpointFlags) itemPromptLoRAs(items []batch.Item) error {
+	for i := range items {
+		it := &items[i]
+		if !strings.Contains(it.Prompt, "<lora:") {
+			continue
+		}
+		clean, ls, err := pipeline.PromptLoRAs(it.Prompt, c.loraDir)
+		if err != nil {
+			if c.loraDir == "" {
+				err = fmt.Errorf("%w; give --lora-dir DIR (or set RFLOW_LORA_DIR)", err)
+			}
+			return fmt.Errorf("item %s: %w", it.ID, err)
+		}
+		it.Prompt = clean
+		it.LoRAs = append(it.LoRAs, pipeline.LoRAStrings(ls)...)
+	}
+	return nil
+}
+
+// loraGroup is the items of a batch that run on one compiled model: the same LoRAs.
+type loraGroup struct {
+	loras []pipeline.LoRA
+	items []batch.Item
+}
+
+// groupByLoRAs splits items by their LoRAs, groups in the order their first item comes; with no items,
+// one empty group (the run's model still opens).
+func groupByLoRAs(items []batch.Item) ([]loraGroup, error) {
+	var groups []loraGroup
+	at := map[string]int{}
+	for _, it := range items {
+		key := strings.Join(it.LoRAs, "\x00")
+		i, ok := at[key]
+		if !ok {
+			var ls []pipeline.LoRA
+			for _, s := range it.LoRAs {
+				l, err := pipeline.ParseLoRA(s)
+				if err != nil {
+					return nil, fmt.Errorf("item %s: %w", it.ID, err)
+				}
+				ls = append(ls, l)
+			}
+			i = len(groups)
+			at[key] = i
+			groups = append(groups, loraGroup{loras: ls})
+		}
+		groups[i].items = append(groups[i].items, it)
+	}
+	if len(groups) == 0 {
+		groups = []loraGroup{{}}
+	}
+	return groups, nil
 }
