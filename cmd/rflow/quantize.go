@@ -76,11 +76,11 @@ func componentLine(c exportquant.ComponentReport, kind arch.WeightKind) string {
 		parts = append(parts, fmt.Sprintf("%d of %d weight MatMuls quantized to %s (%d left float: outside the repeated blocks or too small)",
 			c.Quantized, c.WeightMatMuls, kind, c.Float))
 		if c.Float16Weights > 0 {
-			parts = append(parts, fmt.Sprintf("%d float weights stored as float16", c.Float16Weights))
+			parts = append(parts, fmt.Sprintf("%d float weight%s stored as float16", c.Float16Weights, plural(c.Float16Weights)))
 		}
 	}
 	if c.Attentions > 0 || c.AttentionsLeft > 0 {
-		parts = append(parts, fmt.Sprintf("%d attentions fused, %d Softmax left (masked or biased attention stays unfused)", c.Attentions, c.AttentionsLeft))
+		parts = append(parts, fmt.Sprintf("%d attention%s fused, %d Softmax left (masked or biased attention stays unfused)", c.Attentions, plural(c.Attentions), c.AttentionsLeft))
 	}
 	size := fmt.Sprintf("%s → %s", mib(c.BytesBefore), mib(c.BytesAfter))
 	if c.BytesBefore > 0 {
@@ -107,4 +107,11 @@ func quantizeAdvice(err error, rep *exportquant.Report) error {
 		return fmt.Errorf("%w; pass --components with the folder names listed", err)
 	}
 	return err
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
