@@ -118,7 +118,11 @@ func QuantizeFolder(ctx context.Context, src, dst string, o FolderOptions) (*Rep
 	if len(rewritten) == 0 {
 		var why []string
 		for _, c := range rep.Components {
-			why = append(why, fmt.Sprintf("%s: %d weight MatMuls, none selected for %s; %d attention patterns", c.Name, c.WeightMatMuls, o.Kind, c.Attentions))
+			w := fmt.Sprintf("%s: %d weight MatMuls, none selected for %s; %d attention patterns", c.Name, c.WeightMatMuls, o.Kind, c.Attentions)
+			if c.NotFloat32 > 0 {
+				w += fmt.Sprintf("; %d MatMuls with float16 or other non-float32 weights (quantize the float32 export)", c.NotFloat32)
+			}
+			why = append(why, w)
 		}
 		return rep, fmt.Errorf("%w (%s)", ErrNothingToRewrite, strings.Join(why, "; "))
 	}

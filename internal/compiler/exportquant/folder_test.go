@@ -167,3 +167,19 @@ func TestQuantizeFolderThroughSymlinks(t *testing.T) {
 	}
 	runModel(t, filepath.Join(dst, "transformer", modelFile), 1)
 }
+
+// A float16 export's MatMuls are not quantized, and the error says why.
+func TestQuantizeFolderFloat16Weights(t *testing.T) {
+	dir := t.TempDir()
+	b := onnx.NewBuilder("half", 17)
+	x := b.Input("x", onnx.Float16, onnx.Fixed(2), onnx.Fixed(64))
+	w := b.Initializer(onnx.Float16Tensor("blocks.0.fc.weight.T", []int64{64, 64}, make([]float32, 64*64)))
+	b.Output(b.Op("MatMul", []string{x, w}), "y", onnx.Float16, onnx.Fixed(2), onnx.Fixed(64))
+	src := filepath.Join(dir, "src")
+	writeModel(t, b.Model(), filepath.Join(src, "transformer"))
+	_, err := QuantizeFolder(context.Background(), src, filepath.Join(dir, "out"), FolderOptions{Options: Options{Kind: arch.Int8}})
+	if !errorsIs(err, ErrNothingToRewrite) || !strings.Contains(err.Error(), "1 MatMuls with float16") {
+		t.Errorf("float16 export: %v", err)
+	}
+	noLeftovers(t, dir, "src")
+}

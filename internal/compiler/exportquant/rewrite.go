@@ -65,6 +65,9 @@ type Stats struct {
 	// small, input width not a multiple of the block) or as a Gemm the quantized operators cannot
 	// express (alpha ≠ 1, transA, a general C).
 	WeightMatMuls, Quantized, Float int
+	// NotFloat32 are the MatMul and Gemm nodes whose constant 2-D weight is not float32 (a float16
+	// export): the quantizers read float32 weights, so these are left as they are.
+	NotFloat32 int
 	// BiasesFolded are the Adds of a bias folded into the quantized operator.
 	BiasesFolded int
 	// Attentions are the softmax(q·kᵀ)·v patterns fused; AttentionsLeft the Softmax nodes left.
@@ -389,6 +392,11 @@ func quantizeMatMuls(ctx context.Context, g *onnx.Graph, q arch.Quant, st *Stats
 	for i := range g.Nodes {
 		mm, ok := matchWeightMatMul(g, x, i)
 		if !ok {
+			if n := &g.Nodes[i]; (n.OpType == "MatMul" || n.OpType == "Gemm") && n.Domain == "" && len(n.Inputs) > 1 {
+				if w, ok := x.constTensor(g, n.Inputs[1]); ok && len(w.Dims) == 2 && w.Type != onnx.Float {
+					st.NotFloat32++
+				}
+			}
 			continue
 		}
 		st.WeightMatMuls++
