@@ -175,16 +175,31 @@ func (ms *models) transformer(ctx context.Context) (*ort.Session, error) {
 	return ms.trans, err
 }
 
-// decoder loads the VAE decoder.
+// decoder loads the VAE decoder. It decodes latents larger than AutoTileLatents in tiles (the VAE's
+// own diffusers tiles when they are at least that big), so memory stops growing with the image above
+// 1024²; with LowMem, latents larger than LowMemTileLatents are tiled.
 func (ms *models) decoder(ctx context.Context) (*vae.Decoder, error) {
 	if ms.dec != nil {
 		return ms.dec, nil
 	}
 	err := ms.load(compVAEDecoder, func(path string) (err error) {
-		ms.dec, err = vae.LoadDecoder(ctx, path, ms.so, ms.vaeConfig())
-		return err
+		if ms.dec, err = vae.LoadDecoder(ctx, path, ms.so, ms.vaeConfig()); err != nil {
+			return err
+		}
+		return ms.dec.SetAutoTiling(decoderTiles(ms.m.VAE.TileOptions(), ms.so.LowMem))
 	})
 	return ms.dec, err
+}
+
+// decoderTiles is the decoder's automatic tiling for the VAE's diffusers tiles vaeTiles.
+func decoderTiles(vaeTiles vae.TileOptions, lowMem bool) vae.TileOptions {
+	switch {
+	case lowMem:
+		return vae.TileOptions{Tile: vae.LowMemTileLatents}
+	case vaeTiles.Tile >= vae.AutoTileLatents:
+		return vaeTiles
+	}
+	return vae.TileOptions{Tile: vae.AutoTileLatents}
 }
 
 // encoder loads the VAE encoder (img2img).

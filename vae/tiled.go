@@ -60,7 +60,7 @@ func (d *Decoder) DecodeTiled(ctx context.Context, latents []float32, b, h, w in
 		return nil, fmt.Errorf("vae tiled decode: %w", err)
 	}
 	if h <= o.Tile && w <= o.Tile {
-		return d.Decode(ctx, latents, b, h, w)
+		return d.decodeWhole(ctx, latents, b, h, w)
 	}
 	if err := d.checkInput(latents, b, h, w); err != nil {
 		return nil, err

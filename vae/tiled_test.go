@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/rflowrt/rflow/assets"
@@ -341,4 +342,44 @@ func seam(x []float32, n, H, W, line, step, blend int) (msg string, quirk float6
 		}
 	}
 	return msg, quirk
+}
+
+// TestDecodeAutoTiling: with SetAutoTiling, Decode of latents larger than a tile is DecodeTiled with
+// those tiles, bit for bit (on the demo decoder, whose tiles disagree), and latents that fit one tile
+// are decoded whole; a zero TileOptions turns it off, and bad tiles are an error.
+func TestDecodeAutoTiling(t *testing.T) {
+	ctx := context.Background()
+	d := demoDecoder(t)
+	o := TileOptions{Tile: 24, Overlap: 6}
+	if err := d.SetAutoTiling(o); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []struct{ h, w int }{{41, 30}, {24, 24}, {16, 20}} {
+		z := randLatents(uint64(s.h*s.w), 16*s.h*s.w, 0.6)
+		got, err := d.Decode(ctx, z, 1, s.h, s.w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tiled, err := d.DecodeTiled(ctx, z, 1, s.h, s.w, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole, err := d.decodeWhole(ctx, z, 1, s.h, s.w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fits := s.h <= o.Tile && s.w <= o.Tile
+		if !slices.Equal(got, tiled) {
+			t.Errorf("%dx%d: auto-tiled Decode differs from DecodeTiled", s.h, s.w)
+		}
+		if slices.Equal(got, whole) != fits {
+			t.Errorf("%dx%d: equal to the whole decode = %v, want %v", s.h, s.w, !fits, fits)
+		}
+	}
+	if err := d.SetAutoTiling(TileOptions{}); err != nil || d.AutoTiling() != (TileOptions{}) {
+		t.Fatalf("turning auto tiling off: %v %+v", err, d.AutoTiling())
+	}
+	if err := d.SetAutoTiling(TileOptions{Tile: 8, Overlap: 8}); err == nil {
+		t.Fatal("overlap = tile accepted")
+	}
 }
