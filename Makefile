@@ -1,7 +1,7 @@
 # rflow: `make demo` sets up and runs the main job; `make test` sets up and runs every test.
 GO ?= go
 
-.PHONY: setup build demo test test-race bench parity clean
+.PHONY: setup build demo test test-race test-cluster bench parity clean
 
 # setup installs the pinned ONNX Runtime library into .ort/ (verified by sha256; nothing fetched
 # when a verified copy is present).
@@ -23,6 +23,12 @@ test: setup
 # pipeline package alone needs more than go test's default 10-minute limit, hence -timeout.
 test-race: setup
 	$(GO) test -race -timeout 60m ./...
+
+# test-cluster runs deploy/slurm/batch.sbatch on a real loopback Slurm cluster (a minute or two):
+# installs Debian's slurm-wlm and munge when missing (root), kills an array task, resubmits it and
+# checks the batch with rflow batch status (scripts/cluster-test.sh).
+test-cluster: setup
+	GO=$(GO) ./scripts/cluster-test.sh
 
 # parity runs the real diffusers pipelines (../shared/oracle, Debian's torch) next to rflow on tiny
 # random-weight SD3 and FLUX models from all three sources (ONNX export, diffusers folder, single files).

@@ -1,0 +1,6 @@
+package deploy
+
+import "syscall"
+
+// syscallTERM is SIGTERM (the daemons' orderly stop).
+var syscallTERM = syscall.SIGTERM
