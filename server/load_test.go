@@ -96,13 +96,13 @@ func heapBytes() int64 {
 	return int64(ms.HeapAlloc)
 }
 
-// TestLoad sends 200 requests (-short: 48) from 8 concurrent clients to the demo model over loopback:
+// TestLoad sends 200 requests (-short or -race: 48) from 8 concurrent clients to the demo model over loopback:
 // every request gets an answer, each image is the lone run's image of its own prompt and seed (the
 // CLI's image), and memory is flat: RSS and Go heap after the second half are within bounds of their
 // values after the first half.
 func TestLoad(t *testing.T) {
 	total := 200
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		total = 48
 	}
 	s, hs := testServer(t, Options{MaxQueue: 64})
