@@ -1,7 +1,7 @@
 # rflow: `make demo` sets up and runs the main job; `make test` sets up and runs every test.
 GO ?= go
 
-.PHONY: setup build demo test test-race test-cluster bench parity clean
+.PHONY: setup build demo test test-race test-cluster bench bench-cpu parity clean
 
 # setup installs the pinned ONNX Runtime library into .ort/ (verified by sha256; nothing fetched
 # when a verified copy is present).
@@ -37,6 +37,13 @@ parity: build
 
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# bench-cpu prints one table of the CPU cost of each transformer weight kind (fp32, int8, q8, q4) on the
+# random-weight SD3 and FLUX-dev fixtures at 512² and 1024²: transformer ms/step, VAE decode ms, peak
+# RSS, transformer size, image PSNR against fp32 (scripts/bench-cpu.sh; tens of minutes on 2 cores;
+# SIZE=bench for the smaller fixtures, OUT=FILE keeps the table).
+bench-cpu: setup
+	./scripts/bench-cpu.sh
 
 clean:
 	rm -rf bin demo.png
