@@ -91,6 +91,10 @@ type Report struct {
 	Tokenizers map[string]string `json:"tokenizers"`
 	// Problems lists everything that keeps Open from accepting the folder; empty when it does.
 	Problems []Problem `json:"problems"`
+	// Layout names the ONNX layout recognised (LayoutOptimum, LayoutOnnxStack, LayoutAMDIO32, …) and
+	// LayoutNote what that meant (which AMD subfolder was taken).
+	Layout     string `json:"layout"`
+	LayoutNote string `json:"layout_note,omitempty"`
 }
 
 // Inspect reads a model folder in one pass and collects every problem: a missing or unreadable
@@ -113,10 +117,12 @@ type scanner struct {
 }
 
 func scan(dir string) (*Model, Report) {
+	name := filepath.Base(filepath.Clean(dir))
+	dir, layout, note := resolveLayoutDir(dir) // an AMD repository's _io32/ or _io16/ folder
 	s := &scanner{
 		dir: dir,
-		rep: Report{Dir: dir, Tokenizers: map[string]string{}, Problems: []Problem{}},
-		m: &Model{Dir: dir, Name: filepath.Base(filepath.Clean(dir)), Components: map[string]*Component{},
+		rep: Report{Dir: dir, Tokenizers: map[string]string{}, Problems: []Problem{}, LayoutNote: note},
+		m: &Model{Dir: dir, Name: name, Components: map[string]*Component{},
 			Tokenizers: map[string]string{}},
 	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
@@ -126,6 +132,13 @@ func scan(dir string) (*Model, Report) {
 		}
 		s.problem("", "", "%s", msg)
 		return s.m, s.rep
+	}
+	if opt := optFolders(dir); len(opt) > 0 {
+		if _, err := os.Stat(filepath.Join(dir, "model_index.json")); err != nil {
+			s.rep.Layout, s.m.Layout = LayoutOpt, LayoutOpt
+			s.problem("", "", "%s", layoutOptProblem(opt))
+			return s.m, s.rep
+		}
 	}
 	s.readIndex()
 	s.readScheduler()
@@ -142,6 +155,8 @@ func scan(dir string) (*Model, Report) {
 		s.readTokenizers()
 	}
 	s.readVAE()
+	s.rep.Layout = s.detectLayout(layout)
+	s.m.Layout = s.rep.Layout
 	return s.m, s.rep
 }
 

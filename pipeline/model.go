@@ -49,6 +49,8 @@ func componentTensor(ts []ort.TensorInfo, name string) (ort.TensorInfo, bool) {
 //     encoder_hidden_states, pooled_projections, timestep, img_ids, txt_ids[, guidance].
 type TransformerIO struct {
 	HiddenStates, Timestep, EncoderHiddenStates, Pooled, Guidance, ImgIDs, TxtIDs, SkipLayers, Output string
+	// ControlNet is the SD3.5 TensorRT transformer's block_controlnet_hidden_states, fed zeros ("" when absent).
+	ControlNet string
 	// IDsType is the img_ids/txt_ids element type: Int64 in Optimum exports, Float (or Float16) in others.
 	IDsType DataType
 	// IDs3D marks legacy [B, seq, 3] ids (diffusers < 0.31, OnnxStack legacy) instead of [seq, 3].
@@ -86,6 +88,8 @@ type Model struct {
 	JointDim, PooledDim, InChannels int
 	// VAE is the VAE config: vae_decoder/config.json, else vae_encoder/ or vae/ (vae.ReadConfig).
 	VAE vae.Config
+	// Layout is the ONNX layout Inspect recognised (LayoutOptimum, LayoutAMDIO32, …).
+	Layout string
 	// Compiled marks a folder rflow compiled from a checkpoint (OpenCheckpoint): its sessions skip ONNX
 	// Runtime's optimized-graph cache, which would keep a second full copy of the weights on disk.
 	Compiled bool

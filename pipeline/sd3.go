@@ -116,7 +116,12 @@ func (d *denoiser) sd3Inputs(io TransformerIO, byName map[string]*ort.Tensor, ro
 		return err
 	}
 	if io.SkipLayers != "" {
-		byName[io.SkipLayers], err = d.ints(io.SkipLayers, skipLayers, int64(len(skipLayers)))
+		if byName[io.SkipLayers], err = d.ints(io.SkipLayers, skipLayers, int64(len(skipLayers))); err != nil {
+			return err
+		}
+	}
+	if io.ControlNet != "" {
+		byName[io.ControlNet], err = d.zeroResidual(io.ControlNet, rows)
 	}
 	return err
 }

@@ -92,6 +92,7 @@ func transformerRoles(f scheduler.Family, io *TransformerIO) []ioRole {
 		{"encoder_hidden_states", &io.EncoderHiddenStates, []string{"encoder_hidden_states", "c_crossattn"}, kindFloat, []int{3}, false},
 		{"pooled_projections", &io.Pooled, []string{"pooled_projections", "y"}, kindFloat, []int{2}, false},
 		{"skip_layers", &io.SkipLayers, []string{"skip_layers"}, kindInt, []int{0, 1}, true},
+		{controlnetResidual, &io.ControlNet, []string{controlnetResidual}, kindFloat, []int{3, 4}, true},
 	}
 }
 

@@ -59,6 +59,12 @@ func printInspectReport(out io.Writer, rep pipeline.Report) {
 	fmt.Fprintf(out, "model     %s\n", rep.Dir)
 	class, family := inspectOrUnknown(rep.ClassName), inspectOrUnknown(string(rep.Family))
 	fmt.Fprintf(out, "pipeline  %s (family %s)\n", class, family)
+	if rep.Layout != "" {
+		fmt.Fprintf(out, "layout    %s\n", rep.Layout)
+	}
+	if rep.LayoutNote != "" {
+		fmt.Fprintf(out, "          %s\n", rep.LayoutNote)
+	}
 	fmt.Fprintln(out, "\ncomponents:")
 	for _, c := range rep.Components {
 		if !c.Present {

@@ -123,7 +123,7 @@ func cacheKey(o Options) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("testmodels: hash configs: %w", err)
 	}
-	h.addString("options", fmt.Sprintf("%s|%s|%d|%d|%t|%d|%t|%s|%s", o.Kind, o.Size, o.IDs, o.Precision, o.ExternalData, o.Seed, o.BF16Weights, src, o.Edit))
+	h.addString("options", fmt.Sprintf("%s|%s|%d|%d|%t|%d|%t|%s|%s|%s", o.Kind, o.Size, o.IDs, o.Precision, o.ExternalData, o.Seed, o.BF16Weights, src, o.Edit, o.Layout))
 	return h.sum()[:24], nil
 }
 

@@ -44,6 +44,9 @@ type Options struct {
 	// model_index class FluxFillPipeline) or EditKontext (FLUX.1-Kontext: FLUX.1-dev's transformer under
 	// the class FluxKontextPipeline). "" is a text-to-image folder.
 	Edit Edit
+	// Layout writes the folder in a layout found in the wild (LayoutAMD, LayoutOnnxStack,
+	// LayoutTensorRT, LayoutOpt); "" is Optimum's.
+	Layout Layout
 }
 
 // externalLimit is the weight size above which a model always gets external data.
@@ -75,6 +78,8 @@ func (o Options) normalized() (Options, error) {
 		return o, fmt.Errorf("testmodels: precision %v, want float32 or float16", o.Precision)
 	case o.Edit != "" && o.Edit != EditFill && o.Edit != EditKontext:
 		return o, fmt.Errorf("testmodels: edit %q, want %q or %q", o.Edit, EditFill, EditKontext)
+	case !o.Layout.valid():
+		return o, fmt.Errorf("testmodels: unknown layout %q", o.Layout)
 	case o.Edit != "" && !o.Kind.IsFlux():
 		return o, fmt.Errorf("testmodels: edit %q needs a FLUX kind, not %s", o.Edit, o.Kind)
 	}
@@ -87,6 +92,9 @@ func (o Options) normalized() (Options, error) {
 // sizes). Each subfolder it writes is replaced whole; other entries of dir are left alone (so a
 // folder of another kind written there before can leave, e.g., its text_encoder_3 behind).
 func Write(dir string, o Options) error {
+	if o.Layout != "" {
+		return writeLayout(dir, o)
+	}
 	o, d, configs, err := writeFolderFiles(dir, o)
 	if err != nil {
 		return err
