@@ -82,3 +82,21 @@ func TestStepCacheCounts(t *testing.T) {
 		t.Error("an unknown step cache was accepted")
 	}
 }
+
+// TestSamplerFunc: a caller's sampler runs on the pipeline's model, noise and σ.
+func TestSamplerFunc(t *testing.T) {
+	p, calls := echoPipeline(t, testmodels.KindSD3, echoSpec{})
+	var got []float64
+	one := func(ctx context.Context, m scheduler.Model, x []float32, sigmas []float64, o scheduler.Options) error {
+		got = append([]float64(nil), sigmas...)
+		v := make([]float32, len(x))
+		return m.Velocity(ctx, v, x, scheduler.Eval{Total: len(sigmas) - 1, Sigma: sigmas[0], SigmaNext: sigmas[1], T: sigmas[0], NFE: 1})
+	}
+	res, err := p.Generate(context.Background(), Request{Prompt: "a cat", Width: 64, Height: 48, Steps: 5, Seed: 1, SamplerFunc: one}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(*calls) != 1 || res.Timings.ModelCalls != 1 || !slices.Equal(got, res.Settings.Sigmas) {
+		t.Errorf("%d transformer runs (%d model calls), σ %v; want 1 run on %v", len(*calls), res.Timings.ModelCalls, got, res.Settings.Sigmas)
+	}
+}

@@ -395,8 +395,12 @@ func (p *Pipeline) denoise(ctx context.Context, pl *plan, cond conditioning, x [
 		cache = scheduler.NewCachedModel(d, pl.cache)
 		model = cache
 	}
+	run := pl.sampler.Func
+	if pl.req.SamplerFunc != nil {
+		run = pl.req.SamplerFunc
+	}
 	start := time.Now()
-	err = pl.sampler.Func(ctx, model, x, pl.sigmas, o)
+	err = run(ctx, model, x, pl.sigmas, o)
 	tm.Denoise = time.Since(start)
 	tm.Transformer, tm.Scheduler, tm.Steps = d.transformer, tm.Denoise-d.inModel, pl.steps()
 	tm.ModelCalls = d.calls

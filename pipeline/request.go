@@ -46,6 +46,10 @@ type Request struct {
 	// StepCache skips transformer calls a cache can fill (scheduler.ParseStepCache): "" or "off",
 	// "easycache[:threshold]" (reuse the last velocity), "taylor[:threshold]" (first-order forecast).
 	StepCache string
+	// SamplerFunc, if set, runs instead of the named sampler on the same model, noise and σ: research
+	// code (schedule searches, new samplers) gets the transformer as a scheduler.Model. Settings still
+	// name Sampler.
+	SamplerFunc scheduler.SamplerFunc `json:"-"`
 
 	// SLGLayers turns on SD3.5 skip-layer guidance with these transformer blocks skipped (diffusers
 	// skip_guidance_layers; e.g. 7, 8, 9 for SD3.5-medium). It needs CFG and an export with a
