@@ -126,29 +126,40 @@ func (s *Server) authorized(r *http.Request) bool {
 }
 
 func (s *Server) routes() {
-	m := s.mux
-	m.HandleFunc("GET /{$}", s.page)
-	m.HandleFunc("GET /healthz", s.healthz)
-	m.Handle("GET /metrics", s.metrics.handler())
-	m.HandleFunc("GET /v1/models", s.openAIModels)
-	m.HandleFunc("POST /v1/images/generations", s.openAIGenerations)
-	m.HandleFunc("POST /v1/images/edits", s.openAIEdits)
-	m.HandleFunc("POST /sdapi/v1/txt2img", s.a1111Txt2img)
-	m.HandleFunc("POST /sdapi/v1/img2img", s.a1111Img2img)
-	m.HandleFunc("GET /sdapi/v1/samplers", s.a1111Samplers)
-	m.HandleFunc("GET /sdapi/v1/schedulers", s.a1111Schedulers)
-	m.HandleFunc("GET /sdapi/v1/sd-models", s.a1111Models)
-	m.HandleFunc("GET /sdapi/v1/options", s.a1111Options)
-	m.HandleFunc("POST /sdapi/v1/options", s.a1111SetOptions)
-	m.HandleFunc("GET /sdapi/v1/progress", s.a1111Progress)
-	m.HandleFunc("POST /sdapi/v1/interrupt", s.a1111Interrupt)
-	m.HandleFunc("POST /rflow/v1/jobs", s.createJob)
-	m.HandleFunc("GET /rflow/v1/jobs", s.listJobs)
-	m.HandleFunc("GET /rflow/v1/jobs/{id}", s.getJob)
-	m.HandleFunc("DELETE /rflow/v1/jobs/{id}", s.deleteJob)
-	m.HandleFunc("GET /rflow/v1/jobs/{id}/preview", s.jobPreview)
-	m.HandleFunc("GET /rflow/v1/jobs/{id}/images/{n}", s.jobImage)
-	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	allowed := map[string][]string{} // path → methods, for JSON 405 answers
+	handle := func(method, path string, h http.HandlerFunc) {
+		s.mux.HandleFunc(method+" "+path, h)
+		if _, seen := allowed[path]; !seen {
+			s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Allow", strings.Join(allowed[path], ", "))
+				writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s takes %s, not %s", r.URL.Path,
+					strings.Join(allowed[path], " or "), r.Method))
+			})
+		}
+		allowed[path] = append(allowed[path], method)
+	}
+	handle("GET", "/{$}", s.page)
+	handle("GET", "/healthz", s.healthz)
+	handle("GET", "/metrics", s.metrics.handler().ServeHTTP)
+	handle("GET", "/v1/models", s.openAIModels)
+	handle("POST", "/v1/images/generations", s.openAIGenerations)
+	handle("POST", "/v1/images/edits", s.openAIEdits)
+	handle("POST", "/sdapi/v1/txt2img", s.a1111Txt2img)
+	handle("POST", "/sdapi/v1/img2img", s.a1111Img2img)
+	handle("GET", "/sdapi/v1/samplers", s.a1111Samplers)
+	handle("GET", "/sdapi/v1/schedulers", s.a1111Schedulers)
+	handle("GET", "/sdapi/v1/sd-models", s.a1111Models)
+	handle("GET", "/sdapi/v1/options", s.a1111Options)
+	handle("POST", "/sdapi/v1/options", s.a1111SetOptions)
+	handle("GET", "/sdapi/v1/progress", s.a1111Progress)
+	handle("POST", "/sdapi/v1/interrupt", s.a1111Interrupt)
+	handle("POST", "/rflow/v1/jobs", s.createJob)
+	handle("GET", "/rflow/v1/jobs", s.listJobs)
+	handle("GET", "/rflow/v1/jobs/{id}", s.getJob)
+	handle("DELETE", "/rflow/v1/jobs/{id}", s.deleteJob)
+	handle("GET", "/rflow/v1/jobs/{id}/preview", s.jobPreview)
+	handle("GET", "/rflow/v1/jobs/{id}/images/{n}", s.jobImage)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 }
@@ -227,20 +238,17 @@ func (r *statusRecorder) WriteHeader(code int) {
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// routeLabel is a bounded label for a request path (ids are not labels).
+// routeLabel is a bounded label for a request: the route pattern the mux chose ("other" for unknown
+// paths), never the path itself (ids and junk paths would make unbounded series).
 func routeLabel(r *http.Request) string {
-	p := r.URL.Path
-	switch {
-	case strings.HasPrefix(p, "/rflow/v1/jobs/"):
-		return "/rflow/v1/jobs/{id}"
-	case p == "/" || p == "/healthz" || p == "/metrics" || strings.HasPrefix(p, "/v1/") || strings.HasPrefix(p, "/sdapi/v1/") ||
-		p == "/rflow/v1/jobs":
-		if len(p) > 40 {
-			return "other"
-		}
-		return p
+	p := r.Pattern
+	if _, after, ok := strings.Cut(p, " "); ok {
+		p = after
 	}
-	return "other"
+	if p == "" || p == "/" {
+		return "other"
+	}
+	return p
 }
 
 // retryAfter is the Retry-After seconds for a full queue: about one average job.

@@ -444,6 +444,7 @@ func TestBadRequests(t *testing.T) {
 		{"init image not an image", "/sdapi/v1/img2img", map[string]any{"prompt": "x", "init_images": []string{"aGVsbG8="}}, 400, "PNG or JPEG"},
 		{"mask", "/sdapi/v1/img2img", map[string]any{"prompt": "x", "mask": "aGVsbG8=", "init_images": []string{"aGVsbG8="}}, 400, "inpainting"},
 		{"no such endpoint", "/sdapi/v1/extra-single-image", map[string]any{}, 404, "no such endpoint"},
+		{"wrong method", "/sdapi/v1/samplers", map[string]any{}, 405, "takes GET, not POST"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var e apiError
