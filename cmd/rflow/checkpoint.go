@@ -66,8 +66,15 @@ func openAnyModel(ctx context.Context, name string, c checkpointFlags, errOut io
 		}
 	}
 	if !pipeline.IsCheckpoint(name) {
-		if f := c.anyFile(); f != "" {
+		if f := c.anyFile(); f != "" && f != "--lora" {
 			return nil, fmt.Errorf("%s applies to checkpoints (.safetensors files or diffusers folders), not to the ONNX export %s", f, name)
+		}
+		if len(c.loras) > 0 {
+			m, err := pipeline.OpenExportWithLoRAs(name, c.loras, "")
+			if errors.Is(err, pipeline.ErrExportLoRA) {
+				err = fmt.Errorf("%w; give -m the checkpoint it was exported from (a diffusers folder or .safetensors file)", err)
+			}
+			return m, err
 		}
 		return pipeline.Open(name)
 	}
