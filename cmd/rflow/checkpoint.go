@@ -74,6 +74,7 @@ func openAnyModel(ctx context.Context, name string, c checkpointFlags, errOut io
 			if errors.Is(err, pipeline.ErrExportLoRA) {
 				err = fmt.Errorf("%w; give -m the checkpoint it was exported from (a diffusers folder or .safetensors file)", err)
 			}
+			reportLoRAs(errOut, m, quiet)
 			return m, err
 		}
 		return pipeline.Open(name)
@@ -83,6 +84,7 @@ func openAnyModel(ctx context.Context, name string, c checkpointFlags, errOut io
 		o.OnComponent = func(comp string) { fmt.Fprintf(errOut, "rflow: compiling %s of %s\n", comp, name) }
 	}
 	m, err := pipeline.OpenCheckpoint(ctx, c.source(name), o)
+	reportLoRAs(errOut, m, quiet)
 	return m, withFlagAdvice(err)
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -143,4 +144,14 @@ func groupByLoRAs(items []batch.Item) ([]loraGroup, error) {
 		groups = []loraGroup{{}}
 	}
 	return groups, nil
+}
+
+// reportLoRAs says what each LoRA patched.
+func reportLoRAs(w io.Writer, m *pipeline.Model, quiet bool) {
+	if m == nil || quiet {
+		return
+	}
+	for _, l := range m.LoRAs {
+		fmt.Fprintf(w, "rflow: LoRA %s × %g: %d modules patched (%s)\n", l.Name, l.Weight, l.Modules, strings.Join(l.Components, ", "))
+	}
 }
