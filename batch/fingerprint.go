@@ -20,6 +20,12 @@ type Settings struct {
 	MaxSequenceLength int     `json:"max_sequence_length"`
 	ClipSkip          int     `json:"clip_skip"`
 	VAETiling         bool    `json:"vae_tiling"`
+	// LoRAs are the run-wide LoRAs merged into a checkpoint (file base name:weight, in order; an item's
+	// own LoRAs are part of the item); Weights and TextEncoderWeights how a compiled checkpoint stores
+	// its weights (fp32, fp16, int8, q8, q4; empty for an ONNX export, which the flags do not change).
+	LoRAs              []string `json:"loras,omitempty"`
+	Weights            string   `json:"weights,omitempty"`
+	TextEncoderWeights string   `json:"te_weights,omitempty"`
 }
 
 // SettingsOf is the Settings of a run of model m with base request base.

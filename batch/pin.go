@@ -37,7 +37,10 @@ type Pin struct {
 	// without a setting of their own took).
 	Settings Settings `json:"settings"`
 	Defaults Item     `json:"defaults"`
-	Created  string   `json:"created"`
+	// LoRADir is the folder the prompts' <lora:NAME:WEIGHT> tags were looked up in (for status, which
+	// reads the manifest as the runs did; not compared).
+	LoRADir string `json:"lora_dir,omitempty"`
+	Created string `json:"created"`
 }
 
 // NewPin is the pin of a run.

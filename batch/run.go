@@ -120,12 +120,16 @@ func Run(ctx context.Context, p Generator, items []Item, log *ResultsLog, o Opti
 	var order []groupKey
 	groups := map[groupKey][]Item{}
 	var stale []string
+	unpinned := 0
 	todo := items[:0:0]
 	for _, it := range items {
 		fp := it.Fingerprint(o.Settings)
 		if rec, ok := log.Succeeded(it.ID); ok {
 			if rec.Fingerprint != fp {
 				stale = append(stale, it.ID)
+				if rec.Fingerprint == "" {
+					unpinned++
+				}
 			} else if o.Present == nil || o.Present(it, rec) {
 				b.sum.Skipped++
 				b.report(it, StatusSkipped, nil)
@@ -135,8 +139,11 @@ func Run(ctx context.Context, p Generator, items []Item, log *ResultsLog, o Opti
 		todo = append(todo, it)
 	}
 	if len(stale) > 0 && !o.RedoChanged {
-		return b.sum, &PinMismatchError{Dir: filepath.Dir(log.Path()), Changed: stale,
-			Changes: []string{fmt.Sprintf("%s records items drawn with another prompt, seed or settings", filepath.Base(log.Path()))}}
+		what := fmt.Sprintf("%s records items drawn with another prompt, seed or settings", filepath.Base(log.Path()))
+		if unpinned == len(stale) {
+			what = fmt.Sprintf("%s records items from before batches were pinned (no fingerprint)", filepath.Base(log.Path()))
+		}
+		return b.sum, &PinMismatchError{Dir: filepath.Dir(log.Path()), Changed: stale, Changes: []string{what}}
 	}
 	for _, it := range todo {
 		k := keyOf(it)

@@ -79,11 +79,12 @@ func runBatch(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if err != nil {
 		return runLevel(err)
 	}
-	settings := batch.SettingsOf(m, job.base)
+	settings := f.pinnedSettings(m, job.base)
 	if err := os.MkdirAll(f.outDir, 0o777); err != nil {
 		return runLevel(fmt.Errorf("--out: %w", err))
 	}
 	pin := batch.NewPin(f.manifest, job.manifestSHA256, len(job.items), job.shard.Count, settings, job.defaults)
+	pin.LoRADir = f.ckpt.loraDir
 	if err := batch.PinBatch(f.outDir, pin, job.items, f.redoChanged); err != nil {
 		return pinError(err)
 	}
@@ -167,6 +168,19 @@ func pinError(err error) error {
 		return &codedError{err, 2}
 	}
 	return runLevel(err)
+}
+
+// pinnedSettings are the run-wide settings that decide the images: the request's, and for a compiled
+// checkpoint the run's --lora files (base names: paths differ between nodes) and weight kinds.
+func (f *batchFlags) pinnedSettings(m *pipeline.Model, base pipeline.Request) batch.Settings {
+	s := batch.SettingsOf(m, base)
+	if m.Compiled {
+		for _, l := range f.ckpt.loras {
+			s.LoRAs = append(s.LoRAs, fmt.Sprintf("%s:%g", filepath.Base(l.Path), l.Weight))
+		}
+		s.Weights, s.TextEncoderWeights = string(f.ckpt.weights), string(f.ckpt.teWeights)
+	}
+	return s
 }
 
 // batchJob is what the flags and the manifest describe.

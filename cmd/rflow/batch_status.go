@@ -56,6 +56,10 @@ func runBatchStatus(args []string, out, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ck := checkpointFlags{loraDir: pin.LoRADir} // prompts' <lora:…> tags become item LoRAs, as in the runs
+	if err := ck.itemPromptLoRAs(items); err != nil {
+		return err
+	}
 	rep, err := batch.Check(*outDir, pin, items, sha)
 	if err != nil {
 		return err
