@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -75,7 +76,11 @@ func TestLeanChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := Open(testmodels.Cached(t, testmodels.Options{Kind: testmodels.KindSD3, Size: testmodels.SizeBench}))
+	dir := os.Getenv("RFLOW_LEAN_MODEL") // another model folder, e.g. the same weights with unfused attention
+	if dir == "" {
+		dir = testmodels.Cached(t, testmodels.Options{Kind: testmodels.KindSD3, Size: testmodels.SizeBench})
+	}
+	m, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +108,12 @@ func TestLeanChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if out := os.Getenv("RFLOW_LEAN_OUT"); out != "" && len(res.Images) > 0 { // raw RGBA, for PSNR between settings
+		name := filepath.Join(out, strings.NewReplacer(",", "_", "=", "").Replace(env)+".rgba")
+		if err := os.WriteFile(name, res.Images[0].Pix, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	fmt.Printf("lean trans-ms %d trans-cpu-ms %d trans-peak %d dec-ms %d dec-cpu-ms %d peak %d\n",
 		transDur.Milliseconds(), transCPU.Milliseconds(), transPeak, decDur.Milliseconds(), decCPU.Milliseconds(),
 		res.Timings.PeakRSSBytes)
@@ -111,7 +122,8 @@ func TestLeanChild(t *testing.T) {
 // BenchmarkLeanSessions runs a whole txt2img (bench SD3, 1 step, CFG on) per session setting, each in
 // its own process, interleaved over RFLOW_BENCH_ROUNDS rounds (default 1), and reports the median
 // transformer and decode wall and CPU time and the peak RSS. RFLOW_LEAN_SIZE sets the side (default
-// 512); RFLOW_LEAN_SETS replaces the settings (semicolon-separated TestLeanChild strings).
+// 512); RFLOW_LEAN_SETS replaces the settings (semicolon-separated TestLeanChild strings);
+// RFLOW_LEAN_MODEL runs another SD3 model folder.
 //
 //	RFLOW_LEAN_SIZE=1024 go test -run '^$' -bench LeanSessions -benchtime 1x -timeout 60m ./pipeline
 func BenchmarkLeanSessions(b *testing.B) {
