@@ -44,11 +44,13 @@ func (d Document) WriteMarkdown(w io.Writer) error {
 	for _, p := range d.Plots {
 		fmt.Fprintf(&b, "\n![%s](%s)\n", strings.TrimSuffix(p, ".png"), p)
 	}
-	b.WriteString("\n## Measurements\n\n")
-	b.WriteString(d.rowTable())
+	if len(d.Rows) > 0 {
+		b.WriteString("\n## Measurements\n\n")
+		b.WriteString(d.rowTable())
+	}
 	_, err := io.WriteString(w, b.String())
 	if err != nil {
-		return fmt.Errorf("report: report.md: %w", err)
+		return fmt.Errorf("compare: report.md: %w", err)
 	}
 	return nil
 }

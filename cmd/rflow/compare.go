@@ -31,6 +31,7 @@ type compareFlags struct {
 	overwrite, quiet                      bool
 	ort                                   *ortFlags
 	ckpt                                  checkpointFlags
+	opt                                   optimizeFlags
 }
 
 func addCompareFlags(fs *pflag.FlagSet) *compareFlags {
@@ -55,9 +56,14 @@ func addCompareFlags(fs *pflag.FlagSet) *compareFlags {
 	fs.IntVar(&f.cell, "cell", 128, "grid thumbnail size in pixels")
 	fs.StringVar(&f.provider, "provider", "cpu", "model runs: execution provider")
 	fs.IntVarP(&f.threads, "threads", "t", 0, "model runs: intra-op threads (default: number of cores)")
-	fs.StringVar(&f.out, "out", "", "output folder for grid.png, metrics.csv, compare.md and the plots (required)")
+	fs.StringVar(&f.out, "out", "", "output folder for grid.png, metrics.csv, report.md and the plots (required)")
 	fs.BoolVar(&f.overwrite, "overwrite", false, "replace the outputs of an earlier comparison in --out")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but errors")
+	fs.BoolVar(&f.opt.on, "optimize-schedule", false, "search the --steps N σ list (one N) for the sampler (default euler) that best follows a high-NFE reference trajectory (Optimal Stepsize Distillation's dynamic programme) on the first --seeds seed, score it against the default schedule on --held-out-seeds, write report.md and "+presetName+" and print the replay flags")
+	fs.StringVar(&f.opt.heldOut, "held-out-seeds", "101,102,103", "--optimize-schedule: seeds the search never sees, for scoring")
+	fs.IntVar(&f.opt.gridPoints, "grid-points", 0, "--optimize-schedule: uniform candidate σ (default 49 for euler, 17 for two-call samplers)")
+	fs.IntVar(&f.opt.refine, "refine-rounds", 0, "--optimize-schedule: coordinate-descent sweeps on the training end point after the search")
+	fs.IntVar(&f.opt.batch, "train-batch", 4, "--optimize-schedule, model runs: images of the training seed's batch")
 	f.ort = addORTFlags(fs)
 	return f
 }
@@ -69,7 +75,7 @@ type compareSpec struct {
 	seeds      []uint64
 	schedulers []string  // "" = default
 	shifts     []float64 // 0 = default
-	args       []string  // the command line, for compare.md
+	args       []string  // the command line, for report.md
 }
 
 func runCompare(ctx context.Context, args []string, out, errOut io.Writer) error {
@@ -88,6 +94,17 @@ func runCompare(ctx context.Context, args []string, out, errOut io.Writer) error
 		return err
 	}
 	log := newReporter(errOut, f.quiet)
+	if f.opt.on {
+		s, held, err := f.optimizeSpec(spec, fs.Changed("samplers"))
+		if err != nil {
+			return &usageError{fs: fs, err: err}
+		}
+		err = f.runOptimize(ctx, spec, s, held, out, log)
+		if err != nil && created {
+			_ = os.Remove(f.out)
+		}
+		return err
+	}
 	var res *compareResult
 	if f.analytic != "" {
 		res, err = f.runAnalytic(ctx, spec, log)
@@ -103,7 +120,7 @@ func runCompare(ctx context.Context, args []string, out, errOut io.Writer) error
 		}
 		return err
 	}
-	log.linef("rflow: wrote %s (grid.png, metrics.csv, compare.md, %s)", f.out, strings.Join(res.plotNames(), ", "))
+	log.linef("rflow: wrote %s (grid.png, metrics.csv, report.md, %s)", f.out, strings.Join(res.plotNames(), ", "))
 	return nil
 }
 
@@ -244,7 +261,7 @@ func (f *compareFlags) prepareOut() (created bool, err error) {
 	if f.overwrite {
 		return created, nil
 	}
-	for _, name := range []string{"metrics.csv", "compare.md", "grid.png"} {
+	for _, name := range []string{"metrics.csv", "report.md", "grid.png", presetName} {
 		if _, err := os.Stat(filepath.Join(f.out, name)); err == nil {
 			return created, fmt.Errorf("%s already exists; pass --overwrite to replace it", filepath.Join(f.out, name))
 		}

@@ -44,7 +44,7 @@ type outputFile struct {
 	data []byte
 }
 
-// write renders grid.png, metrics.csv, the plots and compare.md, and only then puts them into dir, all
+// write renders grid.png, metrics.csv, the plots and report.md, and only then puts them into dir, all
 // or none: a failure anywhere leaves none of this run's files behind.
 func (r *compareResult) write(dir string, cell int) error {
 	files, err := r.render(cell)
@@ -92,7 +92,7 @@ func (r *compareResult) render(cell int) ([]outputFile, error) {
 	if err := doc.WriteMarkdown(&buf); err != nil {
 		return nil, err
 	}
-	return append(files, outputFile{"compare.md", bytes.Clone(buf.Bytes())}), nil
+	return append(files, outputFile{"report.md", bytes.Clone(buf.Bytes())}), nil
 }
 
 // writeAll writes every file into dir through temporary files, renamed into place only once all of
@@ -215,7 +215,7 @@ func geoMean(v []float64) float64 {
 	return math.Exp(sum / float64(n))
 }
 
-// commandLine renders the invocation for compare.md, quoting what needs it.
+// commandLine renders the invocation for report.md, quoting what needs it.
 func commandLine(args []string) string {
 	parts := []string{"rflow", "compare"}
 	for _, a := range args {

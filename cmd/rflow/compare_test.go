@@ -47,7 +47,7 @@ func checkPNG(t *testing.T, path string) (w, h int) {
 	return img.Bounds().Dx(), img.Bounds().Dy()
 }
 
-// fittedOrders reads "| path | scheduler | shift | sampler | … | order |" rows from compare.md.
+// fittedOrders reads "| path | scheduler | shift | sampler | … | order |" rows from report.md.
 func fittedOrders(t *testing.T, md string) map[string]float64 {
 	t.Helper()
 	re := regexp.MustCompile(`(?m)^\| (\w+) \| \w+ \| [\d.]+ \| (\w+) \| \d+–\d+ \| \d+–\d+ \| ([\d.-]+) \|`)
@@ -82,7 +82,7 @@ func TestCompareAnalytic(t *testing.T) {
 	}
 	checkPNG(t, filepath.Join(dir, "error_vs_nfe.png"))
 	checkPNG(t, filepath.Join(dir, "wasserstein_vs_nfe.png"))
-	md, err := os.ReadFile(filepath.Join(dir, "compare.md"))
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,9 +118,9 @@ func TestCompareAnalyticBothPaths(t *testing.T) {
 	if paths["linear"] != 2 || paths["cosine"] != 2 {
 		t.Errorf("rows per path %v, want 2 each", paths)
 	}
-	md, _ := os.ReadFile(filepath.Join(dir, "compare.md"))
+	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
 	if !strings.Contains(string(md), "Rectified flow (linear path) vs flow matching (cosine path)") {
-		t.Error("compare.md lacks the path comparison")
+		t.Error("report.md lacks the path comparison")
 	}
 }
 
@@ -232,18 +232,18 @@ func TestCompareSingleStepCount(t *testing.T) {
 // start on them without --overwrite) and no temporary files either.
 func TestCompareWriteFailureLeavesNothing(t *testing.T) {
 	dir := t.TempDir()
-	// compare.md is a non-empty folder: every other output can be written, that one cannot.
-	if err := os.MkdirAll(filepath.Join(dir, "compare.md", "x"), 0o755); err != nil {
+	// report.md is a non-empty folder: every other output can be written, that one cannot.
+	if err := os.MkdirAll(filepath.Join(dir, "report.md", "x"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	code, _, errOut := runCLI("compare", "--analytic", "gmm", "--samplers", "euler", "--steps", "4,8", "--samples", "200",
 		"--out", dir, "--overwrite", "-q")
-	if code != 1 || !strings.Contains(errOut, "compare.md") {
-		t.Fatalf("exit %d, stderr %q; want a failure naming compare.md", code, errOut)
+	if code != 1 || !strings.Contains(errOut, "report.md") {
+		t.Fatalf("exit %d, stderr %q; want a failure naming report.md", code, errOut)
 	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if e.Name() != "compare.md" {
+		if e.Name() != "report.md" {
 			t.Errorf("left behind: %s", e.Name())
 		}
 	}
@@ -258,5 +258,35 @@ func TestCompareOutCheckedFirst(t *testing.T) {
 	code, _, errOut := runCLI("compare", "--ort-lib", "/nonexistent/lib.so", "-m", "/nonexistent-model", "-p", "a cat", "--out", "/proc")
 	if code != 1 || !strings.Contains(errOut, "cannot write in /proc") || strings.Contains(errOut, "nonexistent") {
 		t.Errorf("exit %d, stderr %q; want exit 1 about --out before the library or model", code, errOut)
+	}
+}
+
+// TestCompareOptimizeSchedule runs --optimize-schedule on the analytic flow: it prints replay flags,
+// writes the preset and report.md, and refuses more than one step count.
+func TestCompareOptimizeSchedule(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errOut := runCLI("compare", "--analytic", "gmm", "--optimize-schedule", "--samplers", "heun", "--steps", "8",
+		"--samples", "300", "--held-out-seeds", "7,8", "--out", dir, "-q")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.HasPrefix(out, "--sampler heun --sigmas 1,") || !strings.Contains(out, "--sigmas-raw") {
+		t.Errorf("stdout %q, want the replay flags", out)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil || !strings.Contains(string(md), "| 7 |") || !strings.Contains(string(md), "less end-point error") {
+		t.Errorf("report.md (%v):\n%s", err, md)
+	}
+	if _, err := os.Stat(filepath.Join(dir, presetName)); err != nil {
+		t.Error(err)
+	}
+	for _, args := range [][]string{
+		{"compare", "--analytic", "gmm", "--optimize-schedule", "--steps", "4,8", "--out", t.TempDir()},
+		{"compare", "--analytic", "gmm", "--optimize-schedule", "--steps", "8", "--seeds", "7", "--held-out-seeds", "7", "--out", t.TempDir()},
+		{"compare", "--analytic", "gmm", "--optimize-schedule", "--samplers", "euler_ancestral", "--steps", "8", "--out", t.TempDir()},
+	} {
+		if code, _, errOut := runCLI(args...); code == 0 || errOut == "" {
+			t.Errorf("%v: exit %d, want a usage error", args, code)
+		}
 	}
 }
