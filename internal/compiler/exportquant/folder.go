@@ -187,6 +187,11 @@ func rewriteComponent(ctx context.Context, srcDir, dstDir string, o Options) (Co
 	if err := os.MkdirAll(dstDir, 0o755); err != nil {
 		return cr, nil, err
 	}
+	for i := range m.Graph.Initializers { // a cancelled run stops between tensors
+		if t := &m.Graph.Initializers[i]; t.Source != nil {
+			t.Source = ctxSource{ctx, t.Source}
+		}
+	}
 	out := filepath.Join(dstDir, modelFile)
 	if err := m.WriteFile(out, onnx.WriteOptions{ExternalData: true, DataName: dataFile}); err != nil {
 		return cr, nil, err
@@ -197,6 +202,19 @@ func rewriteComponent(ctx context.Context, srcDir, dstDir string, o Options) (Co
 		}
 	}
 	return cr, replaced, nil
+}
+
+// ctxSource is a tensor source that fails once ctx is done.
+type ctxSource struct {
+	ctx context.Context
+	src onnx.TensorSource
+}
+
+func (c ctxSource) WriteRaw(w io.Writer) error {
+	if err := c.ctx.Err(); err != nil {
+		return err
+	}
+	return c.src.WriteRaw(w)
 }
 
 // linkTree recreates src's tree under dst, hard-linking each regular file (copying it where a link

@@ -101,6 +101,11 @@ func TestQuantizeFolder(t *testing.T) {
 	if _, err := QuantizeFolder(ctx, src, again, FolderOptions{Options: Options{Kind: arch.Q8}}); !errorsIs(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
+	ctx, cancel = context.WithCancel(context.Background())
+	_, err = QuantizeFolder(ctx, src, again, FolderOptions{Options: Options{Kind: arch.Q8}, OnComponent: func(string) { cancel() }})
+	if !errorsIs(err, context.Canceled) {
+		t.Errorf("cancelled while writing: %v", err)
+	}
 	noLeftovers(t, parent, "int8")
 }
 
