@@ -92,7 +92,7 @@ func keyOf(it Item) groupKey {
 	return groupKey{it.NegativePrompt, it.Steps, it.Width, it.Height, it.CFGScale, it.Guidance, it.FlowShift, it.Sampler, it.Scheduler}
 }
 
-// run is one Run in progress.
+// runner is one Run in progress.
 type runner struct {
 	p   Generator
 	log *ResultsLog

@@ -58,6 +58,9 @@ func runBatch(ctx context.Context, args []string, out, errOut io.Writer) error {
 		if errorsAs(err, &p) {
 			return runLevel(p.err)
 		}
+		if errors.Is(err, batch.ErrObjectStorage) { // a usage error that needs advice, not --help
+			return &codedError{err, 2}
+		}
 		return &usageError{fs: fs, err: err}
 	}
 	so, err := f.sessionOptions()

@@ -46,7 +46,7 @@ func runBatchStatus(args []string, out, errOut io.Writer) error {
 		return &usageError{fs: fs, err: errors.New("--manifest and --out are required")}
 	}
 	if err := batch.CheckOutDir(*outDir); err != nil {
-		return &usageError{fs: fs, err: fmt.Errorf("--out: %w", err)}
+		return &codedError{fmt.Errorf("--out: %w", err), 2}
 	}
 	pin, err := batch.ReadPin(*outDir)
 	if err != nil {
