@@ -42,9 +42,14 @@ var (
 	Ink        = color.NRGBA{20, 20, 20, 255}
 )
 
-// RenderGrids draws the blocks one under the other, every cell cell×cell pixels (thumbnails are
-// scaled to fit, keeping their aspect ratio, with Catmull–Rom filtering). Text uses the 7×13 font
-// of golang.org/x/image/font/basicfont.
+// GridMaxWidth is the widest a rendered grid gets before its blocks wrap to a new row (pixels).
+const GridMaxWidth = 2400
+
+// RenderGrids draws the blocks left to right, wrapping to a new row of blocks when the next would pass
+// GridMaxWidth (so many blocks make a sheet, not one tall column), every cell cell×cell pixels
+// (thumbnails are scaled to fit, keeping their aspect ratio, with Catmull–Rom filtering). Every block
+// has the same width; a row of blocks is as tall as its tallest. Text uses the 7×13 font of
+// golang.org/x/image/font/basicfont.
 func RenderGrids(blocks []Grid, cell int) (*image.NRGBA, []GridLayout) {
 	cell = max(cell, gridMinCell)
 	labelW, cols := 0, 1
@@ -58,33 +63,44 @@ func RenderGrids(blocks []Grid, cell int) (*image.NRGBA, []GridLayout) {
 		}
 	}
 	labelW += 2 * gridPad
-	width := labelW + cols*(cell+gridPad) + gridPad
+	blockW := labelW + cols*(cell+gridPad) + gridPad
 	for _, g := range blocks {
-		width = max(width, textWidth(g.Title)+2*gridPad)
+		blockW = max(blockW, textWidth(g.Title)+2*gridPad)
+	}
+	perRow := max(1, min(len(blocks), GridMaxWidth/blockW))
+	blockH := func(g Grid) int { return 2*gridLineH + len(g.RowLabels)*(cell+gridPad) + gridPad }
+	var rowH []int
+	for b, g := range blocks {
+		if b%perRow == 0 {
+			rowH = append(rowH, 0)
+		}
+		rowH[len(rowH)-1] = max(rowH[len(rowH)-1], blockH(g))
 	}
 	height := gridPad
-	for _, g := range blocks {
-		height += 2*gridLineH + len(g.RowLabels)*(cell+gridPad) + gridPad
+	for _, h := range rowH {
+		height += h
 	}
-	img := image.NewNRGBA(image.Rect(0, 0, width, height))
+	img := image.NewNRGBA(image.Rect(0, 0, perRow*blockW, height))
 	draw.Draw(img, img.Bounds(), image.NewUniform(Background), image.Point{}, draw.Src)
 	layouts := make([]GridLayout, len(blocks))
 	y := gridPad
 	for b, g := range blocks {
-		layouts[b] = drawBlock(img, g, y, labelW, cell)
-		y += 2*gridLineH + len(g.RowLabels)*(cell+gridPad) + gridPad
+		layouts[b] = drawBlock(img, g, (b%perRow)*blockW, y, labelW, cell)
+		if b%perRow == perRow-1 {
+			y += rowH[b/perRow]
+		}
 	}
 	return img, layouts
 }
 
-// drawBlock draws one block with its top at y.
-func drawBlock(img *image.NRGBA, g Grid, y, labelW, cell int) GridLayout {
+// drawBlock draws one block with its top left corner at (x0, y).
+func drawBlock(img *image.NRGBA, g Grid, x0, y, labelW, cell int) GridLayout {
 	var l GridLayout
-	l.Title = image.Rect(gridPad, y, gridPad+textWidth(g.Title), y+gridLineH)
+	l.Title = image.Rect(x0+gridPad, y, x0+gridPad+textWidth(g.Title), y+gridLineH)
 	drawText(img, g.Title, l.Title.Min)
 	y += gridLineH
 	for c, s := range g.ColLabels {
-		x := labelW + c*(cell+gridPad)
+		x := x0 + labelW + c*(cell+gridPad)
 		r := image.Rect(x, y, x+min(textWidth(s), cell), y+gridLineH)
 		drawText(img, s, r.Min)
 		l.ColLabels = append(l.ColLabels, r)
@@ -92,12 +108,12 @@ func drawBlock(img *image.NRGBA, g Grid, y, labelW, cell int) GridLayout {
 	y += gridLineH
 	for row, s := range g.RowLabels {
 		top := y + row*(cell+gridPad)
-		r := image.Rect(gridPad, top+cell/2-gridLineH/2, gridPad+textWidth(s), top+cell/2+gridLineH/2)
+		r := image.Rect(x0+gridPad, top+cell/2-gridLineH/2, x0+gridPad+textWidth(s), top+cell/2+gridLineH/2)
 		drawText(img, s, r.Min)
 		l.RowLabels = append(l.RowLabels, r)
 		var rects []image.Rectangle
 		for c := range max(len(g.ColLabels), rowLen(g.Cells, row)) {
-			x := labelW + c*(cell+gridPad)
+			x := x0 + labelW + c*(cell+gridPad)
 			cr := image.Rect(x, top, x+cell, top+cell)
 			rects = append(rects, cr)
 			if c < rowLen(g.Cells, row) && g.Cells[row][c] != nil {

@@ -18,6 +18,10 @@ type Document struct {
 	Plots    []string // PNG file names, relative to the report
 	Rows     []Row
 	Analytic bool // analytic runs: show W₂ instead of PSNR/SSIM
+	// Budgets, if set, is the "which cell wins at each budget" table, placed before the fits.
+	Budgets []BudgetWinner
+	// BudgetWhat names the error the budgets compare.
+	BudgetWhat string
 }
 
 // Section is a heading and Markdown body.
@@ -36,6 +40,9 @@ func (d Document) WriteMarkdown(w io.Writer) error {
 	}
 	for _, s := range d.Sections {
 		fmt.Fprintf(&b, "\n## %s\n\n%s\n", s.Heading, strings.TrimSpace(s.Body))
+	}
+	if len(d.Budgets) > 0 {
+		fmt.Fprintf(&b, "\n## Which cell wins at each budget\n\n%s", BudgetTable(d.Budgets, d.BudgetWhat))
 	}
 	if len(d.Fits) > 0 {
 		fmt.Fprintf(&b, "\n## Fitted orders\n\nLeast-squares slope of log(%s) against log(NFE), per sampler; order = −slope.\n\n", d.FitWhat)
@@ -78,6 +85,7 @@ func (d Document) rowTable() string {
 	} else {
 		head = append(head, "PSNR", "SSIM")
 	}
+	head = append(head, "guidance", "step cache", "model calls")
 	b.WriteString("| " + strings.Join(head, " | ") + " |\n")
 	b.WriteString(strings.Repeat("|---", len(head)) + "|\n")
 	for _, r := range d.Rows {
@@ -85,10 +93,15 @@ func (d Document) rowTable() string {
 			cellText(r.Prompt), r.Seed, r.Sampler, r.Steps, r.NFE, fmtNum(r.Seconds, 3), fmtNum(r.RMSE, 3), fmtNum(r.MaxAbs, 3),
 			fmtNum(r.Straightness, 3))
 		if d.Analytic {
-			fmt.Fprintf(&b, " %s |\n", fmtNum(r.Wasserstein, 3))
+			fmt.Fprintf(&b, " %s |", fmtNum(r.Wasserstein, 3))
 		} else {
-			fmt.Fprintf(&b, " %s | %s |\n", fmtNum(r.PSNR, 4), fmtNum(r.SSIM, 4))
+			fmt.Fprintf(&b, " %s | %s |", fmtNum(r.PSNR, 4), fmtNum(r.SSIM, 4))
 		}
+		g := r.GuidanceRule
+		if g != "" && !math.IsNaN(r.CFGScale) {
+			g += " " + fmtNum(r.CFGScale, 3)
+		}
+		fmt.Fprintf(&b, " %s | %s | %d |\n", cellText(orDash(g)), cellText(orDash(r.StepCache)), r.Calls())
 	}
 	return b.String()
 }

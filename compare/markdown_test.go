@@ -30,9 +30,9 @@ func TestMarkdownMeasurementsTableShape(t *testing.T) {
 		if len(lines) != 2+len(rows) {
 			t.Fatalf("analytic=%v: %d lines, want %d:\n%s", analytic, len(lines), 2+len(rows), table)
 		}
-		want := 14
+		want := 17 // 14 columns + guidance, step cache, model calls
 		if analytic {
-			want = 13
+			want = 16
 		}
 		for _, l := range lines {
 			if n := tableCells(l); n != want {
@@ -42,5 +42,39 @@ func TestMarkdownMeasurementsTableShape(t *testing.T) {
 		if strings.Contains(lines[0], "||") || strings.Contains(lines[0], "|  |") {
 			t.Errorf("analytic=%v: empty header cell: %q", analytic, lines[0])
 		}
+	}
+}
+
+// TestBudgetWinners: two configurations, euler (1 call per step) and heun (2N − 1 calls) with made-up
+// errors; the winner at each budget is the least error among cells within it.
+func TestBudgetWinners(t *testing.T) {
+	row := func(s string, steps, nfe int, e float64, seed uint64) Row {
+		return Row{Sampler: s, Scheduler: "flowmatch", Shift: 1, Steps: steps, NFE: nfe, RMSE: e, Seed: seed, Path: "linear"}
+	}
+	rows := []Row{
+		row("euler", 4, 4, 0.4, 1), row("euler", 4, 4, 0.1, 2), // geometric mean 0.2
+		row("euler", 8, 8, 0.1, 1), row("euler", 8, 8, 0.1, 2),
+		row("heun", 4, 7, 0.05, 1), row("heun", 4, 7, 0.05, 2),
+	}
+	ws := BudgetWinners(rows, func(r Row) float64 { return r.RMSE })
+	if len(ws) != 3 {
+		t.Fatalf("%d budgets, want 3 (4, 7, 8): %+v", len(ws), ws)
+	}
+	want := []struct {
+		budget int
+		winner string
+		err    float64
+	}{{4, "euler", 0.2}, {7, "heun", 0.05}, {8, "heun", 0.05}}
+	for i, w := range want {
+		got := ws[i]
+		if got.Budget != w.budget || !strings.HasPrefix(got.Winner, w.winner) || math.Abs(got.Error-w.err) > 1e-12 {
+			t.Errorf("budget %d: %+v, want %s at %v", w.budget, got, w.winner, w.err)
+		}
+	}
+	if math.Abs(ws[2].RunnerUpError-0.1) > 1e-12 || math.Abs(ws[1].DefaultError-0.2) > 1e-12 {
+		t.Errorf("budget 8 runner-up %v (want 0.1), budget 7 baseline %v (want 0.2)", ws[2].RunnerUpError, ws[1].DefaultError)
+	}
+	if tab := BudgetTable(ws, "RMSE"); !strings.Contains(tab, "| 7 | heun / flowmatch / shift 1, 4 steps | 7 | 0.05 | euler / flowmatch / shift 1, 4 steps | 0.2 | 75 % lower |") {
+		t.Errorf("budget table:\n%s", tab)
 	}
 }

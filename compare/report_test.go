@@ -79,10 +79,23 @@ func TestRenderGrids(t *testing.T) {
 		Cells: [][]image.Image{{red, red}, {red, nil}, {red, red}}}
 	img, layouts := RenderGrids([]Grid{g, g}, 40)
 	labelW := textWidth("dpmpp_2m") + 2*gridPad
-	wantW := labelW + 2*(40+gridPad) + gridPad
-	wantH := gridPad + 2*(2*gridLineH+3*(40+gridPad)+gridPad)
-	if img.Bounds().Dx() != wantW || img.Bounds().Dy() != wantH {
-		t.Fatalf("grid is %v, want %dx%d", img.Bounds().Size(), wantW, wantH)
+	blockW := labelW + 2*(40+gridPad) + gridPad
+	blockH := 2*gridLineH + 3*(40+gridPad) + gridPad
+	// two narrow blocks sit side by side
+	if img.Bounds().Dx() != 2*blockW || img.Bounds().Dy() != gridPad+blockH {
+		t.Fatalf("grid is %v, want %dx%d", img.Bounds().Size(), 2*blockW, gridPad+blockH)
+	}
+	if layouts[1].Title.Min.X != blockW+gridPad || layouts[1].Title.Min.Y != layouts[0].Title.Min.Y {
+		t.Errorf("second block's title at %v, want beside the first's at %v", layouts[1].Title.Min, layouts[0].Title.Min)
+	}
+	// many blocks wrap into rows no wider than GridMaxWidth
+	many := make([]Grid, 30)
+	for i := range many {
+		many[i] = g
+	}
+	big, _ := RenderGrids(many, 128)
+	if w, h := big.Bounds().Dx(), big.Bounds().Dy(); w > GridMaxWidth || h > 10*(2*gridLineH+3*(128+gridPad)+gridPad) {
+		t.Errorf("30 blocks render %dx%d, want wrapped rows at most %d wide", w, h, GridMaxWidth)
 	}
 	l := layouts[1]
 	if len(l.ColLabels) != 2 || len(l.RowLabels) != 3 || len(l.Cells) != 3 {
@@ -145,8 +158,22 @@ func TestLogLogPlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	img, err := png.Decode(bytes.NewReader(data))
-	if err != nil || img.Bounds().Dx() != 3*96 {
-		t.Fatalf("plot: %v, %v", err, img.Bounds())
+	if err != nil || img.Bounds().Dx() <= 3*96 || img.Bounds().Dy() != 2*96 {
+		t.Fatalf("plot: %v, %v; want a 3×2 inch plot area and a legend to its right", err, img.Bounds())
+	}
+	ink := 0 // the legend lives right of the plot area
+	for y := range img.Bounds().Dy() {
+		for x := 3 * 96; x < img.Bounds().Dx(); x++ {
+			if r, g, b, _ := img.At(x, y).RGBA(); r < 0x8000 || g < 0x8000 || b < 0x8000 {
+				ink++
+			}
+		}
+	}
+	if ink < 20 {
+		t.Errorf("%d dark pixels right of the plot area, want the legend there", ink)
+	}
+	if lo, hi := decades(0.03, 250); math.Abs(lo/0.01-1) > 1e-8 || math.Abs(hi/1000-1) > 1e-8 {
+		t.Errorf("decades(0.03, 250) = %v, %v; want 0.01, 1000", lo, hi)
 	}
 	if _, err := LogLogPlot("t", "x", "y", []Series{{Name: "a", X: []float64{1}, Y: []float64{0}}}, 3, 2); err == nil {
 		t.Error("a plot with no positive point was drawn")
