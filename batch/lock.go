@@ -8,6 +8,10 @@ import (
 	"time"
 )
 
+// ErrNoLocks is wrapped when the output folder's file system cannot lock files (some FUSE mounts,
+// Lustre without -o flock): the results logs could not be kept to one writer.
+var ErrNoLocks = errors.New("the file system does not support file locks")
+
 // ErrLocked is matched (errors.Is) by a LockedError.
 var ErrLocked = errors.New("locked by another process")
 

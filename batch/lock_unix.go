@@ -23,6 +23,10 @@ func acquireLock(path string) (*os.File, error) {
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, &LockedError{Path: path, Holder: readHolder(path)}
 		}
+		if errors.Is(err, syscall.ENOLCK) || errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOSYS) ||
+			errors.Is(err, syscall.EINVAL) {
+			return nil, fmt.Errorf("results log lock %s: %w (%w)", path, ErrNoLocks, err)
+		}
 		return nil, fmt.Errorf("results log lock %s: %w", path, err)
 	}
 	if err := f.Truncate(0); err == nil {

@@ -121,7 +121,7 @@ func TestCheckOutDir(t *testing.T) {
 	for _, c := range []struct {
 		dir string
 		bad bool
-	}{{"out", false}, {"/mnt/s3/run1", false}, {"./a://b", false}, {"s3://bucket/run1", true}, {"gs://b", true}} {
+	}{{"out", false}, {"/mnt/s3/run1", false}, {"./a://b", false}, {"s3://bucket/run1", true}, {"gs://b", true}, {"C://out", false}} {
 		if err := CheckOutDir(c.dir); (err != nil) != c.bad || c.bad && !errors.Is(err, ErrObjectStorage) {
 			t.Errorf("%s: %v", c.dir, err)
 		}

@@ -23,7 +23,7 @@ var ErrObjectStorage = errors.New("object storage is not a folder")
 // fsynced line by line, and a lock per shard.
 func CheckOutDir(dir string) error {
 	scheme, _, ok := strings.Cut(dir, "://")
-	if !ok || scheme == "" || strings.ContainsAny(scheme, `/\. `) {
+	if !ok || len(scheme) < 2 || strings.ContainsAny(scheme, `/\. :`) { // C://x is a Windows path
 		return nil
 	}
 	return fmt.Errorf("%s is a %s:// URL: %w (rflow batch needs atomic renames, appends and locks)", dir, scheme, ErrObjectStorage)

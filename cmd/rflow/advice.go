@@ -41,6 +41,8 @@ func advice(err error) string {
 	case errors.Is(err, batch.ErrObjectStorage):
 		return "mount the bucket as a folder (a CSI driver on Kubernetes, a FUSE mount elsewhere) that supports renames, " +
 			"appends and flock, or write to a shared file system and copy the finished folder to the bucket"
+	case errors.Is(err, batch.ErrNoLocks):
+		return "give --out a folder on a file system with flock across nodes (NFS, Lustre mounted with -o flock, CephFS)"
 	case errors.Is(err, batch.ErrLocked):
 		return "wait for that run to end, or stop it (squeue / kubectl get pods show duplicates)"
 	case errors.As(err, &mismatch) && mismatch.ShardsChanged:
