@@ -167,6 +167,12 @@ func BenchmarkWeightKindsTransformer(b *testing.B) {
 		{name: "fp32", kind: arch.FP32},
 		{name: "int8", kind: arch.Int8},
 		{name: "int8-full", kind: arch.Int8, q: arch.Quant{FullRange: true}},
+		{name: "int8-noada", kind: arch.Int8, q: arch.Quant{Select: notIn("norm1")}, f16: true},
+		{name: "int8-ffonly", kind: arch.Int8, q: arch.Quant{Select: onlyIn(".ff")}, f16: true},
+		{name: "int8-f16", kind: arch.Int8, f16: true},
+		{name: "q8-f16", kind: arch.Q8, f16: true},
+		{name: "q8-b128-al0", kind: arch.Q8, q: arch.Quant{AccuracyLevel: 0, BlockSize: 128}, f16: true},
+		{name: "q8-b64-al0-f16", kind: arch.Q8, q: arch.Quant{AccuracyLevel: 0, BlockSize: 64}, f16: true},
 		{name: "q8-al0", kind: arch.Q8, q: arch.Quant{AccuracyLevel: 0}},
 		{name: "q8-al1", kind: arch.Q8, q: arch.Quant{AccuracyLevel: 1}},
 		{name: "q8-al4", kind: arch.Q8, q: arch.Quant{AccuracyLevel: 4}},
@@ -183,9 +189,25 @@ func BenchmarkWeightKindsTransformer(b *testing.B) {
 		{name: "q4-fp32ada", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Select: notIn("norm1")}},
 		{name: "q4-fp32attn", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Select: notIn(".attn.")}},
 		{name: "q4-fp32ff", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Select: notIn(".ff")}},
-		{name: "q4-ada8", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: func(n string) bool { return strings.Contains(n, "norm1") }}},
+		{name: "q4-norm1-8", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: func(n string) bool { return strings.Contains(n, "norm1") }}},
 		{name: "q4-f16rest", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4}, f16: true},
 		{name: "q4-everyLinear", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Select: func(string, int, int) bool { return true }}},
+		// Bit allocations for q4 (the compiler's stores the float rest as fp16).
+		{name: "q4-ada8", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: arch.ModulationLayer}, f16: true},
+		{name: "q4-b16-ada8", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, BlockSize: 16, Wide: arch.ModulationLayer}, f16: true},
+		{name: "q4-b16-ada8w128", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, BlockSize: 16, Wide: arch.ModulationLayer, WideBlockSize: 128}, f16: true},
+		{name: "q4-ada8-edge8", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Select: anyLinear, Wide: modulationOrEdge}, f16: true},
+		{name: "q4-b16-ada8w128-edge8", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, BlockSize: 16, Select: anyLinear, Wide: modulationOrEdge, WideBlockSize: 128}, f16: true},
+		{name: "q4-ada8-out8", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: wideAlso("to_out", "to_add_out")}, f16: true},
+		{name: "q4-ada8-down8", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: wideAlso(".net.2.")}, f16: true},
+		{name: "q4-ada8-ctx8", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: wideAlso("add_", "ff_context")}, f16: true},
+		{name: "q4-ada8-qkv8", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: wideAlso("to_q", "to_k", "to_v")}, f16: true},
+		{name: "q4-ada8-ffup8", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: wideAlso(".net.0.")}, f16: true},
+		{name: "q4-attn8", kind: arch.Q4, q: arch.DefaultQuant(arch.Q4), f16: true},
+		{name: "q4-attn8-al1", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 1, Wide: arch.Q4WideLayer}, f16: true},
+		{name: "q4-attn8-ada128", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: arch.Q4WideLayer, WideBlockSize: 128}, f16: true},
+		{name: "q4-attn8-down8", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: wideAlso("to_q", "to_k", "to_v", "to_out", ".net.2.")}, f16: true},
+		{name: "q4-ada8w128", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: arch.ModulationLayer, WideBlockSize: 128}, f16: true},
 	}
 	vs := all
 	if names := os.Getenv("RFLOW_QUANT_VARIANTS"); names != "" {
@@ -220,12 +242,45 @@ func BenchmarkWeightKindsTransformer(b *testing.B) {
 			outs[i] = y
 		}
 	}
-	b.Logf("%-14s %8s %8s %7s %8s %8s %7s %7s %8s", "variant", "wall ms", "spread", "×fp32", "CPU ms", "spread", "×fp32", "MB", "SNR dB")
+	// The table goes to stderr: the testing package keeps only 10 lines of a benchmark's log.
+	fmt.Fprintf(os.Stderr, "%-22s %8s %8s %7s %8s %8s %7s %7s %8s\n", "variant", "wall ms", "spread", "×fp32", "CPU ms", "spread", "×fp32", "MB", "SNR dB")
 	base, cbase := median(times[0]), median(cpus[0])
 	for i, v := range vs {
 		t, c := times[i], cpus[i]
-		b.Logf("%-14s %8.0f %7.0f%% %7.2f %8.0f %7.0f%% %7.2f %7.1f %8.1f", v.name, median(t), 100*spread(t), median(t)/base,
+		fmt.Fprintf(os.Stderr, "%-22s %8.0f %7.0f%% %7.2f %8.0f %7.0f%% %7.2f %7.1f %8.1f\n", v.name, median(t), 100*spread(t), median(t)/base,
 			median(c), 100*spread(c), median(c)/cbase, float64(steps[i].size)/1e6, snrDB(outs[i], outs[0]))
+	}
+}
+
+// onlyIn quantizes the default layers whose name contains one of parts.
+func onlyIn(parts ...string) func(string, int, int) bool {
+	return func(name string, in, out int) bool {
+		for _, p := range parts {
+			if strings.Contains(name, p) {
+				return arch.QuantizesLayer(name, in, out, 0)
+			}
+		}
+		return false
+	}
+}
+
+// anyLinear quantizes every Linear layer whose input width is a whole number of 16-blocks.
+func anyLinear(_ string, in, out int) bool { return in%16 == 0 && in*out >= 4096 }
+
+// modulationOrEdge keeps the modulation layers and the Linear layers outside the blocks at 8 bits.
+func modulationOrEdge(name string) bool {
+	return arch.ModulationLayer(name) || !arch.QuantizesLayer(name, 1<<20, 1<<20, 0)
+}
+
+// wideAlso keeps the modulation layers and those whose name contains one of parts at 8 bits.
+func wideAlso(parts ...string) func(string) bool {
+	return func(name string) bool {
+		for _, p := range parts {
+			if strings.Contains(name, p) {
+				return true
+			}
+		}
+		return arch.ModulationLayer(name)
 	}
 }
 
