@@ -116,34 +116,23 @@ func Run(ctx context.Context, p Generator, items []Item, log *ResultsLog, o Opti
 	if o.Model == nil {
 		return Summary{}, errors.New("batch: Run needs the Model")
 	}
+	if !o.RedoChanged {
+		if err := CheckChanged(items, log, o.Settings); err != nil {
+			return Summary{}, err
+		}
+	}
 	b := &runner{p: p, log: log, o: o, sum: Summary{Items: len(items)}}
 	var order []groupKey
 	groups := map[groupKey][]Item{}
-	var stale []string
-	unpinned := 0
 	todo := items[:0:0]
 	for _, it := range items {
-		fp := it.Fingerprint(o.Settings)
-		if rec, ok := log.Succeeded(it.ID); ok {
-			if rec.Fingerprint != fp {
-				stale = append(stale, it.ID)
-				if rec.Fingerprint == "" {
-					unpinned++
-				}
-			} else if o.Present == nil || o.Present(it, rec) {
-				b.sum.Skipped++
-				b.report(it, StatusSkipped, nil)
-				continue
-			}
+		if rec, ok := log.Succeeded(it.ID); ok && rec.Fingerprint == it.Fingerprint(o.Settings) &&
+			(o.Present == nil || o.Present(it, rec)) {
+			b.sum.Skipped++
+			b.report(it, StatusSkipped, nil)
+			continue
 		}
 		todo = append(todo, it)
-	}
-	if len(stale) > 0 && !o.RedoChanged {
-		what := fmt.Sprintf("%s records items drawn with another prompt, seed or settings", filepath.Base(log.Path()))
-		if unpinned == len(stale) {
-			what = fmt.Sprintf("%s records items from before batches were pinned (no fingerprint)", filepath.Base(log.Path()))
-		}
-		return b.sum, &PinMismatchError{Dir: filepath.Dir(log.Path()), Changed: stale, Changes: []string{what}}
 	}
 	for _, it := range todo {
 		k := keyOf(it)
@@ -163,6 +152,29 @@ func Run(ctx context.Context, p Generator, items []Item, log *ResultsLog, o Opti
 		}
 	}
 	return b.sum, nil
+}
+
+// CheckChanged returns a PinMismatchError naming the items of log whose latest record is a success
+// under another fingerprint (drawn with another prompt, seed or settings), nil when there are none.
+func CheckChanged(items []Item, log *ResultsLog, s Settings) error {
+	var changed []string
+	unpinned := 0
+	for _, it := range items {
+		if rec, ok := log.Succeeded(it.ID); ok && rec.Fingerprint != it.Fingerprint(s) {
+			changed = append(changed, it.ID)
+			if rec.Fingerprint == "" {
+				unpinned++
+			}
+		}
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	what := fmt.Sprintf("%s records items drawn with another prompt, seed or settings", filepath.Base(log.Path()))
+	if unpinned == len(changed) {
+		what = fmt.Sprintf("%s records items from before batches were pinned (no fingerprint)", filepath.Base(log.Path()))
+	}
+	return &PinMismatchError{Dir: filepath.Dir(log.Path()), Changed: changed, Changes: []string{what}}
 }
 
 // RunError is a failure of the run rather than of one item: Run stops at it instead of recording

@@ -96,6 +96,11 @@ func runBatch(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return runLevel(err)
 	}
 	defer log.Close()
+	if !f.redoChanged { // before any LoRA group runs
+		if err := batch.CheckChanged(mine, log, settings); err != nil {
+			return pinError(err)
+		}
+	}
 	rep := newReporter(errOut, f.quiet)
 	for _, w := range unusedFlagWarnings(fs, m) {
 		rep.linef("rflow batch: warning: %s", w)
