@@ -298,3 +298,77 @@ func TestFillAndKontextFixtures(t *testing.T) {
 		t.Fatal("a second reference changed nothing")
 	}
 }
+
+// TestCropRegion checks cropRegion against diffusers 0.38's VaeImageProcessor.get_crop_region on a
+// 100×60 mask (values printed by the real function).
+func TestCropRegion(t *testing.T) {
+	mask := func(x0, y0, x1, y1 int) []uint8 {
+		g := make([]uint8, 100*60)
+		for y := y0; y < y1; y++ {
+			for x := x0; x < x1; x++ {
+				g[y*100+x] = 255
+			}
+		}
+		return g
+	}
+	mid, edge := mask(40, 10, 50, 20), mask(90, 50, 99, 58)
+	cases := []struct {
+		grey      []uint8
+		w, h, pad int
+		want      [4]int
+	}{
+		{mid, 64, 64, 4, [4]int{36, 6, 54, 24}}, {mid, 128, 64, 4, [4]int{27, 6, 63, 24}},
+		{mid, 64, 128, 4, [4]int{36, 0, 54, 36}}, {mid, 64, 64, 40, [4]int{0, 0, 90, 60}},
+		{mid, 48, 80, 7, [4]int{33, 0, 57, 40}}, {edge, 64, 64, 4, [4]int{86, 46, 100, 60}},
+		{edge, 256, 64, 10, [4]int{20, 40, 100, 60}},
+	}
+	for _, c := range cases {
+		x1, y1, x2, y2 := cropRegion(c.grey, 100, 60, c.w, c.h, c.pad)
+		if got := [4]int{x1, y1, x2, y2}; got != c.want {
+			t.Errorf("cropRegion(%d×%d, pad %d) = %v, diffusers %v", c.w, c.h, c.pad, got, c.want)
+		}
+	}
+}
+
+// TestInpaintFullRes draws only the mask's rectangle of a 128² picture at 64×64 and pastes it back:
+// the result has the init image's size and every pixel under black is the init image's.
+func TestInpaintFullRes(t *testing.T) {
+	m, err := OpenDemo("demo-sd3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newTestPipeline(t, m, false)
+	init := componentPicture(assets.Component{Shape: "ring", Color: "yellow", Background: "blue"}, 128)
+	mask := greyImage(128, 128, func(x, y int) uint8 {
+		if x >= 70 && x < 90 && y >= 20 && y < 50 {
+			return 255
+		}
+		return 0
+	})
+	r := Request{Prompt: "a red square on a white background", Width: 64, Height: 64, Steps: 4, Seed: 2,
+		InitImage: init, Strength: 0.8, Mask: mask, InpaintFullRes: true, InpaintFullResPadding: 8}
+	res, err := p.Generate(context.Background(), r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := res.Images[0]
+	if img.Bounds().Dx() != 128 || img.Bounds().Dy() != 128 {
+		t.Fatalf("result %v, want the init image's 128×128", img.Bounds())
+	}
+	changed := 0
+	for y := range 128 {
+		for x := range 128 {
+			i := y*img.Stride + 4*x
+			same := img.Pix[i] == init.Pix[i] && img.Pix[i+1] == init.Pix[i+1] && img.Pix[i+2] == init.Pix[i+2]
+			if mask.GrayAt(x, y).Y == 0 && !same {
+				t.Fatalf("pixel (%d, %d) under black changed", x, y)
+			}
+			if !same {
+				changed++
+			}
+		}
+	}
+	if changed < 20*30/2 {
+		t.Fatalf("only %d pixels changed under the 20×30 white rectangle", changed)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"slices"
 
 	"github.com/rflowrt/rflow/scheduler"
 	"github.com/rflowrt/rflow/vae"
@@ -61,6 +62,8 @@ type editPlan struct {
 	refs []kontextRef
 	// notes are warnings found while resolving (mask resized, …), reported when the run starts.
 	notes []string
+	// full is the "only masked" state (Request.InpaintFullRes; nil otherwise).
+	full *fullRes
 }
 
 // resolveEdit validates the mask, Fill and Kontext options of a request and prepares the masks.
@@ -79,6 +82,10 @@ func (p *Pipeline) resolveEdit(pl *plan) error {
 			p.m.Name, p.modelClass())
 	case r.MaskBlur < 0 || r.MaskBlur > 256:
 		return fmt.Errorf("pipeline: mask blur %v is outside [0, 256] pixels", r.MaskBlur)
+	case (r.InpaintFullRes || r.InpaintFullResPadding != 0) && r.Mask == nil:
+		return errors.New("pipeline: inpaint full res needs a mask")
+	case r.InpaintFullResPadding < 0:
+		return fmt.Errorf("pipeline: inpaint full res padding %d is negative", r.InpaintFullResPadding)
 	}
 	if r.Mask == nil && len(r.RefImages) == 0 {
 		return nil
@@ -134,6 +141,15 @@ func (e *editPlan) prepareMask(pl *plan, scale int) error {
 		mw, mh = ib.Dx(), ib.Dy()
 	}
 	grey = gaussianBlurGrey(grey, mw, mh, r.MaskBlur)
+	if r.InpaintFullRes && e.full == nil { // work on the mask's rectangle, then paste it back
+		if !slices.ContainsFunc(grey, func(v uint8) bool { return v >= 128 }) {
+			return fmt.Errorf("pipeline: %w (white marks what to repaint, black what to keep)", ErrAllBlackMask)
+		}
+		if err := e.cropForFullRes(&pl.req, grey, mw, mh, pl.width, pl.height); err != nil {
+			return err
+		}
+		return e.prepareMask(pl, scale)
+	}
 	if e.grey, err = fitGrey(grey, mw, mh, pl.width, pl.height, r.ResizeMode); err != nil {
 		return err
 	}
@@ -251,7 +267,14 @@ func (e *editPlan) afterStep(st scheduler.Step) {
 // overlay pastes each generated picture over the init image through the mask's grey levels:
 // out = (orig·(255 − a) + gen·a) / 255, rounded, so black keeps the original exactly.
 func (e *editPlan) overlay(imgs []*image.NRGBA) {
-	if e == nil || e.orig == nil {
+	if e == nil {
+		return
+	}
+	if e.full != nil {
+		_ = e.full.pasteFullRes(imgs) // sizes were checked when resolved: FromImage cannot fail here
+		return
+	}
+	if e.orig == nil {
 		return
 	}
 	for _, img := range imgs {

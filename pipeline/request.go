@@ -116,6 +116,11 @@ type Request struct {
 	// pasted over the init image through the (blurred) mask, as A1111 does, so black pixels keep the
 	// original exactly.
 	NoOverlay bool
+	// InpaintFullRes inpaints only the mask's rectangle, grown by InpaintFullResPadding pixels and to
+	// the output's aspect ratio, at Width×Height, and pastes it back into the init image, whose size the
+	// result then has (A1111's "only masked", diffusers' padding_mask_crop).
+	InpaintFullRes        bool
+	InpaintFullResPadding int
 	// RefImages are FLUX Kontext's reference pictures (a model whose model_index.json class is
 	// FluxKontextPipeline; others are an error): each is encoded and appended to the image tokens.
 	// RefResize sizes them (zero: Kontext's preferred resolutions, as diffusers).

@@ -16,6 +16,8 @@ type editFlags struct {
 	mask      string
 	maskBlur  float64
 	noOverlay bool
+	fullRes   bool
+	padding   int
 	refImages []string
 	refResize string
 }
@@ -25,6 +27,8 @@ func addEditFlags(fs *pflag.FlagSet) *editFlags {
 	fs.StringVar(&e.mask, "mask", "", "inpainting: a greyscale mask (PNG or JPEG) of the init image, white = repaint, black = keep; with a FLUX Fill model the mask and masked image are its inputs (use --strength 1, the default there)")
 	fs.Float64Var(&e.maskBlur, "mask-blur", 0, "inpainting: blur the mask first (Gaussian radius in pixels, A1111's mask blur)")
 	fs.BoolVar(&e.noOverlay, "no-mask-overlay", false, "inpainting: keep the decoded picture as drawn (by default it is pasted over the init image through the mask, so black keeps the original pixels)")
+	fs.BoolVar(&e.fullRes, "inpaint-full-res", false, "inpainting: draw only the mask's rectangle (grown by --inpaint-full-res-padding and to the output's aspect ratio) at -W×-H and paste it back into the init image, whose size the result keeps (A1111's \"only masked\", diffusers' padding_mask_crop)")
+	fs.IntVar(&e.padding, "inpaint-full-res-padding", 32, "inpainting: pixels added around the mask's rectangle with --inpaint-full-res")
 	fs.StringArrayVar(&e.refImages, "ref-image", nil, "FLUX Kontext: a reference picture (PNG or JPEG); repeat for several")
 	fs.StringVar(&e.refResize, "ref-resize", string(pipeline.RefResizeKontext), "FLUX Kontext: kontext (fit each reference to Kontext's preferred resolution nearest its aspect ratio, as diffusers) or none (keep its size, cut to multiples of 16)")
 	return e
@@ -41,8 +45,13 @@ func (e *editFlags) apply(fs *pflag.FlagSet, r *pipeline.Request) error {
 			return err
 		}
 		r.Mask, r.MaskBlur, r.NoOverlay = img, e.maskBlur, e.noOverlay
+		if e.fullRes {
+			r.InpaintFullRes, r.InpaintFullResPadding = true, e.padding
+		} else if fs.Changed("inpaint-full-res-padding") {
+			return errors.New("--inpaint-full-res-padding needs --inpaint-full-res")
+		}
 	} else {
-		for _, name := range []string{"mask-blur", "no-mask-overlay"} {
+		for _, name := range []string{"mask-blur", "no-mask-overlay", "inpaint-full-res", "inpaint-full-res-padding"} {
 			if fs.Changed(name) {
 				return fmt.Errorf("--%s needs --mask", name)
 			}
