@@ -188,8 +188,14 @@ func (c *CachedModel) remember(v, x []float32, sigma float64) {
 	c.sa = sigma
 	c.have = min(c.have+1, 2)
 	if c.have == 2 {
-		if dx := distance(c.xa, c.xb); dx > 0 {
-			c.rate = distance(c.va, c.vb) / dx
+		dx, dv := distance(c.xa, c.xb), distance(c.va, c.vb)
+		switch {
+		case dx > 0:
+			c.rate = dv / dx
+		case dv > 0:
+			c.rate = math.Inf(1) // the output moved while the input did not (CFG-Zero*'s zeroed first step): no prediction
+		default:
+			c.rate = 0
 		}
 	}
 }

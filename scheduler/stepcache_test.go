@@ -107,3 +107,29 @@ func TestStepCacheAnalytic(t *testing.T) {
 		}
 	}
 }
+
+// A zeroed first step (CFG-Zero*'s zero-init) leaves x where it was while the velocity jumps: the rate
+// is infinite and nothing may be skipped until two calls with moving input give a real rate.
+func TestStepCacheZeroInit(t *testing.T) {
+	m := ModelFunc(func(_ context.Context, dst, _ []float32, e Eval) error {
+		for i := range dst {
+			dst[i] = 1
+			if e.Index == 0 {
+				dst[i] = 0
+			}
+		}
+		return nil
+	})
+	cm := NewCachedModel(m, DefaultStepCache(StepCacheTaylor))
+	x := []float32{0, 0}
+	if err := Euler(context.Background(), cm, x, uniformSigmas(1, 0, 4), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	// step 0: v = 0, x stays; step 1: v = 1 (rate ∞); step 2 must run (rate from steps 1, 2 is 0 only then)
+	if cm.Skipped() > 1 {
+		t.Errorf("%d calls skipped, want at most the one after a real rate exists", cm.Skipped())
+	}
+	if d := float64(x[0]) - (-0.75); d > 1e-6 || d < -1e-6 {
+		t.Errorf("x = %v, want −0.75 (three unit steps of −0.25 after a zero step)", x[0])
+	}
+}

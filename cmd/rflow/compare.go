@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -23,6 +24,7 @@ type compareFlags struct {
 	prompts                               []string
 	seeds, samplers, steps                string
 	schedulers, shifts                    string
+	guidanceRules, cfgScales, stepCaches  string
 	width, height, samples, projections   int
 	cell                                  int
 	cfg, guidance                         float64
@@ -52,6 +54,9 @@ func addCompareFlags(fs *pflag.FlagSet) *compareFlags {
 	fs.IntVarP(&f.width, "width", "W", 0, "model runs: image width (default: the model's)")
 	fs.IntVarP(&f.height, "height", "H", 0, "model runs: image height (default: the model's)")
 	fs.Float64Var(&f.cfg, "cfg-scale", 0, "model runs: SD3 guidance scale (default: the model's)")
+	fs.StringVar(&f.guidanceRules, "guidance-rules", "", "model runs: comma-separated guidance rules, an axis (cfg, cfg-zero-star, apg[:eta=…,norm-threshold=…,momentum=…], cfg++); each gets its own reference")
+	fs.StringVar(&f.cfgScales, "cfg-scales", "", "model runs: comma-separated CFG scales, an axis (SD3 guidance scale; FLUX true CFG scale with -n); each gets its own reference")
+	fs.StringVar(&f.stepCaches, "step-caches", "", "comma-separated step caches, an axis: off, easycache[:T], taylor[:T] (also key=value forms); off is added as the baseline; cells are costed in model calls that ran")
 	fs.Float64Var(&f.guidance, "guidance", 0, "model runs: FLUX-dev distilled guidance (default 3.5)")
 	fs.IntVar(&f.cell, "cell", 128, "grid thumbnail size in pixels")
 	fs.StringVar(&f.provider, "provider", "cpu", "model runs: execution provider")
@@ -75,7 +80,10 @@ type compareSpec struct {
 	seeds      []uint64
 	schedulers []string  // "" = default
 	shifts     []float64 // 0 = default
-	args       []string  // the command line, for report.md
+	rules      []scheduler.GuidanceRule
+	cfgScales  []float64 // 0 = --cfg-scale / the model's
+	caches     []scheduler.StepCacheConfig
+	args       []string // the command line, for report.md
 }
 
 func runCompare(ctx context.Context, args []string, out, errOut io.Writer) error {
@@ -177,6 +185,12 @@ func (f *compareFlags) spec(fs *pflag.FlagSet) (compareSpec, error) {
 			s.schedulers = append(s.schedulers, schedulerName(n))
 		}
 	}
+	if s.rules, s.cfgScales, s.caches, err = f.axes(); err != nil {
+		return s, err
+	}
+	if f.analytic != "" && (f.guidanceRules != "" || f.cfgScales != "") {
+		return s, errors.New("--guidance-rules and --cfg-scales need a model: the analytic flow has no conditioning")
+	}
 	if f.shifts != "" {
 		if s.shifts, err = parseFloats(f.shifts); err != nil {
 			return s, fmt.Errorf("--shifts: %v", err)
@@ -188,6 +202,73 @@ func (f *compareFlags) spec(fs *pflag.FlagSet) (compareSpec, error) {
 		}
 	}
 	return s, nil
+}
+
+// axes parses the guidance, CFG-scale and step-cache axes (one default entry each when not given).
+func (f *compareFlags) axes() ([]scheduler.GuidanceRule, []float64, []scheduler.StepCacheConfig, error) {
+	rules := []scheduler.GuidanceRule{{Kind: scheduler.GuidanceCFG}}
+	if f.guidanceRules != "" {
+		rules = nil
+		for _, spec := range splitSpecs(f.guidanceRules) {
+			r, err := scheduler.ParseGuidanceRule(spec)
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("--guidance-rules: %w", err)
+			}
+			rules = append(rules, r)
+		}
+	}
+	scales := []float64{0}
+	if f.cfgScales != "" {
+		var err error
+		if scales, err = parseFloats(f.cfgScales); err != nil {
+			return nil, nil, nil, fmt.Errorf("--cfg-scales: %v", err)
+		}
+		for _, v := range scales {
+			if !(v >= 0) || v > 100 {
+				return nil, nil, nil, fmt.Errorf("--cfg-scales: %v: want a scale in [0, 100]", v)
+			}
+		}
+	}
+	caches := []scheduler.StepCacheConfig{{}}
+	if f.stepCaches != "" {
+		caches = nil
+		for _, spec := range splitSpecs(f.stepCaches) {
+			c, err := scheduler.ParseStepCache(spec)
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("--step-caches: %w", err)
+			}
+			caches = append(caches, c)
+		}
+		if !slices.ContainsFunc(caches, func(c scheduler.StepCacheConfig) bool { return c.Kind == scheduler.StepCacheOff }) {
+			caches = append([]scheduler.StepCacheConfig{{}}, caches...) // the uncached baseline every cache is measured against
+		}
+		slices.SortStableFunc(caches, func(a, b scheduler.StepCacheConfig) int { // off first
+			return boolInt(a.Kind != scheduler.StepCacheOff) - boolInt(b.Kind != scheduler.StepCacheOff)
+		})
+	}
+	return rules, scales, caches, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// splitSpecs splits a comma list of specs whose parameters are themselves comma-separated key=value
+// pairs: "cfg,apg:eta=0,norm=5,cfg++" is cfg, apg:eta=0,norm=5 and cfg++ (a key=value item continues
+// the spec before it).
+func splitSpecs(s string) []string {
+	var out []string
+	for _, p := range splitList(s) {
+		if len(out) > 0 && strings.Contains(p, "=") && !strings.Contains(p, ":") {
+			out[len(out)-1] += "," + p
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 func splitList(s string) []string {

@@ -103,17 +103,20 @@ func (f *compareFlags) runAnalytic(ctx context.Context, spec compareSpec, log *r
 			return nil, err
 		}
 		for _, p := range f.paths() {
-			run := &analyticRun{f: f, spec: spec, flow: &scheduler.AnalyticFlow{Target: g, Path: p}, sd: sd, truth: map[[2]float64][]float64{}}
+			run := &analyticRun{f: f, spec: spec, flow: &scheduler.AnalyticFlow{Target: g, Path: p}, sd: sd, truth: map[[2]float64][]float64{},
+				uncached: map[string]analyticCell{}}
 			es, err := run.exactStats(ctx)
 			if err != nil {
 				return nil, err
 			}
 			exact = append(exact, es)
-			for _, sched := range spec.schedulers {
-				for _, shift := range spec.shifts {
-					log.linef("rflow: %s path, seed %d, schedule %s, shift %g", p.Name(), seed, defaultLabel(sched), shift)
-					if err := run.block(ctx, res, sched, shift); err != nil {
-						return nil, err
+			for _, cache := range spec.caches {
+				for _, sched := range spec.schedulers {
+					for _, shift := range spec.shifts {
+						log.linef("rflow: %s path, seed %d, schedule %s, shift %g, step cache %s", p.Name(), seed, defaultLabel(sched), shift, cache)
+						if err := run.block(ctx, res, sched, shift, cache); err != nil {
+							return nil, err
+						}
 					}
 				}
 			}
@@ -144,16 +147,25 @@ func (f *compareFlags) analyticSettings(spec compareSpec, dim int) [][2]string {
 		{"distribution distance", fmt.Sprintf("sliced 2-Wasserstein over %d fixed random directions to %d exact target draws", f.projections, f.samples)},
 		{"straightness", "S = Σ Δσ·‖ū − vᵢ‖² / (L·‖ū‖²) over the sampler's own steps (vᵢ from each step's x0 prediction; ū = (x_start − x_end)/L, L the σ range; batch sums)"},
 		{"seconds", "sampler wall time (closed-form model, so mostly arithmetic)"},
+		{"step caches", defaultLabel(f.stepCaches) + " (model calls: the closed-form calls that ran)"},
 	}
 }
 
-// analyticRun measures one (path, seed): exact solutions are cached per σ range.
+// analyticRun measures one (path, seed): exact solutions are cached per σ range, and the uncached
+// end point of every cell is kept for the step-cache comparison.
 type analyticRun struct {
-	f     *compareFlags
-	spec  compareSpec
-	flow  *scheduler.AnalyticFlow
-	sd    analyticSeed
-	truth map[[2]float64][]float64
+	f        *compareFlags
+	spec     compareSpec
+	flow     *scheduler.AnalyticFlow
+	sd       analyticSeed
+	truth    map[[2]float64][]float64
+	uncached map[string]analyticCell
+}
+
+// analyticCell is an uncached cell's end point and model calls.
+type analyticCell struct {
+	x     []float32
+	calls int
 }
 
 func (a *analyticRun) exact(ctx context.Context, from, to float64) ([]float64, error) {
@@ -180,9 +192,13 @@ func analyticSigmas(sched string, shift float64, steps int) (scheduler.Schedule,
 }
 
 // block runs every sampler × steps cell of one schedule block and adds its rows and grid.
-func (a *analyticRun) block(ctx context.Context, res *compareResult, sched string, shift float64) error {
+func (a *analyticRun) block(ctx context.Context, res *compareResult, sched string, shift float64, cache scheduler.StepCacheConfig) error {
 	dim := a.flow.Target.Dim()
-	grid := compare.Grid{Title: fmt.Sprintf("%s path, schedule %s, shift %s, seed %d", a.flow.Path.Name(), defaultLabel(sched), shiftLabel(shift), a.sd.seed)}
+	title := fmt.Sprintf("%s path, schedule %s, shift %s, seed %d", a.flow.Path.Name(), defaultLabel(sched), shiftLabel(shift), a.sd.seed)
+	if cache.Kind != scheduler.StepCacheOff {
+		title += ", " + cache.String()
+	}
+	grid := compare.Grid{Title: title}
 	for _, n := range a.spec.steps {
 		grid.ColLabels = append(grid.ColLabels, fmt.Sprintf("%d steps", n))
 	}
@@ -191,11 +207,22 @@ func (a *analyticRun) block(ctx context.Context, res *compareResult, sched strin
 		grid.RowLabels = append(grid.RowLabels, s.Name)
 		var cells []image.Image
 		for _, n := range a.spec.steps {
-			row, x, err := a.cell(ctx, s, sched, shift, n)
+			row, x, err := a.cell(ctx, s, sched, shift, n, cache)
 			if err != nil {
 				return err
 			}
 			res.rows = append(res.rows, row)
+			key := fmt.Sprintf("%s|%s|%g|%s|%d", a.flow.Path.Name(), sched, shift, s.Name, n)
+			if cache.Kind == scheduler.StepCacheOff {
+				a.uncached[key] = analyticCell{x: x, calls: row.Calls()}
+			} else if base, ok := a.uncached[key]; ok {
+				st := cacheStat{cache: cache.String(), cell: fmt.Sprintf("%s %d steps, %s path, seed %d", s.Name, n, a.flow.Path.Name(), a.sd.seed),
+					calls: row.Calls(), uncachedCalls: base.calls, psnr: math.NaN()}
+				if st.rmseAdded, _, err = compare.ErrorStats(x, base.x); err != nil {
+					return err
+				}
+				res.caches = append(res.caches, st)
+			}
 			cells = append(cells, compare.Scatter(widen64(x), a.sd.target, dim, a.sd.bounds, a.f.cell, samplerColor(si)))
 		}
 		if si == 0 {
@@ -219,7 +246,7 @@ func shiftLabel(s float64) string {
 }
 
 // cell runs one sampler for n steps from the seed's start points and measures it.
-func (a *analyticRun) cell(ctx context.Context, s scheduler.SamplerInfo, sched string, shift float64, n int) (compare.Row, []float32, error) {
+func (a *analyticRun) cell(ctx context.Context, s scheduler.SamplerInfo, sched string, shift float64, n int, cache scheduler.StepCacheConfig) (compare.Row, []float32, error) {
 	sch, err := analyticSigmas(sched, shift, n)
 	if err != nil {
 		return compare.Row{}, nil, err
@@ -232,12 +259,14 @@ func (a *analyticRun) cell(ctx context.Context, s scheduler.SamplerInfo, sched s
 	o.Path = a.flow.Path
 	o.Noise = seededNoise(scheduler.StepNoiseSeed(a.sd.seed))
 	o.Callback = func(st scheduler.Step) error { nfe = st.NFE; return meter.Observe(st) }
+	model := scheduler.NewCachedModel(a.flow, cache)
 	start := time.Now()
-	if err := s.Func(ctx, a.flow, x, sig, o); err != nil {
+	if err := s.Func(ctx, model, x, sig, o); err != nil {
 		return compare.Row{}, nil, fmt.Errorf("%s, %d steps: %w", s.Name, n, err)
 	}
 	row := compare.Row{Sampler: s.Name, Scheduler: sch.Scheduler, Shift: effectiveShift(shift), Steps: n, NFE: nfe,
-		Seconds: time.Since(start).Seconds(), PSNR: math.NaN(), SSIM: math.NaN(), Path: a.flow.Path.Name(), Seed: a.sd.seed}
+		Seconds: time.Since(start).Seconds(), PSNR: math.NaN(), SSIM: math.NaN(), Path: a.flow.Path.Name(), Seed: a.sd.seed,
+		CFGScale: math.NaN(), StepCache: cache.String(), ModelCalls: model.Calls()}
 	truth, err := a.exact(ctx, sig[0], sig[len(sig)-1])
 	if err != nil {
 		return row, nil, err

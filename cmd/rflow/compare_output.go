@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/rflowrt/rflow/compare"
@@ -23,6 +24,42 @@ type compareResult struct {
 	sections []compare.Section
 	rows     []compare.Row
 	blocks   []compare.Grid
+	caches   []cacheStat // cached cells against the same cell uncached
+}
+
+// cacheStat is one cached cell against the same cell without a cache.
+type cacheStat struct {
+	cache, cell           string
+	calls, uncachedCalls  int
+	psnr, rmseAdded, rmse float64 // psnr: decoded image vs uncached (NaN on analytic runs)
+}
+
+// cacheSection tabulates the step caches: calls saved and the error they add against the uncached
+// cell (PSNR of the decoded image for models, end-point RMSE for both).
+func cacheSection(stats []cacheStat, analytic bool) string {
+	var b strings.Builder
+	b.WriteString("Each cached cell against the same cell run without a cache (same sampler, steps, schedule, guidance, prompt and seed): the share of model calls the cache saved, the RMSE of its end point from the uncached end point")
+	if !analytic {
+		b.WriteString(" and the PSNR of its image against the uncached image")
+	}
+	b.WriteString(".\n\n| step cache | cell | model calls | uncached | saved | RMSE vs uncached |")
+	if !analytic {
+		b.WriteString(" PSNR vs uncached |")
+	}
+	b.WriteString("\n|---|---|---|---|---|---|")
+	if !analytic {
+		b.WriteString("---|")
+	}
+	b.WriteString("\n")
+	for _, c := range stats {
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %.0f %% | %.3g |", c.cache, c.cell, c.calls, c.uncachedCalls,
+			100*(1-float64(c.calls)/float64(c.uncachedCalls)), c.rmseAdded)
+		if !analytic {
+			fmt.Fprintf(&b, " %.1f dB |", c.psnr)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // Output file names.
@@ -85,7 +122,12 @@ func (r *compareResult) render(cell int) ([]outputFile, error) {
 		}
 		files = append(files, outputFile{plotW2Name, plot})
 	}
-	doc := compare.Document{Title: r.title, Command: r.command, Settings: r.settings, Sections: r.sections,
+	sections := r.sections
+	if len(r.caches) > 0 {
+		sections = append(sections, compare.Section{Heading: "Step caching", Body: cacheSection(r.caches, r.analytic)})
+	}
+	doc := compare.Document{Title: r.title, Command: r.command, Settings: r.settings, Sections: sections,
+		Budgets: compare.BudgetWinners(r.rows, func(x compare.Row) float64 { return x.RMSE }), BudgetWhat: errWhat,
 		Fits: compare.FitOrders(r.rows, func(x compare.Row) float64 { return x.RMSE }), FitWhat: "RMSE",
 		Plots: r.plotNames(), Rows: r.rows, Analytic: r.analytic}
 	buf.Reset()
@@ -153,22 +195,24 @@ func (r *compareResult) plot(title, yLabel string, metric func(compare.Row) floa
 // compareSeries groups rows into plot lines.
 func compareSeries(rows []compare.Row, metric func(compare.Row) float64) []compare.Series {
 	type key struct {
-		path, sched, sampler string
-		shift                float64
+		path, sched, sampler, variant string
+		shift                         float64
 	}
 	var keys []key
-	var samplers, paths, blocks []string
+	var samplers, paths, blocks, variants []string
 	acc := map[key]map[int][]float64{}
 	for _, r := range rows {
-		k := key{r.Path, r.Scheduler, r.Sampler, r.Shift}
+		v := strings.TrimPrefix(variantName(r), " ")
+		k := key{r.Path, r.Scheduler, r.Sampler, v, r.Shift}
 		if acc[k] == nil {
 			acc[k] = map[int][]float64{}
 			keys = append(keys, k)
 		}
-		acc[k][r.NFE] = append(acc[k][r.NFE], metric(r))
+		acc[k][r.Calls()] = append(acc[k][r.Calls()], metric(r))
 		samplers = appendNew(samplers, r.Sampler)
 		paths = appendNew(paths, r.Path)
 		blocks = appendNew(blocks, fmt.Sprintf("%s shift %g", r.Scheduler, r.Shift))
+		variants = appendNew(variants, v)
 	}
 	var out []compare.Series
 	for _, k := range keys {
@@ -178,6 +222,9 @@ func compareSeries(rows []compare.Row, metric func(compare.Row) float64) []compa
 		}
 		if len(blocks) > 1 {
 			name += fmt.Sprintf(" %s shift %g", k.sched, k.shift)
+		}
+		if len(variants) > 1 && k.variant != "" {
+			name += " " + k.variant
 		}
 		s := compare.Series{Name: name, Color: slices.Index(samplers, k.sampler), Dashed: k.path == "cosine"}
 		var nfes []int
@@ -191,6 +238,21 @@ func compareSeries(rows []compare.Row, metric func(compare.Row) float64) []compa
 		out = append(out, s)
 	}
 	return out
+}
+
+// variantName is a row's guidance and cache setting for legends ("" for plain CFG without a cache).
+func variantName(r compare.Row) string {
+	var parts []string
+	if r.GuidanceRule != "" && r.GuidanceRule != "cfg" {
+		parts = append(parts, r.GuidanceRule)
+	}
+	if r.GuidanceRule != "" && !math.IsNaN(r.CFGScale) {
+		parts = append(parts, "cfg "+strconv.FormatFloat(r.CFGScale, 'g', -1, 64))
+	}
+	if r.StepCache != "" && r.StepCache != "off" {
+		parts = append(parts, strings.SplitN(r.StepCache, ",", 2)[0])
+	}
+	return strings.Join(parts, " ")
 }
 
 func appendNew(list []string, s string) []string {

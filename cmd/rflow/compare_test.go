@@ -290,3 +290,44 @@ func TestCompareOptimizeSchedule(t *testing.T) {
 		}
 	}
 }
+
+// TestCompareAxes: a step-cache axis on the analytic flow adds the uncached baseline, fills the new
+// metrics.csv columns, and report.md says which cell wins at each budget and what the caches saved;
+// guidance axes need a model.
+func TestCompareAxes(t *testing.T) {
+	dir := t.TempDir()
+	code, _, errOut := runCLI("compare", "--analytic", "gmm", "--samplers", "euler", "--steps", "8,28", "--step-caches", "taylor:threshold=0.2,warmup=2",
+		"--samples", "300", "--out", dir, "-q")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	recs := readCSV(t, dir)
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	caches := map[string]int{}
+	for _, r := range recs[1:] {
+		caches[r[col["step_cache"]]]++
+		calls, _ := strconv.Atoi(r[col["model_calls"]])
+		nfe, _ := strconv.Atoi(r[col["nfe"]])
+		if calls < 1 || calls > nfe {
+			t.Errorf("row %v: model_calls %d, nfe %d", r, calls, nfe)
+		}
+	}
+	if caches["off"] != 2 || caches["taylor:threshold=0.2,warmup=2,max-skip=3"] != 2 {
+		t.Errorf("rows per cache %v, want 2 uncached and 2 taylor", caches)
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
+	for _, want := range []string{"## Which cell wins at each budget", "## Step caching", "| taylor:threshold=0.2,warmup=2,max-skip=3 | euler 28 steps"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+	if code, _, _ := runCLI("compare", "--analytic", "gmm", "--guidance-rules", "apg", "--out", t.TempDir()); code == 0 {
+		t.Error("--guidance-rules on the analytic flow was accepted")
+	}
+	if got := splitSpecs("cfg,apg:eta=0,norm-threshold=5,cfg++"); strings.Join(got, "|") != "cfg|apg:eta=0,norm-threshold=5|cfg++" {
+		t.Errorf("splitSpecs: %q", got)
+	}
+}
