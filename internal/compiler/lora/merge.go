@@ -3,9 +3,11 @@ package lora
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/rflowrt/rflow/internal/compiler/arch"
 	"github.com/rflowrt/rflow/internal/compiler/checkpoint"
@@ -383,17 +385,52 @@ func (f *File) values(m *module, slot string, r0, r1 int64) ([]float32, error) {
 	return v, nil
 }
 
-// matmul is the [n, k] · [k, c] product in float32, summed over k in order.
+// matmul is the [n, k] · [k, c] product in float32, each element summed over k in order (so the result
+// does not depend on how the rows are shared out). Large products run on every CPU, in bands of rows.
 func matmul(a, b []float32, n, k, c int64) []float32 {
 	out := make([]float32, n*c)
-	for i := range n {
+	workers := int64(runtime.GOMAXPROCS(0))
+	if n*k*c < 1<<22 || workers < 2 || n < 2 {
+		matmulRows(out, a, b, 0, n, k, c)
+		return out
+	}
+	band := (n + workers - 1) / workers
+	var wg sync.WaitGroup
+	for r0 := int64(0); r0 < n; r0 += band {
+		wg.Add(1)
+		go func(r0, r1 int64) {
+			defer wg.Done()
+			matmulRows(out, a, b, r0, r1, k, c)
+		}(r0, min(r0+band, n))
+	}
+	wg.Wait()
+	return out
+}
+
+// matmulRows computes rows [r0, r1) of out = a · b, four terms of k per pass over a row (the sum's order
+// stays k = 0, 1, 2, …; each product is rounded to float32 before it is added, so no multiply-add fuses).
+func matmulRows(out, a, b []float32, r0, r1, k, c int64) {
+	for i := r0; i < r1; i++ {
 		row := out[i*c : (i+1)*c]
-		for p := range k {
-			x := a[i*k+p]
-			for j, y := range b[p*c : (p+1)*c] {
-				row[j] = float32(row[j] + float32(x*y))
+		ai := a[i*k : (i+1)*k]
+		p := int64(0)
+		for ; p+4 <= k; p += 4 {
+			x0, x1, x2, x3 := ai[p], ai[p+1], ai[p+2], ai[p+3]
+			b0, b1, b2, b3 := b[p*c:(p+1)*c], b[(p+1)*c:(p+2)*c], b[(p+2)*c:(p+3)*c], b[(p+3)*c:(p+4)*c]
+			b0, b1, b2, b3 = b0[:len(row)], b1[:len(row)], b2[:len(row)], b3[:len(row)]
+			for j := range row {
+				v := row[j] + float32(x0*b0[j])
+				v = v + float32(x1*b1[j])
+				v = v + float32(x2*b2[j])
+				row[j] = v + float32(x3*b3[j])
+			}
+		}
+		for ; p < k; p++ {
+			x, bp := ai[p], b[p*c:(p+1)*c]
+			bp = bp[:len(row)]
+			for j := range row {
+				row[j] = row[j] + float32(x*bp[j])
 			}
 		}
 	}
-	return out
 }
