@@ -26,5 +26,5 @@ func CheckOutDir(dir string) error {
 	if !ok || len(scheme) < 2 || strings.ContainsAny(scheme, `/\. :`) { // C://x is a Windows path
 		return nil
 	}
-	return fmt.Errorf("%s is a %s:// URL: %w (rflow batch needs atomic renames, appends and locks)", dir, scheme, ErrObjectStorage)
+	return fmt.Errorf("%s: %w (a batch needs atomic renames, appends and locks)", dir, ErrObjectStorage)
 }

@@ -148,7 +148,7 @@ func TestBatchUsageErrors(t *testing.T) {
 		{[]string{"--manifest", manifest, "--out", "x", "--shard", "3/3"}, "index 3 is outside"},
 		{[]string{"--manifest", manifest, "--out", "x", "--shard", "0/3", "--shards", "4"}, "disagree on the shard count"},
 		{[]string{"--manifest", manifest, "--out", "x", "--shards", "4"}, "a shard count of 4 but no index"},
-		{[]string{"--manifest", manifest, "--out", "s3://bucket/run1"}, "s3:// URL: object storage is not a folder (rflow batch needs atomic renames, appends and locks); mount the bucket"},
+		{[]string{"--manifest", manifest, "--out", "s3://bucket/run1"}, "s3://bucket/run1: object storage is not a folder (a batch needs atomic renames, appends and locks); mount the bucket"},
 	} {
 		code, _, errOut := runCLI(append([]string{"batch"}, c.args...)...)
 		if code != 2 || !strings.Contains(errOut, c.want) {
