@@ -20,6 +20,9 @@ type Settings struct {
 	MaxSequenceLength int     `json:"max_sequence_length"`
 	ClipSkip          int     `json:"clip_skip"`
 	VAETiling         bool    `json:"vae_tiling"`
+	// GuidanceRule and StepCache are the request's (empty: plain CFG, no cache).
+	GuidanceRule string `json:"guidance_rule,omitempty"`
+	StepCache    string `json:"step_cache,omitempty"`
 	// LoRAs are the run-wide LoRAs merged into a checkpoint (file base name:weight, in order; an item's
 	// own LoRAs are part of the item); Weights and TextEncoderWeights how a compiled checkpoint stores
 	// its weights (fp32, fp16, int8, q8, q4; empty for an ONNX export, which the flags do not change).
@@ -31,7 +34,7 @@ type Settings struct {
 // SettingsOf is the Settings of a run of model m with base request base.
 func SettingsOf(m *pipeline.Model, base pipeline.Request) Settings {
 	s := Settings{RNG: fmt.Sprint(base.RNG), TrueCFGScale: base.TrueCFGScale, MaxSequenceLength: base.MaxSequenceLength,
-		ClipSkip: base.ClipSkip, VAETiling: base.VAETiling}
+		ClipSkip: base.ClipSkip, VAETiling: base.VAETiling, GuidanceRule: base.GuidanceRule, StepCache: base.StepCache}
 	if m != nil {
 		s.Model, s.Family = m.Name, string(m.Family)
 	}

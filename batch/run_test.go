@@ -173,6 +173,7 @@ func TestFingerprint(t *testing.T) {
 		"sampler":  func(i *Item, _ *Settings) { i.Sampler = "heun" },
 		"model":    func(_ *Item, s *Settings) { s.Model = "flux" },
 		"clipskip": func(_ *Item, s *Settings) { s.ClipSkip = 2 },
+		"rule":     func(_ *Item, s *Settings) { s.GuidanceRule = "apg" },
 	} {
 		i2, s2 := it, s
 		change(&i2, &s2)
