@@ -27,7 +27,8 @@ func slgActive(i, n int, start, stop float64) bool {
 }
 
 // resolveGuidanceRule parses Request.GuidanceRule: any rule but CFG needs CFG to be on (SD3
-// CFGScale > 1, FLUX true CFG with a negative prompt), and CFG++ runs with the Euler sampler only.
+// CFGScale > 1, FLUX true CFG with a negative prompt), and CFG++ runs with the Euler sampler only. For
+// SD3, CFG++ turns CFG on for any CFGScale > 0: its scale λ is meant in (0, 1].
 func (p *Pipeline) resolveGuidanceRule(pl *plan) error {
 	rule, err := scheduler.ParseGuidanceRule(pl.req.GuidanceRule)
 	if err != nil {
@@ -36,6 +37,9 @@ func (p *Pipeline) resolveGuidanceRule(pl *plan) error {
 	pl.rule = rule
 	if rule.IsCFG() {
 		return nil
+	}
+	if rule.EulerOnly() && !pl.flux && pl.req.CFGScale > 0 {
+		pl.doCFG = true // CFG++'s λ lives in (0, 1]: the unconditional pass runs whatever the scale
 	}
 	if !pl.doCFG && !pl.doTrueCFG {
 		what := "CFGScale > 1"

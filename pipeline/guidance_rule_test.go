@@ -21,7 +21,7 @@ func TestEchoSD3GuidanceRules(t *testing.T) {
 		*calls = nil
 		scale := g
 		if spec == "cfg++" {
-			scale = 1.5 // CFG on (> 1) but CFG++'s λ is meant to be small
+			scale = 0.6 // CFG++'s λ in (0, 1]: the unconditional pass runs all the same
 		}
 		res, err := p.Generate(context.Background(), Request{Prompt: "a cat", NegativePrompt: "a dog", Width: 8 * w, Height: 8 * h,
 			Steps: 3, Seed: 3, BatchSize: b, CFGScale: scale, GuidanceRule: spec, Sampler: "euler"}, nil)

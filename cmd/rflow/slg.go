@@ -20,7 +20,7 @@ type slgFlags struct {
 
 func (s *slgFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&s.cache, "step-cache", "off", "skip transformer calls whose output is predicted to change little (EasyCache's criterion): off, easycache[:THRESHOLD] (reuse the last velocity) or taylor[:THRESHOLD] (first-order forecast); default threshold 0.1, also warmup=N,max-skip=N")
-	fs.StringVar(&s.rule, "guidance-rule", "cfg", "how CFG combines the two predictions: cfg, cfg-zero-star[:zero-steps=K], apg[:eta=E,norm-threshold=R,momentum=B] (ComfyUI defaults 1, 5, 0), cfg++ (euler only; the CFG scale is its λ). Rules other than cfg need CFG on (SD3 --cfg-scale > 1, FLUX --true-cfg-scale > 1 with -n)")
+	fs.StringVar(&s.rule, "guidance-rule", "cfg", "how CFG combines the two predictions: cfg, cfg-zero-star[:zero-steps=K], apg[:eta=E,norm-threshold=R,momentum=B] (ComfyUI defaults 1, 5, 0), cfg++ (euler only; the CFG scale is its λ, meant in (0, 1]). Rules other than cfg need CFG on (SD3 --cfg-scale > 1, cfg++ any --cfg-scale > 0; FLUX --true-cfg-scale > 1 with -n)")
 	fs.StringVar(&s.layers, "skip-layers", "", "SD3.5 skip-layer guidance: comma-separated transformer blocks to skip, e.g. 7,8,9 for SD3.5-medium (diffusers skip_guidance_layers; needs CFG and a compiled checkpoint or an export with a skip_layers input); off when empty")
 	fs.Float64Var(&s.scale, "slg-scale", 2.8, "skip-layer guidance scale (diffusers skip_layer_guidance_scale)")
 	fs.Float64Var(&s.start, "skip-layer-start", 0.01, "skip-layer guidance starts at this fraction of the steps")
