@@ -3,27 +3,43 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rflowrt/rflow/internal/testmodels"
 )
 
 // BenchmarkEngineThroughput draws 16 demo images (256×256, 8 steps, each its own prompt and seed)
 // per iteration: sequentially through one Pipeline with its models kept, and through an Engine from 1, 4
 // and 8 concurrent clients. images/s is the figure to compare; runs/op counts the engine's transformer
-// runs (16 without batching).
+// runs (16 without batching). With RFLOW_BENCH_FIXTURE=1, bench-sd3 does the same with the bench
+// fixture (components of hundreds of MB, where batching can pay): 8 images of 256×256, 4 steps — about
+// 20 s an image on 2 busy cores with the tests' one thread per session, hence opt-in.
 //
 //	go test -run '^$' -bench EngineThroughput -benchtime 3x ./pipeline
 func BenchmarkEngineThroughput(b *testing.B) {
-	for _, name := range []string{"demo-sd3", "demo-flux"} {
-		m, err := OpenDemo(name)
+	names := []string{"demo-sd3", "demo-flux"}
+	if os.Getenv("RFLOW_BENCH_FIXTURE") == "1" {
+		names = append(names, "bench-sd3")
+	}
+	for _, name := range names {
+		var m *Model
+		var err error
+		images, steps := 16, 8
+		if name == "bench-sd3" {
+			m, err = Open(testmodels.Cached(b, testmodels.Options{Kind: testmodels.KindSD3, Size: testmodels.SizeBench}))
+			images, steps = 8, 4
+		} else {
+			m, err = OpenDemo(name)
+		}
 		if err != nil {
 			b.Fatal(err)
 		}
-		const images = 16
 		req := func(i int) Request {
-			return Request{Prompt: fmt.Sprintf("a red circle %d", i), Seed: uint64(i), Width: 256, Height: 256, Steps: 8}
+			return Request{Prompt: fmt.Sprintf("a red circle %d", i), Seed: uint64(i), Width: 256, Height: 256, Steps: steps}
 		}
 		b.Run(name+"/sequential", func(b *testing.B) {
 			p := newTestPipeline(b, m, true)
