@@ -52,13 +52,11 @@ const (
 // module is one patched module of a LoRA file: its key (the tensor names less their suffix) and the
 // tensors of each slot ("up", "down", "alpha", "hada_w1_a", "lokr_w2", "diff", …).
 type module struct {
-	key     string
-	kind    variant
-	slots   map[string]string
-	prefix  string  // the key prefix that names its component in PEFT metadata ("transformer", "text_encoder", …)
-	alpha   float64 // α; NaN when the file gives none
-	rslora  bool    // PEFT use_rslora: α/√r
-	shapeUp []int64 // for messages
+	key    string
+	kind   variant
+	slots  map[string]string
+	alpha  float64 // α; NaN when the file gives none
+	rslora bool    // PEFT use_rslora: α/√r
 }
 
 // slotSuffixes are the tensor name endings of the supported variants and the slot each fills.
@@ -209,16 +207,11 @@ func (f *File) classify(m *module, peft map[string]peftConfig) error {
 			return fmt.Errorf("LoRA %s: %s holds %d values, want one", f.Path, name, len(v))
 		}
 		m.alpha = float64(v[0])
+		if math.IsNaN(m.alpha) || math.IsInf(m.alpha, 0) {
+			return fmt.Errorf("LoRA %s: %s: alpha %v is not a finite number", f.Path, m.key, m.alpha)
+		}
 	} else if p, ok := peftFor(m.key, peft); ok {
-		m.prefix = p.prefix
 		m.alpha, m.rslora = p.alpha, p.rslora
-	}
-	if math.IsInf(m.alpha, 0) || m.alpha == 0 && m.kind != fullDiff {
-		return fmt.Errorf("LoRA %s: %s: alpha %v", f.Path, m.key, m.alpha)
-	}
-	if up, ok := m.slots["up"]; ok {
-		info, _ := f.r.Info(up)
-		m.shapeUp = info.Shape
 	}
 	return nil
 }
