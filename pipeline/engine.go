@@ -272,8 +272,12 @@ func (e *Engine) run(g []*engineJob) {
 	if len(g) == 1 {
 		j := g[0]
 		res, err := e.p.Generate(ctx, j.req, j.onEvent)
-		if err != nil && j.ctx.Err() != nil {
+		switch {
+		case err == nil:
+		case j.ctx.Err() != nil:
 			err = j.ctx.Err()
+		case e.runCtx.Err() != nil:
+			err = ErrEngineClosed
 		}
 		j.out <- engineResult{res, err}
 		return
