@@ -1,8 +1,8 @@
 // Package lora reads the LoRA files people share for SD3 and FLUX — kohya/sd-scripts (lora_unet_…,
 // lora_te1_…/lora_te2_…/lora_te3_…, .lora_down/.lora_up/.alpha), diffusers/PEFT (transformer.….lora_A/
 // .lora_B, text_encoder.…, rank and alpha in the lora_adapter_metadata header), BFL/ComfyUI FLUX
-// (double_blocks.N.img_attn.qkv.lora_A…, also under diffusion_model.) and SAI SD3 names
-// (joint_blocks.N.x_block.attn.qkv…) — maps every module to the diffusers/transformers parameters it
+// (double_blocks.N.img_attn.qkv.lora_A…, also under diffusion_model.), XLabs FLUX
+// (double_blocks.N.processor.qkv_lora1.down…) and SAI SD3 names (joint_blocks.N.x_block.attn.qkv…) — maps every module to the diffusers/transformers parameters it
 // patches (a fused qkv or linear1 split by rows, as the checkpoint converters split the weights), and
 // merges them while the weights stream into the graph:
 //
@@ -64,6 +64,7 @@ var slotSuffixes = []struct{ suffix, slot string }{
 	{".lora_down.weight", "down"}, {".lora_up.weight", "up"}, // kohya, LoCon
 	{".lora_A.weight", "down"}, {".lora_B.weight", "up"}, // PEFT, BFL
 	{".lora.down.weight", "down"}, {".lora.up.weight", "up"}, // older diffusers attention processors
+	{".down.weight", "down"}, {".up.weight", "up"}, // XLabs FLUX (processor.qkv_lora1.down.weight)
 	{".alpha", "alpha"},
 	{".hada_w1_a", "hada_w1_a"}, {".hada_w1_b", "hada_w1_b"}, {".hada_w2_a", "hada_w2_a"}, {".hada_w2_b", "hada_w2_b"},
 	{".lokr_w1", "lokr_w1"}, {".lokr_w1_a", "lokr_w1_a"}, {".lokr_w1_b", "lokr_w1_b"},

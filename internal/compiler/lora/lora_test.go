@@ -148,8 +148,8 @@ func TestMapping(t *testing.T) {
 	}
 }
 
-// TestDiffusersMatchesKohyaSplit: one fused kohya module and the same factors as three PEFT modules
-// (lora_B cut by rows, lora_A repeated, α in the metadata) give bit-identical weights.
+// TestDiffusersMatchesKohyaSplit: one fused kohya module, the same factors as three PEFT modules (lora_B cut
+// by rows, lora_A repeated, α in the metadata) and as an XLabs processor LoRA give bit-identical weights.
 func TestDiffusersMatchesKohyaSplit(t *testing.T) {
 	dir := t.TempDir()
 	up := make([]float32, 3*32*4)
@@ -172,9 +172,17 @@ func TestDiffusersMatchesKohyaSplit(t *testing.T) {
 			safetensors.F32("transformer.transformer_blocks.0.attn."+p+".lora_A.weight", []int{4, 32}, down))
 	}
 	write(t, peft, map[string]string{"lora_adapter_metadata": `{"transformer.lora_alpha": 8, "transformer.r": 4}`}, ts...)
+	xlabs := filepath.Join(dir, "x.safetensors") // α/r = 2 folded into up, as XLabs files carry no alpha
+	up2 := make([]float32, len(up))
+	for i, x := range up {
+		up2[i] = 2 * x
+	}
+	write(t, xlabs, nil,
+		safetensors.F32("double_blocks.0.processor.qkv_lora1.up.weight", []int{96, 4}, up2),
+		safetensors.F32("double_blocks.0.processor.qkv_lora1.down.weight", []int{4, 32}, down))
 	base := openWeights(t, "testdata/flux/transformer.safetensors")
-	var got [2][]float32
-	for i, p := range []string{koh, peft} {
+	var got [3][]float32
+	for i, p := range []string{koh, peft, xlabs} {
 		m, err := Apply(checkpoint.FamilyFLUX, fluxComponents(t), []Use{{open(t, p), 0.7}})
 		if err != nil {
 			t.Fatal(err)
@@ -188,8 +196,8 @@ func TestDiffusersMatchesKohyaSplit(t *testing.T) {
 			got[i] = append(got[i], v...)
 		}
 	}
-	if !slices.Equal(got[0], got[1]) {
-		t.Error("kohya fused and PEFT split files with the same numbers merge differently")
+	if !slices.Equal(got[0], got[1]) || !slices.Equal(got[0], got[2]) {
+		t.Error("kohya fused, PEFT split and XLabs files with the same numbers merge differently")
 	}
 }
 

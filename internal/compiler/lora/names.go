@@ -155,12 +155,19 @@ func fluxOriginal(params map[string][]int64) []originalName {
 		c.add(d+"img_mlp.2", false, b+"ff.net.2")
 		c.add(d+"txt_mlp.0", false, b+"ff_context.net.0.proj")
 		c.add(d+"txt_mlp.2", false, b+"ff_context.net.2")
+		// XLabs' attention-processor LoRAs (diffusers' _convert_xlabs_flux_lora_to_diffusers).
+		c.add(d+"processor.qkv_lora1", false, b+"attn.to_q", b+"attn.to_k", b+"attn.to_v")
+		c.add(d+"processor.qkv_lora2", false, b+"attn.add_q_proj", b+"attn.add_k_proj", b+"attn.add_v_proj")
+		c.add(d+"processor.proj_lora1", false, b+"attn.to_out.0")
+		c.add(d+"processor.proj_lora2", false, b+"attn.to_add_out")
 	}
 	for i := range count(params, "single_transformer_blocks.") {
 		b, s := fmt.Sprintf("single_transformer_blocks.%d.", i), fmt.Sprintf("single_blocks.%d.", i)
 		c.add(s+"modulation.lin", false, b+"norm.linear")
 		c.add(s+"linear1", false, b+"attn.to_q", b+"attn.to_k", b+"attn.to_v", b+"proj_mlp")
 		c.add(s+"linear2", false, b+"proj_out")
+		c.add(s+"processor.qkv_lora", false, b+"attn.to_q", b+"attn.to_k", b+"attn.to_v")
+		c.add(s+"processor.proj_lora", false, b+"proj_out")
 	}
 	c.add("time_in.in_layer", false, "time_text_embed.timestep_embedder.linear_1")
 	c.add("time_in.out_layer", false, "time_text_embed.timestep_embedder.linear_2")
