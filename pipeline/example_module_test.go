@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rflowrt/rflow/internal/ort"
@@ -24,17 +25,27 @@ func TestExampleModule(t *testing.T) {
 	if err != nil {
 		t.Skip("go tool not on PATH")
 	}
-	dir, err := filepath.Abs(filepath.Join("..", "examples", "hello"))
+	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A copy, so that go run's go.mod/go.sum updates land in the test's folder, with the replace
+	// directive pointing at this checkout.
+	dir := filepath.Join(t.TempDir(), "hello")
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(root, "examples", "hello"))); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "GOWORK=off", "GOPROXY=off", "GOSUMDB=off", "GOFLAGS=-mod=mod", LibraryEnv+"="+ort.LibraryPath())
 	out := filepath.Join(t.TempDir(), "hello.png")
-	cmd := exec.Command(gobin, "run", ".", "-prompt", "a red circle", "-seed", "7", "-steps", "4", "-out", out)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOPROXY=off", "GOSUMDB=off", "GOFLAGS=-mod=mod",
-		LibraryEnv+"="+ort.LibraryPath())
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go run examples/hello: %v\n%s", err, msg)
+	for _, args := range [][]string{
+		{"mod", "edit", "-replace", "github.com/rflowrt/rflow=" + root},
+		{"run", ".", "-prompt", "a red circle", "-seed", "7", "-steps", "4", "-out", out},
+	} {
+		cmd := exec.Command(gobin, args...)
+		cmd.Dir, cmd.Env = dir, env
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go %s in a copy of examples/hello: %v\n%s", strings.Join(args, " "), err, msg)
+		}
 	}
 	f, err := os.Open(out)
 	if err != nil {
