@@ -152,6 +152,9 @@ func (f *compareFlags) spec(fs *pflag.FlagSet) (compareSpec, error) {
 		if len(f.prompts) == 0 {
 			return s, errors.New("-p/--prompt is required for model runs (or use --analytic gmm)")
 		}
+		if err := f.ckpt.promptsLoRAs(f.prompts); err != nil {
+			return s, err
+		}
 		if fs.Changed("path") {
 			return s, errors.New("--path needs --analytic: models have the path they were trained on")
 		}

@@ -155,3 +155,26 @@ func reportLoRAs(w io.Writer, m *pipeline.Model, quiet bool) {
 		fmt.Fprintf(w, "rflow: LoRA %s × %g: %d modules patched (%s)\n", l.Name, l.Weight, l.Modules, strings.Join(l.Components, ", "))
 	}
 }
+
+// promptsLoRAs takes the <lora:NAME:WEIGHT> tags out of several prompts that run on one model (compare):
+// they must name the same LoRAs, which join the flags' LoRAs.
+func (c *checkpointFlags) promptsLoRAs(prompts []string) error {
+	var first []pipeline.LoRA
+	for i, p := range prompts {
+		before := len(c.loras)
+		clean, err := c.promptLoRAs(p)
+		if err != nil {
+			return err
+		}
+		tagged := slices.Clone(c.loras[before:])
+		c.loras = c.loras[:before]
+		if i == 0 {
+			first = tagged
+		} else if !slices.Equal(tagged, first) {
+			return fmt.Errorf("prompt %d names other LoRAs than prompt 1; the prompts of one comparison run on one model", i+1)
+		}
+		prompts[i] = clean
+	}
+	c.loras = append(c.loras, first...)
+	return nil
+}

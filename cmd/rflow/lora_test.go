@@ -170,3 +170,17 @@ func loraCheckpoint(t *testing.T) (ckpt, dir string) {
 	}
 	return ckpt, dir
 }
+
+func TestPromptsLoRAs(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.safetensors"), []byte("x"), 0o644)
+	c := checkpointFlags{loraDir: dir, loras: loraFlag{{Path: "f.safetensors", Weight: 1}}}
+	ps := []string{"x <lora:a:0.5>", "y <lora:a:0.5>"}
+	if err := c.promptsLoRAs(ps); err != nil || ps[0] != "x " || ps[1] != "y " || len(c.loras) != 2 || c.loras[1].Weight != 0.5 {
+		t.Errorf("%v: %q, %+v", err, ps, c.loras)
+	}
+	c = checkpointFlags{loraDir: dir}
+	if err := c.promptsLoRAs([]string{"x <lora:a:0.5>", "y"}); err == nil {
+		t.Error("prompts with other LoRAs accepted")
+	}
+}
