@@ -16,7 +16,9 @@ latents within 1e-4:
     --inpaint-full-res --inpaint-full-res-padding 16 (diffusers' padding_mask_crop=16) on a disc in the 320×224
     image, drawn at 128² (the reference's picture is pasted back as rflow pastes it);
   - FluxFillPipeline at strength 1.0 (guidance 30, its default) from the ONNX export and from the diffusers folder
-    compiled by rflow, and at strength 0.8 from a 320×224 init and mask (guidance 3.5: see the comment there);
+    compiled by rflow, and at strength 0.8 from a 320×224 init and mask; the latent tolerance is raised to the
+    distance between diffusers' own float32 and float64 encodings of the masked image when that is larger
+    (masked_encode_f32_error says why);
   - FluxKontextPipeline with a 320×224 reference kept at its size (_auto_resize=False; rflow --ref-resize none)
     and snapped to Kontext's preferred 1248×832 (_auto_resize=True; rflow's default), max_area = 256², from the
     export and the compiled folder.
@@ -240,6 +242,26 @@ def reference(pipe, fam, job, out):
     np.savez(out, noise=noise, final_latents=lat, image_u8=img, **extra)
 
 
+def masked_encode_f32_error(pipe, job):
+    """How far diffusers' own float32 VAE encoding of Fill's masked image is from float64 (the mean, in scaled
+    latent units). The masked image's constant grey hole makes the encoder ill-conditioned: on the square case
+    this is ~2.3e-4 against ~4e-6 for the whole image, so Fill's latents cannot be held to 1e-4 (rflow's masked
+    latents are 2e-4 from diffusers' there, measured; the mask channels are exact)."""
+    w, h = job["width"], job["height"]
+    x = pipe.image_processor.preprocess(Image.open(job["init"]), h, w)
+    m = pipe.mask_processor.preprocess(Image.open(job["mask"]), h, w)
+    img = x * (1 - m)
+    vae = pipe.vae
+    with torch.no_grad():
+        m32 = vae.encode(img).latent_dist.mean.double()
+        vae.double()
+        try:
+            m64 = vae.encode(img.double()).latent_dist.mean
+        finally:
+            vae.float()
+    return float((m32 - m64).abs().max()) * vae.config.scaling_factor
+
+
 def run_rflow(rflow, args, out):
     r = subprocess.run([rflow, "txt2img", *args, "-p", PROMPT, "--steps", str(STEPS), "-o", out, "--save-latents",
                         "--overwrite"], capture_output=True, text=True)
@@ -248,9 +270,9 @@ def run_rflow(rflow, args, out):
     return "", r.stderr
 
 
-def compare(ref, png, label, results, err):
+def compare(ref, png, label, results, err, tol_lat=1e-4):
     args = [sys.executable, os.path.join(ORACLE, "compare.py"), "--diffusers", ref, "--rflow-png", png,
-            "--rflow-latents", png[:-4] + ".safetensors", "--label", label, "--json", results]
+            "--rflow-latents", png[:-4] + ".safetensors", "--label", label, "--json", results, "--tol-lat", str(tol_lat)]
     if err:
         args += ["--rflow-error", err]
     return subprocess.run(args).returncode == 0
@@ -301,7 +323,13 @@ def main():
         if job["task"] == "kontext":
             args += ["--ref-image", job["ref"]] + ([] if job["auto"] else ["--ref-resize", "none"])
         err, stderr = run_rflow(rflow, args, png)
-        ok &= compare(ref, png, label, results, err)
+        tol = 1e-4
+        if job["task"] == "fill":
+            bound = masked_encode_f32_error(pipe, job)
+            tol = max(tol, bound)
+            print(f"     {label}: diffusers' own float32 masked-image latents are {bound:.3g} from float64: "
+                  f"latent tolerance {tol:.3g}")
+        ok &= compare(ref, png, label, results, err, tol)
         k = kept_pixels(ref, png)
         if k > 0:
             kept_bad += 1
@@ -345,12 +373,8 @@ def main():
         run(fp, fam, dict(job, id="fill-s1.0-onnx"), os.path.join(m, "onnx"), "flux-fill s1.0 (ONNX export)")
         run(fp, fam, dict(job, id="fill-s1.0-compiled"), os.path.join(m, "diffusers"),
             "flux-fill s1.0 (diffusers folder, compiled)")
-        # guidance 3.5 here: at Fill's default 30 this case's final latents came out 1.39e-4 apart (rel. L2 9e-6, u8
-        # |Δ| <= 1), above the 1e-4 tolerance. The likely cause: the guidance embedding's sinusoid arguments reach
-        # 30·1000·f ≈ 3·10⁴, where one ulp of difference in a frequency f (torch's float32 exp vs the graph's) moves
-        # the argument by ~2e-3; at guidance 3.5 they are ten times smaller
-        run(fp, fam, dict(job, id="fill-wide-s0.8-onnx", init=inits["wide"], mask=mk["wide"], strength=0.8, seed=22,
-                          guidance=3.5), os.path.join(m, "onnx"), "flux-fill wide s0.8 guidance 3.5 (ONNX export)")
+        run(fp, fam, dict(job, id="fill-wide-s0.8-onnx", init=inits["wide"], mask=mk["wide"], strength=0.8, seed=22),
+            os.path.join(m, "onnx"), "flux-fill wide s0.8 (ONNX export)")
         del fp, pipe
     if "kontext" in cases:
         from diffusers import FluxKontextPipeline
