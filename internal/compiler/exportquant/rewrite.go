@@ -8,13 +8,16 @@ package exportquant
 import (
 	"context"
 	"errors"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/rflowrt/rflow/internal/compiler/arch"
+	"github.com/rflowrt/rflow/internal/half"
 	"github.com/rflowrt/rflow/internal/onnx"
 )
 
@@ -502,19 +505,24 @@ func (m *quantMemo) get(l *layerWeight) (arch.QuantizedLinear, error) {
 	if err := m.ctx.Err(); err != nil {
 		return arch.QuantizedLinear{}, err
 	}
-	v, err := l.w.Float32s()
-	if err != nil {
-		return arch.QuantizedLinear{}, err
+	// The weight streams from its file straight into torch's [out, in] layout (MatMul's B is
+	// [in, out]; a Gemm with transB stores [out, in] already): no copy of its bytes is kept.
+	v := make([]float32, l.in*l.out)
+	sink := &floatSink{v: v}
+	if !l.transposed {
+		sink.rows, sink.cols = l.in, l.out
 	}
-	if !l.transposed { // MatMul's B is [in, out]; the quantizers take torch's [out, in]
-		t := make([]float32, len(v))
-		for k := range l.in {
-			row := v[k*l.out : (k+1)*l.out]
-			for o, x := range row {
-				t[o*l.in+k] = x
-			}
-		}
-		v = t
+	var err error
+	if l.w.Source != nil {
+		err = l.w.Source.WriteRaw(sink)
+	} else {
+		_, err = sink.Write(l.w.Raw)
+	}
+	if err != nil {
+		return arch.QuantizedLinear{}, fmt.Errorf("read %s: %w", l.w.Name, err)
+	}
+	if sink.n != len(v) || sink.np != 0 {
+		return arch.QuantizedLinear{}, fmt.Errorf("read %s: %d of %d values", l.w.Name, sink.n, len(v))
 	}
 	r, ok, err := arch.QuantizeLinear(l.q, l.name, v, l.out, l.in)
 	if err == nil && !ok {
@@ -525,6 +533,49 @@ func (m *quantMemo) get(l *layerWeight) (arch.QuantizedLinear, error) {
 	}
 	m.last, m.r = l, r
 	return r, nil
+}
+
+// floatSink decodes little-endian float32 bytes as they are written into v, transposing a [rows,
+// cols] matrix into [cols, rows] when rows > 0.
+type floatSink struct {
+	v          []float32
+	rows, cols int
+	n          int // values decoded
+	part       [4]byte
+	np         int // bytes of a value split across writes
+}
+
+func (s *floatSink) Write(p []byte) (int, error) {
+	total := len(p)
+	for len(p) > 0 {
+		if s.np > 0 || len(p) < 4 {
+			k := copy(s.part[s.np:], p)
+			s.np += k
+			p = p[k:]
+			if s.np < 4 {
+				break
+			}
+			s.put(binary.LittleEndian.Uint32(s.part[:]))
+			s.np = 0
+			continue
+		}
+		s.put(binary.LittleEndian.Uint32(p))
+		p = p[4:]
+	}
+	return total, nil
+}
+
+func (s *floatSink) put(bits uint32) {
+	if s.n >= len(s.v) {
+		s.n++ // too many values: counted, reported by the caller
+		return
+	}
+	i := s.n
+	if s.rows > 0 {
+		i = (s.n%s.cols)*s.rows + s.n/s.cols
+	}
+	s.v[i] = math.Float32frombits(bits)
+	s.n++
 }
 
 // quantPart writes one part of a quantized weight: 0 the data, 1 the scales, 2 the zero points.
@@ -627,14 +678,56 @@ func storeAsFloat16(g *onnx.Graph) int {
 	return n
 }
 
-// halfSource writes a float32 tensor's values rounded to float16.
+// halfSource writes a float32 tensor's values rounded to float16, converting as they stream.
 type halfSource struct{ t onnx.Tensor }
 
 func (h halfSource) WriteRaw(w io.Writer) error {
-	v, err := h.t.Float32s()
-	if err != nil {
+	if h.t.Source == nil {
+		v, err := h.t.Float32s()
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(onnx.Float16Tensor("", nil, v).Raw)
 		return err
 	}
-	_, err = w.Write(onnx.Float16Tensor("", nil, v).Raw)
-	return err
+	c := &halfWriter{w: w}
+	if err := h.t.Source.WriteRaw(c); err != nil {
+		return err
+	}
+	if c.np != 0 {
+		return fmt.Errorf("%s: %d trailing bytes", h.t.Name, c.np)
+	}
+	return nil
+}
+
+// halfWriter converts the float32 bytes written to it into float16 bytes for w.
+type halfWriter struct {
+	w    io.Writer
+	part [4]byte
+	np   int
+	out  []byte
+}
+
+func (h *halfWriter) Write(p []byte) (int, error) {
+	total := len(p)
+	h.out = h.out[:0]
+	for len(p) > 0 {
+		var bits uint32
+		if h.np > 0 || len(p) < 4 {
+			k := copy(h.part[h.np:], p)
+			h.np += k
+			p = p[k:]
+			if h.np < 4 {
+				break
+			}
+			bits, h.np = binary.LittleEndian.Uint32(h.part[:]), 0
+		} else {
+			bits, p = binary.LittleEndian.Uint32(p), p[4:]
+		}
+		h.out = binary.LittleEndian.AppendUint16(h.out, half.FromFloat32(math.Float32frombits(bits)))
+	}
+	if _, err := h.w.Write(h.out); err != nil {
+		return 0, err
+	}
+	return total, nil
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package exportquant
+
+const raceEnabled = false
