@@ -87,3 +87,61 @@ func BenchmarkEngineThroughput(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkBatchedTransformer isolates what batching saves: the transformer time per image of a lone
+// run against that of one run of 4 items (Request.Items, what the Engine sends), with the per-image text
+// encoding and decode reported beside it. With RFLOW_BENCH_FIXTURE=1 it also measures the bench fixture
+// (128×128, 4 steps).
+//
+//	RFLOW_BENCH_FIXTURE=1 go test -run '^$' -bench BatchedTransformer -benchtime 1x ./pipeline
+func BenchmarkBatchedTransformer(b *testing.B) {
+	names := []string{"demo-sd3", "demo-flux"}
+	if os.Getenv("RFLOW_BENCH_FIXTURE") == "1" {
+		names = append(names, "bench-sd3")
+	}
+	for _, name := range names {
+		b.Run(name, func(b *testing.B) {
+			var m *Model
+			var err error
+			size, steps := 256, 8
+			if name == "bench-sd3" {
+				m, err = Open(testmodels.Cached(b, testmodels.Options{Kind: testmodels.KindSD3, Size: testmodels.SizeBench}))
+				size, steps = 128, 4
+			} else {
+				m, err = OpenDemo(name)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			p := newTestPipeline(b, m, true)
+			base := Request{Prompt: "a red circle", Width: size, Height: size, Steps: steps}
+			if _, err := p.Generate(context.Background(), base, nil); err != nil { // load the sessions
+				b.Fatal(err)
+			}
+			var lone, batched, encode, decode time.Duration
+			for b.Loop() {
+				res, err := p.Generate(context.Background(), base, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				lone += res.Timings.Transformer
+				r := base
+				for i := range 4 {
+					r.Items = append(r.Items, BatchItem{Prompt: fmt.Sprintf("a red circle %d", i), Seed: uint64(i)})
+				}
+				res, err = p.Generate(context.Background(), r, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				batched += res.Timings.Transformer / 4
+				encode += (res.Timings.Tokenize + res.Timings.Encode) / 4
+				decode += res.Timings.Decode / 4
+			}
+			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
+			b.ReportMetric(ms(lone), "transformer-ms/image-lone")
+			b.ReportMetric(ms(batched), "transformer-ms/image-batch4")
+			b.ReportMetric(ms(encode), "encode-ms/image")
+			b.ReportMetric(ms(decode), "decode-ms/image")
+		})
+	}
+}
