@@ -81,7 +81,7 @@ func dequantize(r quantResult, q Quant, out, in int) []float32 {
 	if q.Kind == Int8 {
 		return dequantizeInt8(r, out, in)
 	}
-	bits, bs, _ := q.Layout(testLayer)
+	bits, bs, _ := q.Layout(testLayer, in)
 	return dequantizeBlocks(r, out, in, bits, bs)
 }
 
@@ -89,7 +89,7 @@ func quantize(w []float32, q Quant, out, in int) quantResult {
 	if q.Kind == Int8 {
 		return quantizeInt8(w, out, in, !q.FullRange, !q.RoundToNearest)
 	}
-	bits, bs, _ := q.Layout(testLayer)
+	bits, bs, _ := q.Layout(testLayer, in)
 	return quantizeBlocks(w, out, in, bits, bs, !q.RoundToNearest)
 }
 
@@ -369,7 +369,7 @@ func (c countingWeights) Float32(name string, shape []int64) ([]float32, error) 
 // three initializers; only the Linear layers inside numbered blocks are quantized.
 func TestQuantStreamsEachWeightOnce(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	const d = 256
+	const d = 512 // every part ≥ 1 KB, so all go to the external data file, written one layer after another
 	tw := Tensors{}
 	names := []string{"embed", "blocks.0.a", "blocks.0.b", "blocks.1.a", "proj_out"}
 	for _, nm := range names {
@@ -465,15 +465,25 @@ func TestQuantRulesAndKinds(t *testing.T) {
 		}
 	}
 	// DefaultQuant: q4 keeps modulation and image attention at 8 bits (accuracy level 0), the rest 4 bits.
-	for name, want := range map[string][3]int{"transformer_blocks.0.attn.to_q.weight": {8, 32, 0},
-		"transformer_blocks.0.norm1.linear.weight": {8, 32, 0}, "transformer_blocks.0.ff.net.0.proj.weight": {4, 32, 4},
-		"transformer_blocks.0.attn.add_k_proj.weight": {4, 32, 4}} {
-		if b, bs, al := DefaultQuant(Q4).Layout(name); [3]int{b, bs, al} != want {
-			t.Errorf("DefaultQuant(q4).Layout(%s) = %d, %d, %d; want %v", name, b, bs, al, want)
+	// The block halves until it divides the input width (192: 64).
+	for _, c := range []struct {
+		k    WeightKind
+		name string
+		in   int
+		want [3]int
+	}{
+		{Q4, "transformer_blocks.0.attn.to_q.weight", 1536, [3]int{8, 128, 0}},
+		{Q4, "transformer_blocks.0.attn.to_q.weight", 192, [3]int{8, 64, 0}},
+		{Q4, "transformer_blocks.0.norm1.linear.weight", 3072, [3]int{8, 128, 0}},
+		{Q4, "transformer_blocks.0.ff.net.0.proj.weight", 1536, [3]int{4, 32, 4}},
+		{Q4, "transformer_blocks.0.attn.add_k_proj.weight", 1536, [3]int{4, 32, 4}},
+		{Q4, "transformer_blocks.0.attn.add_k_proj.weight", 48, [3]int{4, 16, 4}},
+		{Q8, "transformer_blocks.0.ff.net.2.weight", 6144, [3]int{8, 128, 0}},
+		{Int8, "transformer_blocks.0.attn.to_q.weight", 1536, [3]int{8, 0, 0}},
+	} {
+		if b, bs, al := DefaultQuant(c.k).Layout(c.name, c.in); [3]int{b, bs, al} != c.want {
+			t.Errorf("DefaultQuant(%s).Layout(%s, %d) = %d, %d, %d; want %v", c.k, c.name, c.in, b, bs, al, c.want)
 		}
-	}
-	if b, bs, al := DefaultQuant(Int8).Layout("transformer_blocks.0.attn.to_q.weight"); b != 8 || bs != 0 || al != 0 {
-		t.Errorf("DefaultQuant(int8).Layout = %d, %d, %d", b, bs, al)
 	}
 	for _, k := range WeightKinds() {
 		if got, err := ParseWeightKind(string(k)); err != nil || got != k {
