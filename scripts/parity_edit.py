@@ -201,8 +201,8 @@ def reference(pipe, fam, job, out):
         if job.get("blur"):
             mask = pipe.mask_processor.blur(mask.convert("L"), job["blur"])
         kw.update(image=Image.open(job["init"]), mask_image=mask, strength=job["strength"])
-        if job.get("pad"):
-            kw.update(padding_mask_crop=job["pad"])
+        if job.get("pad"):  # diffusers then pastes its picture over the init image itself: it needs pictures
+            kw.update(padding_mask_crop=job["pad"], output_type="pil")
     if task == "kontext":
         kw.update(image=Image.open(job["ref"]), max_area=w * h, _auto_resize=job["auto"])
     if fam == "sd3":
