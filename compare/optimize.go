@@ -63,6 +63,15 @@ func (r ScheduleSearchResult) Gain() float64 {
 	return 1 - math.Exp(sum/float64(n))
 }
 
+// GainText says Gain in words: "29 % lower" or "17 % higher".
+func (r ScheduleSearchResult) GainText() string {
+	g := r.Gain()
+	if g < 0 {
+		return fmt.Sprintf("%.0f %% higher", -100*g)
+	}
+	return fmt.Sprintf("%.0f %% lower", 100*g)
+}
+
 // Improved counts the held-out rows where the optimised schedule has the smaller error.
 func (r ScheduleSearchResult) Improved() int {
 	k := 0
@@ -110,8 +119,8 @@ func (r ScheduleSearchResult) Markdown() string {
 	for _, h := range r.HeldOut {
 		fmt.Fprintf(&b, "| %d | %.4g | %.4g | %.0f %% |\n", h.Seed, h.Optimised, h.Default, 100*(1-h.Optimised/h.Default))
 	}
-	fmt.Fprintf(&b, "\nOver the held-out seeds (geometric mean of the ratios) the optimised schedule has %.0f %% less end-point error than the default; it is better on %d of %d seeds.\n",
-		100*r.Gain(), r.Improved(), len(r.HeldOut))
+	fmt.Fprintf(&b, "\nOver the held-out seeds (geometric mean of the ratios) the optimised schedule's end-point error is %s than the default's; it is better on %d of %d seeds.\n",
+		r.GainText(), r.Improved(), len(r.HeldOut))
 	return b.String()
 }
 

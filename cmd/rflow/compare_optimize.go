@@ -103,8 +103,8 @@ func (f *compareFlags) runOptimize(ctx context.Context, spec compareSpec, s comp
 		return err
 	}
 	fmt.Fprintln(out, res.SigmasFlag())
-	log.linef("rflow: held-out end-point RMSE %.0f %% lower than the default schedule (better on %d of %d seeds); wrote %s (report.md, %s)",
-		100*res.Gain(), res.Improved(), len(res.HeldOut), f.out, presetName)
+	log.linef("rflow: held-out end-point RMSE %s than the default schedule's (better on %d of %d seeds); wrote %s (report.md, %s)",
+		res.GainText(), res.Improved(), len(res.HeldOut), f.out, presetName)
 	return nil
 }
 

@@ -274,7 +274,7 @@ func TestCompareOptimizeSchedule(t *testing.T) {
 		t.Errorf("stdout %q, want the replay flags", out)
 	}
 	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
-	if err != nil || !strings.Contains(string(md), "| 7 |") || !strings.Contains(string(md), "less end-point error than the default; it is better on") {
+	if err != nil || !strings.Contains(string(md), "| 7 |") || !strings.Contains(string(md), "than the default's; it is better on") {
 		t.Errorf("report.md (%v):\n%s", err, md)
 	}
 	if _, err := os.Stat(filepath.Join(dir, presetName)); err != nil {
