@@ -19,7 +19,7 @@ import (
 )
 
 // leanChildEnv carries the settings of one TestLeanChild run: comma-separated key=value pairs
-// (size, threads, spin, lowmem, noarena, tiling), e.g. "size=1024,threads=1,lowmem=1".
+// (size, threads, spin, lowmem, noarena, tiling, dyn), e.g. "size=1024,threads=1,lowmem=1".
 const leanChildEnv = "RFLOW_LEAN_CHILD"
 
 // processCPU is the process's user+system CPU time so far.
@@ -32,7 +32,7 @@ func processCPU() time.Duration {
 }
 
 type leanSettings struct {
-	size, threads                 int
+	size, threads, dyn            int
 	spin, lowMem, noArena, tiling bool
 }
 
@@ -49,6 +49,8 @@ func parseLean(s string) (leanSettings, error) {
 			l.size = n
 		case "threads":
 			l.threads = n
+		case "dyn":
+			l.dyn = n
 		case "spin":
 			l.spin = n != 0
 		case "lowmem":
@@ -84,7 +86,8 @@ func TestLeanChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	so := ort.SessionOptions{IntraOpThreads: l.threads, Spinning: l.spin, LowMem: l.lowMem, NoArena: l.noArena}
+	so := ort.SessionOptions{IntraOpThreads: l.threads, Spinning: l.spin, LowMem: l.lowMem, NoArena: l.noArena,
+		DynamicBlockBase: l.dyn}
 	p := New(m, Options{Session: so})
 	defer p.Close()
 	var transStart, decStart time.Duration

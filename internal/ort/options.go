@@ -79,6 +79,10 @@ type SessionOptions struct {
 	LowMem bool
 	// NoArena turns ORT's CPU memory arena off, so freed buffers go back to the C allocator.
 	NoArena bool
+	// DynamicBlockBase, when > 0, sets ORT's session.dynamic_block_base: intra-op work is handed out in
+	// shrinking blocks instead of one equal share per thread, so a thread the OS descheduled does not
+	// hold up the others (0: ORT's static split).
+	DynamicBlockBase int
 	// ProfilePrefix, when set, turns on ORT's per-operator profiler; the JSON trace is written to
 	// <ProfilePrefix>_<date>.json when the session is closed.
 	ProfilePrefix string
@@ -154,6 +158,11 @@ func configureOptions(so *ortgo.SessionOptions, o SessionOptions) error {
 	if o.NoArena {
 		if err := so.SetCpuMemArena(false); err != nil {
 			return fmt.Errorf("cpu arena: %w", err)
+		}
+	}
+	if o.DynamicBlockBase > 0 {
+		if err := so.AddSessionConfigEntry("session.dynamic_block_base", strconv.Itoa(o.DynamicBlockBase)); err != nil {
+			return fmt.Errorf("dynamic block base: %w", err)
 		}
 	}
 	if o.ProfilePrefix != "" {

@@ -37,3 +37,30 @@ func TestSpinningOffByDefault(t *testing.T) {
 		so.Destroy()
 	}
 }
+
+func TestDynamicBlockBase(t *testing.T) {
+	if err := checkInit(); err != nil {
+		t.Skip(err)
+	}
+	for _, c := range []struct {
+		base int
+		want string
+	}{{0, ""}, {4, "4"}} {
+		so, err := ortgo.NewSessionOptions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := configureOptions(so, SessionOptions{DynamicBlockBase: c.base}); err != nil {
+			t.Fatal(err)
+		}
+		has, _ := so.HasSessionConfigEntry("session.dynamic_block_base")
+		got := ""
+		if has {
+			got, _ = so.GetSessionConfigEntry("session.dynamic_block_base")
+		}
+		if got != c.want {
+			t.Errorf("DynamicBlockBase %d: config %q, want %q", c.base, got, c.want)
+		}
+		so.Destroy()
+	}
+}
