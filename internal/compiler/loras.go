@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/rflowrt/rflow/internal/compiler/checkpoint"
 	"github.com/rflowrt/rflow/internal/compiler/lora"
@@ -89,5 +90,5 @@ func (c *Checkpoint) closeLoRAs() error {
 
 // String is one line saying what the LoRA patched.
 func (a AppliedLoRA) String() string {
-	return fmt.Sprintf("LoRA %s × %g: %d modules patched (%v)", a.Name, a.Weight, a.Modules, a.Components)
+	return fmt.Sprintf("LoRA %s × %g: %d modules patched (%s)", a.Name, a.Weight, a.Modules, strings.Join(a.Components, ", "))
 }
