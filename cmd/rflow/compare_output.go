@@ -215,7 +215,7 @@ func compareSeries(rows []compare.Row, metric func(compare.Row) float64) []compa
 		variants = appendNew(variants, v)
 	}
 	var out []compare.Series
-	for _, k := range keys {
+	for i, k := range keys {
 		name := k.sampler
 		if len(paths) > 1 {
 			name += " (" + k.path + ")"
@@ -226,7 +226,11 @@ func compareSeries(rows []compare.Row, metric func(compare.Row) float64) []compa
 		if len(variants) > 1 && k.variant != "" {
 			name += " " + k.variant
 		}
-		s := compare.Series{Name: name, Color: slices.Index(samplers, k.sampler), Dashed: k.path == "cosine"}
+		color := slices.Index(samplers, k.sampler) // one colour per sampler, unless blocks or variants split it
+		if len(blocks) > 1 || len(variants) > 1 {
+			color = i
+		}
+		s := compare.Series{Name: name, Color: color, Dashed: k.path == "cosine"}
 		var nfes []int
 		for n := range acc[k] {
 			nfes = append(nfes, n)
