@@ -100,3 +100,39 @@ func TestSamplerFunc(t *testing.T) {
 		t.Errorf("%d transformer runs (%d model calls), σ %v; want 1 run on %v", len(*calls), res.Timings.ModelCalls, got, res.Settings.Sigmas)
 	}
 }
+
+// TestEchoFluxAPG recomputes a FLUX true-CFG run under APG from the echo transformer's positive and
+// negative outputs: the rule runs on the packed predictions with the packed latents, bit for bit.
+func TestEchoFluxAPG(t *testing.T) {
+	p, calls := echoPipeline(t, testmodels.KindFluxDev, echoSpec{})
+	const b, c, h, w, s = 2, 16, 6, 8, 3.0
+	spec := "apg:eta=0.5,norm-threshold=3,momentum=-0.5"
+	res, err := p.Generate(context.Background(), Request{Prompt: "a cat", NegativePrompt: "a dog", Width: 8 * w, Height: 8 * h,
+		Steps: 3, Seed: 5, BatchSize: b, TrueCFGScale: s, Guidance: 2.5, GuidanceRule: spec}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(*calls) != 6 {
+		t.Fatalf("%d transformer runs, want 3 steps × (positive, negative)", len(*calls))
+	}
+	rule, _ := scheduler.ParseGuidanceRule(spec)
+	gd, err := rule.NewGuider(b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := res.Settings.Sigmas
+	x := make([]float32, b*c*h*w)
+	packLatents(x, res.Noise, b, c, h, w)
+	v := make([]float32, len(x))
+	for k := range 3 {
+		pos, neg := (*calls)[2*k].raw, (*calls)[2*k+1].raw
+		e := scheduler.Eval{Index: k, Total: 3, Sigma: sig[k], SigmaNext: sig[k+1], T: sig[k], NFE: k + 1}
+		if err := gd.Combine(v, pos[:len(x)], neg[:len(x)], x, float64(float32(s)), e); err != nil {
+			t.Fatal(err)
+		}
+		eulerRef(x, v, sig[k], sig[k+1])
+	}
+	final := make([]float32, len(x))
+	unpackLatents(final, x, b, c, h, w)
+	sameBits(t, "final latents (unpacked)", res.Latents, final)
+}
