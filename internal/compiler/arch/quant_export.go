@@ -8,7 +8,7 @@ import (
 // QuantizedLinear is one Linear weight quantized the way compiled graphs store it.
 type QuantizedLinear struct {
 	Kind WeightKind
-	// Bits (8 or 4), BlockSize and AccuracyLevel are MatMulNBits' attributes (Q8, Q4).
+	// Bits (8 or 4), BlockSize and AccuracyLevel are MatMulNBits' attributes (Q8, Q4): Quant.Layout.
 	Bits, BlockSize, AccuracyLevel int
 	// Data is int8 [in, out] (Int8: DynamicQuantizeMatMul's B) or uint8 [out, blocks,
 	// blockSize·bits/8] (MatMulNBits' B).
@@ -37,9 +37,11 @@ func QuantizeLinear(q Quant, weight string, v []float32, out, in int) (Quantized
 		return QuantizedLinear{}, false, fmt.Errorf("tensor %q: %d values, want %d×%d", weight, len(v), out, in)
 	}
 	qw := Quantized(oneTensor{name: weight, t: Tensor{Shape: shapeOf(out, in), Data: v}}, q).(quantized)
-	if bs := qw.q.BlockSize; qw.q.Kind != Int8 && (bs < 16 || bs&(bs-1) != 0) || qw.q.AccuracyLevel > 4 {
-		return QuantizedLinear{}, false, fmt.Errorf("block size %d (want a power of two ≥ 16) or accuracy level %d (want 0…4)",
-			qw.q.BlockSize, qw.q.AccuracyLevel)
+	badBlock := func(bs int) bool { return bs < 16 || bs&(bs-1) != 0 }
+	if qw.q.Kind != Int8 && (badBlock(qw.q.BlockSize) || qw.q.WideBlockSize != 0 && badBlock(qw.q.WideBlockSize)) ||
+		qw.q.AccuracyLevel > 4 || qw.q.WideAccuracyLevel < 0 || qw.q.WideAccuracyLevel > 4 {
+		return QuantizedLinear{}, false, fmt.Errorf("block size %d/%d (want a power of two ≥ 16) or accuracy level %d/%d (want 0…4)",
+			qw.q.BlockSize, qw.q.WideBlockSize, qw.q.AccuracyLevel, qw.q.WideAccuracyLevel)
 	}
 	if !qw.selects(weight, in, out) {
 		return QuantizedLinear{}, false, nil
@@ -51,7 +53,7 @@ func QuantizeLinear(q Quant, weight string, v []float32, out, in int) (Quantized
 	}
 	ql := QuantizedLinear{Kind: q.Kind, Data: r.data, Scales: r.scales, Zeros: r.zeros}
 	if q.Kind != Int8 {
-		ql.Bits, ql.BlockSize, ql.AccuracyLevel = l.bits(), qw.q.BlockSize, qw.q.AccuracyLevel
+		ql.Bits, ql.BlockSize, ql.AccuracyLevel = q.Layout(weight, in)
 	}
 	return ql, true, nil
 }

@@ -51,15 +51,9 @@ func ParseKind(s string) (arch.WeightKind, error) {
 	return k, nil
 }
 
-// Quant is how the kind quantizes: what the compiler uses (q4 keeps the adaLN modulation layers at
-// 8 bits).
-func Quant(k arch.WeightKind) arch.Quant {
-	q := arch.Quant{Kind: k, BlockSize: arch.DefaultBlockSize(k), AccuracyLevel: arch.DefaultAccuracyLevel(k)}
-	if k == arch.Q4 {
-		q.Wide = arch.ModulationLayer
-	}
-	return q
-}
+// Quant is how the kind quantizes: the compiler's measured recipe (arch.DefaultQuant: block sizes,
+// accuracy levels, the q4 layers kept at 8 bits).
+func Quant(k arch.WeightKind) arch.Quant { return arch.DefaultQuant(k) }
 
 // Stats counts what a rewrite did to one graph.
 type Stats struct {
@@ -386,8 +380,8 @@ func quantizeMatMuls(ctx context.Context, g *onnx.Graph, q arch.Quant, st *Stats
 	}
 	memo := &quantMemo{ctx: ctx}
 	type quantInits struct {
-		names []string
-		bits  int
+		names                  []string
+		bits, blockSize, level int
 	}
 	done := map[string]quantInits{} // weight initializer → its quantized initializers
 	var added []onnx.Tensor
@@ -416,20 +410,17 @@ func quantizeMatMuls(ctx context.Context, g *onnx.Graph, q arch.Quant, st *Stats
 		inits, ok := done[key]
 		if !ok {
 			l := &layerWeight{w: *mm.w, transposed: mm.wT, name: layer, in: mm.in, out: mm.out, q: q}
-			bits := 8
-			if q.Kind == arch.Q4 && (q.Wide == nil || !q.Wide(layer)) {
-				bits = 4
-			}
+			bits, bs, level := q.Layout(layer, mm.in)
 			mk := func(suffix string, t onnx.DataType, part int, dims ...int64) onnx.Tensor {
 				return onnx.Tensor{Name: unique(layer + suffix), Type: t, Dims: dims, Source: quantPart{memo, l, part}}
 			}
-			inits.bits = bits
+			inits.bits, inits.blockSize, inits.level = bits, bs, level
 			var ts []onnx.Tensor
 			if q.Kind == arch.Int8 {
 				ts = []onnx.Tensor{mk(".int8", onnx.Int8, 0, int64(mm.in), int64(mm.out)), mk(".scale", onnx.Float, 1, int64(mm.out))}
 			} else {
-				kb := int64(mm.in / q.BlockSize)
-				ts = []onnx.Tensor{mk(".qweight", onnx.Uint8, 0, int64(mm.out), kb, int64(q.BlockSize*bits/8)),
+				kb := int64(mm.in / bs)
+				ts = []onnx.Tensor{mk(".qweight", onnx.Uint8, 0, int64(mm.out), kb, int64(bs*bits/8)),
 					mk(".scales", onnx.Float, 1, int64(mm.out), kb), mk(".zero_points", onnx.Uint8, 2, int64(mm.out), (kb*int64(bits)+7)/8)}
 			}
 			for _, t := range ts {
@@ -452,8 +443,8 @@ func quantizeMatMuls(ctx context.Context, g *onnx.Graph, q arch.Quant, st *Stats
 			*n = onnx.Node{Name: n.Name, OpType: "MatMulNBits", Domain: msDomain,
 				Inputs: optional(a, inits.names[0], inits.names[1], inits.names[2], "", mm.bias), Outputs: []string{out},
 				Attrs: []onnx.Attribute{onnx.AttrInt("K", int64(mm.in)), onnx.AttrInt("N", int64(mm.out)),
-					onnx.AttrInt("bits", int64(inits.bits)), onnx.AttrInt("block_size", int64(q.BlockSize)),
-					onnx.AttrInt("accuracy_level", int64(q.AccuracyLevel))}}
+					onnx.AttrInt("bits", int64(inits.bits)), onnx.AttrInt("block_size", int64(inits.blockSize)),
+					onnx.AttrInt("accuracy_level", int64(inits.level))}}
 		}
 		st.Quantized++
 	}
@@ -661,8 +652,8 @@ func storeAsFloat16(g *onnx.Graph) int {
 	n := 0
 	for i := range g.Initializers {
 		t := &g.Initializers[i]
-		if t.Type != onnx.Float || t.RawSize()/4 < halfMinElems || x.inputs[t.Name] {
-			continue
+		if _, quantized := t.Source.(quantPart); quantized || t.Type != onnx.Float || t.RawSize()/4 < halfMinElems || x.inputs[t.Name] {
+			continue // the quantized operators' scales stay float32, as the compiler stores them
 		}
 		name := t.Name + ".fp16"
 		for k := 1; names[name]; k++ {

@@ -210,3 +210,31 @@ func TestRewriteGemmAndSharedWeights(t *testing.T) {
 		}
 	}
 }
+
+// The quantized operators' scales stay float32 initializers fed to the operator directly, however
+// large; the float weight left unquantized becomes float16 + Cast.
+func TestQuantizedScalesStayFloat32(t *testing.T) {
+	b := onnx.NewBuilder("g", 17)
+	x := b.Input("x", onnx.Float, onnx.Fixed(2), onnx.Fixed(512))
+	r := testmodels.RandomWeights{Seed: 3}
+	v, _ := r.Float32("w", []int64{512, 2048})
+	y := b.Op("MatMul", []string{x, b.Initializer(onnx.Float32Tensor("blocks.0.fc.weight.T", []int64{512, 2048}, v))})
+	v, _ = r.Float32("p", []int64{2048, 8})
+	y = b.Op("MatMul", []string{y, b.Initializer(onnx.Float32Tensor("proj_out.weight.T", []int64{2048, 8}, v))})
+	b.Output(y, "y", onnx.Float, onnx.Fixed(2), onnx.Fixed(8))
+	m := b.Model()
+	st, err := Rewrite(context.Background(), m, Options{Kind: arch.Q8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Quantized != 1 || st.Float16Weights != 1 {
+		t.Errorf("stats %+v: want 1 quantized, 1 float16 (proj_out)", st)
+	}
+	types := map[string]onnx.DataType{}
+	for _, it := range m.Graph.Initializers {
+		types[it.Name] = it.Type
+	}
+	if types["blocks.0.fc.weight.scales"] != onnx.Float || types["proj_out.weight.T.fp16"] != onnx.Float16 {
+		t.Errorf("initializer types %v", types)
+	}
+}
