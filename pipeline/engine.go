@@ -36,7 +36,8 @@ var ErrEngineClosed = errors.New("pipeline: engine closed")
 // size, steps, sampler, schedule, guidance, negative prompt — everything but the prompts and the seed)
 // are drawn in one transformer run, each with its own prompt encoding and its own seed's noise, so each
 // image is bit for bit the image a lone run of its request draws (Request.Items). Other requests
-// (img2img, BatchSize > 1, Items, OnStep) run alone, in arrival order.
+// (img2img, BatchSize > 1, Items, OnStep) run alone, in arrival order. Every session stays loaded from
+// the first request until Close (Options.KeepModels): the sum of the model's components in memory.
 type Engine struct {
 	p    *Pipeline
 	m    *Model

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -70,7 +71,11 @@ func runServe(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(m, server.Options{Session: ort.SessionOptions{Provider: p, DeviceID: f.deviceID, IntraOpThreads: f.threads},
+	so := ort.SessionOptions{Provider: p, DeviceID: f.deviceID, IntraOpThreads: f.threads}
+	if dir, err := os.UserCacheDir(); err == nil {
+		so.CacheDir = filepath.Join(dir, "rflow", "ort-cache") // as txt2img: later starts skip graph optimization
+	}
+	srv, err := server.New(m, server.Options{Session: so,
 		APIKey: f.apiKey, MaxBodyBytes: f.maxBodyMB << 20, MaxQueue: f.maxQueue, MaxSide: f.maxSide, MaxSteps: f.maxSteps,
 		MaxImages: f.maxImages, Timeout: f.timeout, MaxBatch: f.maxBatch, BatchWindow: f.batchWindow})
 	if err != nil {
