@@ -153,6 +153,17 @@ func (s *Server) routes() {
 	handle("POST", "/sdapi/v1/options", s.a1111SetOptions)
 	handle("GET", "/sdapi/v1/progress", s.a1111Progress)
 	handle("POST", "/sdapi/v1/interrupt", s.a1111Interrupt)
+	// What front-ends list besides: rflow has none of these, so the lists are empty.
+	for _, name := range []string{"upscalers", "latent-upscale-modes", "sd-vae", "loras", "hypernetworks", "face-restorers", "prompt-styles"} {
+		handle("GET", "/sdapi/v1/"+name, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, []any{}) })
+	}
+	handle("GET", "/sdapi/v1/embeddings", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"loaded": map[string]any{}, "skipped": map[string]any{}})
+	})
+	handle("GET", "/sdapi/v1/cmd-flags", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, map[string]any{}) })
+	for _, name := range []string{"refresh-checkpoints", "refresh-loras", "refresh-vae"} {
+		handle("POST", "/sdapi/v1/"+name, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, nil) })
+	}
 	handle("POST", "/rflow/v1/jobs", s.createJob)
 	handle("GET", "/rflow/v1/jobs", s.listJobs)
 	handle("GET", "/rflow/v1/jobs/{id}", s.getJob)

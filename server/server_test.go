@@ -322,6 +322,12 @@ func TestA1111(t *testing.T) {
 			t.Errorf("GET /sdapi/v1/%s: %d %v", path, code, list)
 		}
 	}
+	for _, path := range []string{"upscalers", "sd-vae", "loras", "prompt-styles"} {
+		var list []any
+		if code := get(t, hs.URL+"/sdapi/v1/"+path, &list); code != 200 || list == nil {
+			t.Errorf("GET /sdapi/v1/%s: %d %v, want an empty list", path, code, list)
+		}
+	}
 	var obj map[string]any
 	if code := get(t, hs.URL+"/sdapi/v1/options", &obj); code != 200 || obj["sd_model_checkpoint"] != "demo-sd3" {
 		t.Errorf("options: %d %v", code, obj)
