@@ -102,18 +102,14 @@ func DefaultBlockSize(k WeightKind) int {
 	return 32
 }
 
-// DefaultAccuracyLevel is the MatMulNBits accuracy_level used for the kind, chosen by measurement on
-// the bench SD3 transformer at 512² (ORT 1.24.3, AVX2 CPU; BenchmarkWeightKindsTransformer, CPU time
-// over 3 interleaved rounds on a loaded 2-core machine, ±20–40 % noise): q8 at level 0 or 1 (the same
-// float32 kernel) 1.02–1.06× fp32 and 43.6 dB output SNR, at level 4 (int8 activations) 1.34× and
-// 39.0 dB in every round — so 0; q4 at 0, 1 and 4 1.04, 0.94 and 1.04× and 19.0/18.9 dB, no difference
-// beyond the noise — so 4, ORT's int8 kernel, which the earlier trials measured at 0.94 vs 0.97×.
-func DefaultAccuracyLevel(k WeightKind) int {
-	if k == Q4 {
-		return 4
-	}
-	return 0
-}
+// DefaultAccuracyLevel is the MatMulNBits accuracy_level of the kinds: 0 (unset: ONNX Runtime's
+// float32 kernel, the same as 1), chosen by measurement on the bench SD3 transformer at 512² (ORT
+// 1.24.3, AVX2 CPU without VNNI; BenchmarkWeightKindsTransformer, CPU time over interleaved rounds on
+// a loaded 2-core machine, ±5–15 % noise). q8: levels 0/1 1.02–1.06× fp32 and 43.6 dB output SNR,
+// level 4 (int8 activations) 1.34× and 39.0 dB in every round. q4 (DefaultQuant): levels 0, 1 and 4
+// 0.87, 0.86 and 0.92× fp32 with 22.9, 22.9 and 22.8 dB (an earlier run of the plain q4: 1.04, 0.94
+// and 1.04×) — level 4 is never faster here and loses accuracy.
+func DefaultAccuracyLevel(k WeightKind) int { return 0 }
 
 // Quantized makes the nets built on w store the weights of their Linear layers as q says (see
 // QuantizesLayer for which). It composes with StoredAs as StoredAs(Quantized(w, q), t): the other
@@ -201,9 +197,11 @@ func (q quantized) accuracyLevel(bits int) int {
 // AttentionLayer reports whether weight is an attention projection of the image tokens in an SD3/FLUX
 // block: to_q, to_k, to_v and to_out.0 of attn (and SD3.5's image-only attn2), not the text tokens'
 // add_*_proj and to_add_out. Per byte they are the q4 transformer's most sensitive layers: on the bench
-// SD3 transformer (512², one CFG step) keeping them at 8 bits adds 2.3 dB of output SNR for 6 % more
-// size (to_q/k/v +1.3 dB, to_out +1.0 dB), where the MLP's layers give 1.3–1.7 dB for 8 % each and
-// the text tokens' projections 0.4 dB for 12 %.
+// SD3 transformer (512², one CFG step, modulation already at 8 bits) storing them at 8 bits in blocks
+// of 32 adds 1.3 dB of output SNR for to_q/k/v (+3.5 % size) and 1.0 dB for to_out (+2 %), where the
+// MLP's layers give 1.3–1.7 dB for +8.5 % each and the text tokens' projections 0.4 dB for +12 %.
+// DefaultQuant (these and the modulation layers at 8 bits in blocks of 128): 22.8 dB against 20.6 dB
+// with the modulation layers alone, for 0.6 % more size.
 func AttentionLayer(weight string) bool {
 	if !blockLayer.MatchString(weight) {
 		return false

@@ -204,8 +204,9 @@ func BenchmarkWeightKindsTransformer(b *testing.B) {
 		{name: "q4-ada8-qkv8", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: wideAlso("to_q", "to_k", "to_v")}, f16: true},
 		{name: "q4-ada8-ffup8", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: wideAlso(".net.0.")}, f16: true},
 		{name: "q4-attn8", kind: arch.Q4, q: arch.DefaultQuant(arch.Q4), f16: true},
-		{name: "q4-attn8-al1", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 1, Wide: arch.Q4WideLayer}, f16: true},
-		{name: "q4-attn8-ada128", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: arch.Q4WideLayer, WideBlockSize: 128}, f16: true},
+		{name: "q4-attn8-al0", kind: arch.Q4, q: withLevel(arch.DefaultQuant(arch.Q4), 0), f16: true},
+		{name: "q4-attn8-al1", kind: arch.Q4, q: withLevel(arch.DefaultQuant(arch.Q4), 1), f16: true},
+		{name: "q4-attn8-b32", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: arch.Q4WideLayer}, f16: true},
 		{name: "q4-attn8-down8", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: wideAlso("to_q", "to_k", "to_v", "to_out", ".net.2.")}, f16: true},
 		{name: "q4-ada8w128", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: arch.ModulationLayer, WideBlockSize: 128}, f16: true},
 	}
@@ -250,6 +251,12 @@ func BenchmarkWeightKindsTransformer(b *testing.B) {
 		fmt.Fprintf(os.Stderr, "%-22s %8.0f %7.0f%% %7.2f %8.0f %7.0f%% %7.2f %7.1f %8.1f\n", v.name, median(t), 100*spread(t), median(t)/base,
 			median(c), 100*spread(c), median(c)/cbase, float64(steps[i].size)/1e6, snrDB(outs[i], outs[0]))
 	}
+}
+
+// withLevel is q at accuracy level al.
+func withLevel(q arch.Quant, al int) arch.Quant {
+	q.AccuracyLevel = al
+	return q
 }
 
 // onlyIn quantizes the default layers whose name contains one of parts.

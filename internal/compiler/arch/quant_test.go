@@ -464,7 +464,7 @@ func TestQuantRulesAndKinds(t *testing.T) {
 			t.Errorf("AttentionLayer(%s) = %v", name, !want)
 		}
 	}
-	// DefaultQuant: q4 keeps modulation and image attention at 8 bits (accuracy level 0), the rest 4 bits.
+	// DefaultQuant: q4 keeps modulation and image attention at 8 bits as q8 stores them, the rest 4 bits.
 	// The block halves until it divides the input width (192: 64).
 	for _, c := range []struct {
 		k    WeightKind
@@ -475,9 +475,9 @@ func TestQuantRulesAndKinds(t *testing.T) {
 		{Q4, "transformer_blocks.0.attn.to_q.weight", 1536, [3]int{8, 128, 0}},
 		{Q4, "transformer_blocks.0.attn.to_q.weight", 192, [3]int{8, 64, 0}},
 		{Q4, "transformer_blocks.0.norm1.linear.weight", 3072, [3]int{8, 128, 0}},
-		{Q4, "transformer_blocks.0.ff.net.0.proj.weight", 1536, [3]int{4, 32, 4}},
-		{Q4, "transformer_blocks.0.attn.add_k_proj.weight", 1536, [3]int{4, 32, 4}},
-		{Q4, "transformer_blocks.0.attn.add_k_proj.weight", 48, [3]int{4, 16, 4}},
+		{Q4, "transformer_blocks.0.ff.net.0.proj.weight", 1536, [3]int{4, 32, 0}},
+		{Q4, "transformer_blocks.0.attn.add_k_proj.weight", 1536, [3]int{4, 32, 0}},
+		{Q4, "transformer_blocks.0.attn.add_k_proj.weight", 48, [3]int{4, 16, 0}},
 		{Q8, "transformer_blocks.0.ff.net.2.weight", 6144, [3]int{8, 128, 0}},
 		{Int8, "transformer_blocks.0.attn.to_q.weight", 1536, [3]int{8, 0, 0}},
 	} {
