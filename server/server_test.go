@@ -635,3 +635,28 @@ func TestConcurrentRequestsBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownCancelsAfterGrace: a job still running when Shutdown's context ends is cancelled, and
+// Shutdown returns soon after.
+func TestShutdownCancelsAfterGrace(t *testing.T) {
+	s, hs := testServer(t, Options{})
+	var created struct{ ID, URL string }
+	if code, _ := post(t, hs.Client(), hs.URL+"/rflow/v1/jobs", "", map[string]any{"prompt": "x", "width": 256, "height": 256,
+		"steps": 150}, &created); code != 202 {
+		t.Fatalf("job: %d", code)
+	}
+	waitJob(t, hs.URL, created.URL, func(s jobSnapshot) bool { return s.Step >= 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Shutdown took %v after its grace of 20 ms", d)
+	}
+	sn := s.jobs.get(created.ID).snapshot()
+	if sn.Status != stateCancelled || sn.Step >= 150 {
+		t.Errorf("job after shutdown: %+v, want cancelled mid-run", sn)
+	}
+}
