@@ -32,6 +32,9 @@ func (w recipeWeights) Shape(name string) ([]int64, bool) {
 	return r.Shape, ok
 }
 
+// FreshFloat32 tells a wrapper (a LoRA merge) that Float32 returns a new slice it may change in place.
+func (w recipeWeights) FreshFloat32() bool { return true }
+
 // Float32 implements arch.Weights.
 func (w recipeWeights) Float32(name string, shape []int64) ([]float32, error) {
 	r, ok := w.recipes[name]

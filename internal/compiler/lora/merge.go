@@ -253,7 +253,10 @@ func (p patched) Float32(name string, shape []int64) ([]float32, error) {
 	if err != nil || len(ps) == 0 {
 		return v, err
 	}
-	out := slices.Clone(v) // the base may hand out its own storage
+	out := v
+	if f, ok := p.base.(interface{ FreshFloat32() bool }); !ok || !f.FreshFloat32() {
+		out = slices.Clone(v) // the base may hand out its own storage
+	}
 	for _, pt := range ps {
 		if err := pt.addTo(out); err != nil {
 			return nil, fmt.Errorf("LoRA %s: key %s: %w", pt.file.Path, pt.m.key, err)
