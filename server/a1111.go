@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
+	"github.com/rflowrt/rflow/pipeline"
 	"github.com/rflowrt/rflow/scheduler"
 )
 
@@ -111,7 +114,6 @@ func (s *Server) a1111Img2img(w http.ResponseWriter, r *http.Request) { s.a1111R
 // a1111Run answers {images, parameters, info}, info being A1111's JSON string.
 func (s *Server) a1111Run(w http.ResponseWriter, r *http.Request, img2img bool) {
 	var req a1111Request
-	var raw map[string]any
 	if err := decodeStrict(r, &req, a1111Fields); err != nil {
 		s.writeRequestError(w, err)
 		return
@@ -145,7 +147,7 @@ func (s *Server) a1111Run(w http.ResponseWriter, r *http.Request, img2img bool) 
 	for i, b := range j.encoded {
 		images[i] = base64.StdEncoding.EncodeToString(b)
 	}
-	raw = publicParams(&p)
+	raw := publicParams(&p)
 	if img2img {
 		raw["init_images"] = []string{} // not echoed back: it is the client's own data
 	}
@@ -187,16 +189,16 @@ func repeat[T any](v T, n int) []T {
 }
 
 // infotext is A1111's one-paragraph summary of an image's settings.
-func infotext(p *params, st resolvedLike, model string) string {
+func infotext(p *params, st pipeline.Resolved, model string) string {
 	var b strings.Builder
 	b.WriteString(p.Prompt)
 	if p.Negative != "" {
 		b.WriteString("\nNegative prompt: " + p.Negative)
 	}
 	b.WriteString("\n")
-	b.WriteString(joinKV([][2]string{{"Steps", itoaU(st.Steps)}, {"Sampler", st.Sampler}, {"Schedule type", orDefault(st.Scheduler)},
-		{"CFG scale", ftoa(st.CFGScale)}, {"Seed", utoa(st.Seed)}, {"Size", itoaU(st.Width) + "x" + itoaU(st.Height)},
-		{"Model", model}, {"Shift", ftoa(st.Shift)}}))
+	b.WriteString(joinKV([][2]string{{"Steps", strconv.Itoa(st.Steps)}, {"Sampler", st.Sampler}, {"Schedule type", orDefault(st.Scheduler)},
+		{"CFG scale", strconv.FormatFloat(st.CFGScale, 'g', -1, 64)}, {"Seed", strconv.FormatUint(st.Seed, 10)}, {"Size", strconv.Itoa(st.Width) + "x" + strconv.Itoa(st.Height)},
+		{"Model", model}, {"Shift", strconv.FormatFloat(st.Shift, 'g', -1, 64)}}))
 	return b.String()
 }
 
@@ -216,7 +218,7 @@ func publicParams(p *params) map[string]any {
 
 // resolvedParams are publicParams with the names and values the run resolved (sampler, scheduler,
 // guidance, shift) in place of the defaults asked for.
-func resolvedParams(p *params, st resolvedLike) map[string]any {
+func resolvedParams(p *params, st pipeline.Resolved) map[string]any {
 	out := publicParams(p)
 	out["sampler_name"], out["scheduler"], out["cfg_scale"], out["shift"] = st.Sampler, orDefault(st.Scheduler), st.CFGScale, st.Shift
 	out["width"], out["height"], out["steps"] = st.Width, st.Height, st.Steps
@@ -282,7 +284,7 @@ func (s *Server) a1111Progress(w http.ResponseWriter, r *http.Request) {
 		}
 		elapsed := 0.0
 		if !cur.started.IsZero() {
-			elapsed = timeSince(cur.started)
+			elapsed = time.Since(cur.started).Seconds()
 		}
 		cur.mu.Unlock()
 		out["progress"] = sn.Progress

@@ -22,20 +22,19 @@ import (
 
 // params are one request's generation settings, whichever API they came from.
 type params struct {
-	Prompt, Negative  string
-	Width, Height     int
-	Steps             int
-	CFGScale          float64
-	Guidance          float64
-	Sampler           string
-	Scheduler         string
-	Seed              int64 // < 0: random
-	N                 int
-	Init              image.Image
-	Strength          float64
-	Notes             []string // what the server ignored or changed, for the response's info
-	OutputFormat      string   // png or jpeg
-	seedWasRandomized bool
+	Prompt, Negative string
+	Width, Height    int
+	Steps            int
+	CFGScale         float64
+	Guidance         float64
+	Sampler          string
+	Scheduler        string
+	Seed             int64 // < 0: random
+	N                int
+	Init             image.Image
+	Strength         float64
+	Notes            []string // what the server ignored or changed, for the response's info
+	OutputFormat     string   // png or jpeg
 }
 
 // requestError is a client mistake: 400 with its message.
@@ -80,7 +79,6 @@ func (s *Server) check(p *params) error {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		p.Seed = int64(binary.LittleEndian.Uint64(b[:]) >> 33) // A1111 seeds are 32-bit; keep them printable
-		p.seedWasRandomized = true
 	}
 	set, err := s.engine.Check(s.request(p, 0))
 	if err != nil {

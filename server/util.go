@@ -1,20 +1,8 @@
 package server
 
-import (
-	"strconv"
-	"strings"
-	"time"
+import "strings"
 
-	"github.com/rflowrt/rflow/pipeline"
-)
-
-type resolvedLike = pipeline.Resolved
-
-func itoaU(i int) string            { return strconv.Itoa(i) }
-func utoa(u uint64) string          { return strconv.FormatUint(u, 10) }
-func ftoa(f float64) string         { return strconv.FormatFloat(f, 'g', -1, 64) }
-func timeSince(t time.Time) float64 { return time.Since(t).Seconds() }
-
+// orDefault names the model's own schedule as A1111 does.
 func orDefault(s string) string {
 	if s == "" {
 		return "Automatic"
