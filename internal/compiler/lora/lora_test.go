@@ -281,6 +281,16 @@ func TestClosedForm(t *testing.T) {
 	check("single_transformer_blocks.0.attn.to_v.weight", width, 2*width, s, false)
 	check("single_transformer_blocks.0.proj_mlp.weight", mlp, 3*width, s, false)
 	check("norm_out.linear.weight", 2*width, 0, 0.5, true) // no alpha: α = r
+	// Made in bands of three rows, the updates are the same bits.
+	whole, _ := w.Float32("single_transformer_blocks.0.proj_mlp.weight", []int64{mlp, width})
+	for _, ps := range m.byParam[checkpoint.RoleTransformer] {
+		for _, p := range ps {
+			p.band = 3 * p.cols
+		}
+	}
+	if banded, _ := w.Float32("single_transformer_blocks.0.proj_mlp.weight", []int64{mlp, width}); !slices.Equal(banded, whole) {
+		t.Error("a merge in bands of rows differs")
+	}
 	// Unpatched parameters are the base's own.
 	if v, _ := w.Float32("proj_out.weight", []int64{64, width}); v[0] != 1 {
 		t.Errorf("an unpatched parameter changed: %v", v[0])

@@ -36,6 +36,7 @@ type patch struct {
 	rows  []rowMap
 	cols  int64
 	shape []int64 // the update's [rows, cols], for messages
+	band  int64   // values of the update made at a time
 }
 
 // Merged is a set of LoRAs mapped onto a model: Wrap gives each component's weights with the updates
@@ -222,7 +223,7 @@ func (f *File) plan(m *module, t *target, shapes map[string][]int64, weight floa
 		if prod(s[1:]) != cols {
 			total = math.MinInt64 / 2 // reported below, with every part's shape
 		}
-		p := &patch{file: f, m: m, c: c, cols: cols, shape: []int64{rows, cols}}
+		p := &patch{file: f, m: m, c: c, cols: cols, shape: []int64{rows, cols}, band: 4 << 20}
 		if t.swap {
 			h := pr / 2
 			p.rows = []rowMap{{dst: 0, src: total + h, n: h}, {dst: h, src: total, n: h}}
@@ -267,18 +268,23 @@ func (p patched) Float32(name string, shape []int64) ([]float32, error) {
 
 // addTo adds c · update rows to w (row-major, cols wide). The product c·u is rounded to float32 before
 // the sum, as torch's W + c·(up @ down) does (the explicit conversions forbid a fused multiply-add).
+// The update is made in bands of about 16 MB of rows, so a merge holds little beside the tensor itself.
 func (pt *patch) addTo(w []float32) error {
+	band := max(1, pt.band/pt.cols)
 	for _, rm := range pt.rows {
-		u, err := pt.update(rm.src, rm.src+rm.n)
-		if err != nil {
-			return err
-		}
-		dst := w[rm.dst*pt.cols : (rm.dst+rm.n)*pt.cols]
-		if len(u) != len(dst) {
-			return fmt.Errorf("update rows hold %d values, want %d", len(u), len(dst))
-		}
-		for i, x := range u {
-			dst[i] = float32(dst[i] + float32(pt.c*x))
+		for b0 := int64(0); b0 < rm.n; b0 += band {
+			b1 := min(b0+band, rm.n)
+			u, err := pt.update(rm.src+b0, rm.src+b1)
+			if err != nil {
+				return err
+			}
+			dst := w[(rm.dst+b0)*pt.cols : (rm.dst+b1)*pt.cols]
+			if len(u) != len(dst) {
+				return fmt.Errorf("update rows hold %d values, want %d", len(u), len(dst))
+			}
+			for i, x := range u {
+				dst[i] = float32(dst[i] + float32(pt.c*x))
+			}
 		}
 	}
 	return nil
