@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rflowrt/rflow/assets"
+	"github.com/rflowrt/rflow/compare"
 	"github.com/rflowrt/rflow/internal/imagefile"
 	"github.com/rflowrt/rflow/scheduler"
 )
@@ -113,14 +114,14 @@ func runCompare(ctx context.Context, args []string, out, errOut io.Writer) error
 		}
 		return err
 	}
-	var res *compareResult
+	var res *compare.Result
 	if f.analytic != "" {
 		res, err = f.runAnalytic(ctx, spec, log)
 	} else {
 		res, err = f.runModel(ctx, spec, log)
 	}
 	if err == nil {
-		err = res.write(f.out, f.cell)
+		err = res.Write(f.out, f.cell)
 	}
 	if err != nil {
 		if created {
@@ -128,7 +129,7 @@ func runCompare(ctx context.Context, args []string, out, errOut io.Writer) error
 		}
 		return err
 	}
-	log.linef("rflow: wrote %s (grid.png, metrics.csv, report.md, %s)", f.out, strings.Join(res.plotNames(), ", "))
+	log.linef("rflow: wrote %s (grid.png, metrics.csv, report.md, %s)", f.out, strings.Join(res.PlotNames(), ", "))
 	return nil
 }
 

@@ -85,7 +85,7 @@ func newAnalyticSeed(g *scheduler.GaussianMixture, seed uint64, n int) (analytic
 }
 
 // runAnalytic runs the grid on the analytic mixture for every path, schedule block and seed.
-func (f *compareFlags) runAnalytic(ctx context.Context, spec compareSpec, log *reporter) (*compareResult, error) {
+func (f *compareFlags) runAnalytic(ctx context.Context, spec compareSpec, log *reporter) (*compare.Result, error) {
 	dim, err := parseAnalytic(f.analytic)
 	if err != nil {
 		return nil, err
@@ -94,8 +94,8 @@ func (f *compareFlags) runAnalytic(ctx context.Context, spec compareSpec, log *r
 	if err != nil {
 		return nil, err
 	}
-	res := &compareResult{analytic: true, title: "rflow compare: analytic Gaussian mixture", command: commandLine(spec.args)}
-	res.settings = f.analyticSettings(spec, dim)
+	res := &compare.Result{Analytic: true, Title: "rflow compare: analytic Gaussian mixture", Command: commandLine(spec.args)}
+	res.Settings = f.analyticSettings(spec, dim)
 	var exact []exactStats
 	for _, seed := range spec.seeds {
 		sd, err := newAnalyticSeed(g, seed, f.samples)
@@ -122,7 +122,7 @@ func (f *compareFlags) runAnalytic(ctx context.Context, spec compareSpec, log *r
 			}
 		}
 	}
-	res.sections = analyticSections(exact, res.rows, f.path == "both")
+	res.Sections = analyticSections(exact, res.Rows, f.path == "both")
 	return res, nil
 }
 
@@ -192,7 +192,7 @@ func analyticSigmas(sched string, shift float64, steps int) (scheduler.Schedule,
 }
 
 // block runs every sampler × steps cell of one schedule block and adds its rows and grid.
-func (a *analyticRun) block(ctx context.Context, res *compareResult, sched string, shift float64, cache scheduler.StepCacheConfig) error {
+func (a *analyticRun) block(ctx context.Context, res *compare.Result, sched string, shift float64, cache scheduler.StepCacheConfig) error {
 	dim := a.flow.Target.Dim()
 	title := fmt.Sprintf("%s path, schedule %s, shift %s, seed %d", a.flow.Path.Name(), defaultLabel(sched), shiftLabel(shift), a.sd.seed)
 	if cache.Kind != scheduler.StepCacheOff {
@@ -211,17 +211,17 @@ func (a *analyticRun) block(ctx context.Context, res *compareResult, sched strin
 			if err != nil {
 				return err
 			}
-			res.rows = append(res.rows, row)
+			res.Rows = append(res.Rows, row)
 			key := fmt.Sprintf("%s|%s|%g|%s|%d", a.flow.Path.Name(), sched, shift, s.Name, n)
 			if cache.Kind == scheduler.StepCacheOff {
 				a.uncached[key] = analyticCell{x: x, calls: row.Calls()}
 			} else if base, ok := a.uncached[key]; ok {
-				st := cacheStat{cache: cache.String(), cell: fmt.Sprintf("%s %d steps, %s path, seed %d", s.Name, n, a.flow.Path.Name(), a.sd.seed),
-					calls: row.Calls(), uncachedCalls: base.calls, psnr: math.NaN()}
-				if st.rmseAdded, _, err = compare.ErrorStats(x, base.x); err != nil {
+				st := compare.CacheStat{Cache: cache.String(), Cell: fmt.Sprintf("%s %d steps, %s path, seed %d", s.Name, n, a.flow.Path.Name(), a.sd.seed),
+					Calls: row.Calls(), UncachedCalls: base.calls, PSNR: math.NaN()}
+				if st.RMSEAdded, _, err = compare.ErrorStats(x, base.x); err != nil {
 					return err
 				}
-				res.caches = append(res.caches, st)
+				res.Caches = append(res.Caches, st)
 			}
 			cells = append(cells, compare.Scatter(widen64(x), a.sd.target, dim, a.sd.bounds, a.f.cell, samplerColor(si)))
 		}
@@ -234,7 +234,7 @@ func (a *analyticRun) block(ctx context.Context, res *compareResult, sched strin
 		}
 		grid.Cells = append(grid.Cells, cells)
 	}
-	res.blocks = append(res.blocks, grid)
+	res.Blocks = append(res.Blocks, grid)
 	return nil
 }
 

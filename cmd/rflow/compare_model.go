@@ -43,7 +43,7 @@ type modelRun struct {
 }
 
 // runModel runs the grid through the pipeline for every prompt and seed.
-func (f *compareFlags) runModel(ctx context.Context, spec compareSpec, log *reporter) (*compareResult, error) {
+func (f *compareFlags) runModel(ctx context.Context, spec compareSpec, log *reporter) (*compare.Result, error) {
 	refName, refSteps, err := parseReference(f.reference)
 	if err != nil {
 		return nil, err
@@ -66,8 +66,8 @@ func (f *compareFlags) runModel(ctx context.Context, spec compareSpec, log *repo
 	p := pipeline.New(m, pipeline.Options{Session: so, KeepModels: true})
 	defer p.Close()
 	mr := &modelRun{f: f, spec: spec, p: p, log: log, base: pipeline.Request{Width: f.width, Height: f.height, CFGScale: f.cfg, Guidance: f.guidance}}
-	res := &compareResult{title: "rflow compare: " + m.Name, command: commandLine(spec.args)}
-	res.settings = [][2]string{{"model", m.Name + " (" + string(m.Family) + ")"}, {"prompts", strings.Join(f.prompts, " / ")},
+	res := &compare.Result{Title: "rflow compare: " + m.Name, Command: commandLine(spec.args)}
+	res.Settings = [][2]string{{"model", m.Name + " (" + string(m.Family) + ")"}, {"prompts", strings.Join(f.prompts, " / ")},
 		{"samplers", f.samplers}, {"steps", f.steps}, {"schedules", defaultLabel(f.schedulers)}, {"shifts", defaultLabel(f.shifts)},
 		{"seeds", f.seeds}, {"reference", f.reference + " on the model's own schedule, same prompt, seed and noise"},
 		{"seconds", "the sampling loop's wall time (transformer calls included; text encoding and VAE decode not)"},
@@ -121,7 +121,7 @@ func (mr *modelRun) generate(ctx context.Context, r pipeline.Request) (cellOut, 
 
 // promptSeed runs, for one prompt and seed, every guidance variant (rule × CFG scale): its reference,
 // then every step cache × schedule × shift block of samplers × steps.
-func (mr *modelRun) promptSeed(ctx context.Context, res *compareResult, prompt string, seed uint64, refName string, refSteps int) error {
+func (mr *modelRun) promptSeed(ctx context.Context, res *compare.Result, prompt string, seed uint64, refName string, refSteps int) error {
 	for _, rule := range mr.spec.rules {
 		for _, cfg := range mr.spec.cfgScales {
 			req := mr.base
@@ -141,7 +141,7 @@ func (mr *modelRun) promptSeed(ctx context.Context, res *compareResult, prompt s
 }
 
 // variant runs one guidance variant's reference and blocks.
-func (mr *modelRun) variant(ctx context.Context, res *compareResult, req pipeline.Request, rule scheduler.GuidanceRule, refName string, refSteps int) error {
+func (mr *modelRun) variant(ctx context.Context, res *compare.Result, req pipeline.Request, rule scheduler.GuidanceRule, refName string, refSteps int) error {
 	label := variantLabel(rule, req.CFGScale)
 	mr.log.linef("rflow: reference %s:%d for %q, seed %d%s", refName, refSteps, req.Prompt, req.Seed, label)
 	ref := req
@@ -182,7 +182,7 @@ func (mr *modelRun) variant(ctx context.Context, res *compareResult, req pipelin
 						if err != nil {
 							return err
 						}
-						res.rows = append(res.rows, row)
+						res.Rows = append(res.Rows, row)
 						cells = append(cells, out.res.Images[0])
 						key := fmt.Sprintf("%s|%g|%s|%d", sched, shift, s.Name, n)
 						if cache.Kind == scheduler.StepCacheOff {
@@ -192,7 +192,7 @@ func (mr *modelRun) variant(ctx context.Context, res *compareResult, req pipelin
 							if err != nil {
 								return err
 							}
-							res.caches = append(res.caches, st)
+							res.Caches = append(res.Caches, st)
 						}
 					}
 					if si == 0 || len(grid.Cells) == 0 {
@@ -201,7 +201,7 @@ func (mr *modelRun) variant(ctx context.Context, res *compareResult, req pipelin
 					grid.Cells = append(grid.Cells, cells)
 				}
 				if len(grid.RowLabels) > 0 {
-					res.blocks = append(res.blocks, grid)
+					res.Blocks = append(res.Blocks, grid)
 				}
 			}
 		}
@@ -259,13 +259,13 @@ func (mr *modelRun) cell(ctx context.Context, r pipeline.Request, ref cellOut) (
 }
 
 // cacheStatOf compares a cached cell with the same cell uncached.
-func cacheStatOf(cache, cell string, c, base cellOut) (cacheStat, error) {
-	st := cacheStat{cache: cache, cell: cell, calls: c.res.Timings.ModelCalls, uncachedCalls: base.res.Timings.ModelCalls}
+func cacheStatOf(cache, cell string, c, base cellOut) (compare.CacheStat, error) {
+	st := compare.CacheStat{Cache: cache, Cell: cell, Calls: c.res.Timings.ModelCalls, UncachedCalls: base.res.Timings.ModelCalls}
 	var err error
-	if st.rmseAdded, _, err = compare.ErrorStats(c.res.Latents, base.res.Latents); err != nil {
+	if st.RMSEAdded, _, err = compare.ErrorStats(c.res.Latents, base.res.Latents); err != nil {
 		return st, err
 	}
-	if st.psnr, err = compare.PSNR(c.res.Images[0], base.res.Images[0]); err != nil {
+	if st.PSNR, err = compare.PSNR(c.res.Images[0], base.res.Images[0]); err != nil {
 		return st, err
 	}
 	return st, nil

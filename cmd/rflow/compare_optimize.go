@@ -99,7 +99,7 @@ func (f *compareFlags) runOptimize(ctx context.Context, spec compareSpec, s comp
 	if err := doc.WriteMarkdown(&md); err != nil {
 		return err
 	}
-	if err := writeAll(f.out, []outputFile{{"report.md", []byte(md.String())}, {presetName, append(preset, '\n')}}); err != nil {
+	if err := compare.WriteAll(f.out, []compare.File{{Name: "report.md", Data: []byte(md.String())}, {Name: presetName, Data: append(preset, '\n')}}); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, res.SigmasFlag())

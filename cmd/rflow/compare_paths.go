@@ -88,7 +88,7 @@ func pathComparison(rows []compare.Row) string {
 	b.WriteString("Same target, same start points, same σ grid; the cosine path's σ list is read as path time t.\n\n")
 	b.WriteString("| sampler | steps | RMSE linear | RMSE cosine | cosine / linear | straightness linear | straightness cosine |\n|---|---|---|---|---|---|---|\n")
 	for _, k := range keys {
-		el, ec := geoMean(errs[k]["linear"]), geoMean(errs[k]["cosine"])
+		el, ec := compare.GeoMean(errs[k]["linear"]), compare.GeoMean(errs[k]["cosine"])
 		fmt.Fprintf(&b, "| %s | %d | %.3g | %.3g | %.2f | %.4f | %.4f |\n", k.sampler, k.steps, el, ec, ec/el,
 			mean(straight[k]["linear"]), mean(straight[k]["cosine"]))
 	}
