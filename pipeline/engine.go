@@ -236,9 +236,17 @@ func (e *Engine) groups(jobs []*engineJob) [][]*engineJob {
 // perItem are the Request fields each request of a batched run keeps as its own.
 var perItem = map[string]bool{"Prompt": true, "Prompt2": true, "Prompt3": true, "Seed": true, "PreviewEvery": true, "OnPreview": true}
 
-// batchKey is what requests must share to be drawn in one run: every field but the per-item ones. ok
-// is false for a request that runs alone: Items, BatchSize > 1, or any image, callback or other
-// reference set (img2img, masks, OnStep, fields added later), which a batch cannot share safely.
+// sharedSafe are the fields a batched run may share when equal: each is applied row by row, so an item
+// of a run draws what a lone run draws (TestItemsMatchSingleRuns*, TestEngineBatchesMatchLoneRuns).
+var sharedSafe = map[string]bool{"NegativePrompt": true, "NegativePrompt2": true, "NegativePrompt3": true, "Width": true,
+	"Height": true, "Steps": true, "CFGScale": true, "Guidance": true, "TrueCFGScale": true, "Sampler": true, "Scheduler": true,
+	"FlowShift": true, "Sigmas": true, "SigmasRaw": true, "RNG": true, "BatchMode": true, "MaxSequenceLength": true,
+	"ClipSkip": true}
+
+// batchKey is what requests must share to be drawn in one run. ok is false for a request that runs
+// alone: Items, BatchSize > 1, or any field outside sharedSafe and perItem set (img2img, masks,
+// callbacks, guidance rules or step caches that look at the whole batch, fields added later), whose
+// effect on a batch is not known to be row by row.
 func batchKey(r Request) (string, bool) {
 	if len(r.Items) > 0 || r.BatchSize > 1 {
 		return "", false
@@ -247,17 +255,13 @@ func batchKey(r Request) (string, bool) {
 	v := reflect.ValueOf(r)
 	for i := range v.NumField() {
 		f, name := v.Field(i), v.Type().Field(i).Name
-		if perItem[name] {
-			continue
+		switch {
+		case perItem[name] || name == "BatchSize":
+		case sharedSafe[name]:
+			fmt.Fprintf(&b, "%s=%#v|", name, f.Interface())
+		case !f.IsZero():
+			return "", false
 		}
-		switch f.Kind() {
-		case reflect.Func, reflect.Interface, reflect.Pointer, reflect.Map, reflect.Chan:
-			if !f.IsNil() {
-				return "", false
-			}
-			continue
-		}
-		fmt.Fprintf(&b, "%s=%#v|", name, f.Interface())
 	}
 	return b.String(), true
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rflowrt/rflow/internal/ort/orttest"
+	"github.com/rflowrt/rflow/scheduler"
 )
 
 func newTestEngine(t testing.TB, m *Model, o EngineOptions) *Engine {
@@ -150,5 +151,39 @@ func TestEngineCancel(t *testing.T) {
 	}
 	if _, err := e.Generate(context.Background(), Request{Prompt: "x"}, nil); !errors.Is(err, ErrEngineClosed) {
 		t.Errorf("after Close: %v, want ErrEngineClosed", err)
+	}
+}
+
+// TestBatchKey: only requests that differ in prompt and seed share a key; anything whose effect on a
+// batch is not row by row runs alone.
+func TestBatchKey(t *testing.T) {
+	base := Request{Prompt: "a", Seed: 1, Width: 64, Height: 64, Steps: 3, PreviewEvery: 1}
+	k, ok := batchKey(base)
+	if !ok {
+		t.Fatal("a plain request must batch")
+	}
+	other := base
+	other.Prompt, other.Prompt2, other.Seed, other.PreviewEvery = "b", "c", 9, 0
+	if k2, ok := batchKey(other); !ok || k2 != k {
+		t.Errorf("prompt and seed changed the key: %q vs %q", k2, k)
+	}
+	other = base
+	other.Width = 128
+	if k2, _ := batchKey(other); k2 == k {
+		t.Error("another width shares the key")
+	}
+	for name, r := range map[string]Request{
+		"init image":    {InitImage: image.NewNRGBA(image.Rect(0, 0, 16, 16))},
+		"batch size":    {BatchSize: 2},
+		"items":         {Items: []BatchItem{{Prompt: "x"}}},
+		"guidance rule": {GuidanceRule: "apg"},
+		"step cache":    {StepCache: "easycache"},
+		"on step":       {OnStep: func(scheduler.Step) {}},
+		"vae tiling":    {VAETiling: true},
+		"slg":           {SLGLayers: []int{7}},
+	} {
+		if _, ok := batchKey(r); ok {
+			t.Errorf("%s: batched, want alone", name)
+		}
 	}
 }
