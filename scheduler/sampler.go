@@ -1,7 +1,8 @@
 // Package scheduler holds rflow's flow-matching numerics: σ schedules (pure functions returning every
-// σ with the terminal 0), samplers (functions of a velocity model, x and the σ list), probability paths
-// with velocity/x0/ε conversions, and analytic flows with exact velocities. Standard library only: no
-// ONNX Runtime, no I/O.
+// σ with the terminal 0), samplers (functions of a velocity model, x and the σ list), guidance rules
+// (pure combinations of conditional and unconditional predictions), step caches (a Model in front of a
+// Model), the schedule search of Optimal Stepsize Distillation, probability paths with velocity/x0/ε
+// conversions, and analytic flows with exact velocities. Standard library only: no ONNX Runtime, no I/O.
 package scheduler
 
 import "context"
