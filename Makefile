@@ -15,7 +15,9 @@ build: setup
 demo: build
 	./bin/rflow txt2img -p "a green star on a black background" -o demo.png --overwrite
 
+# test also installs Debian's chromium for server's web-page test when it may (scripts/install-test-deps.sh).
 test: setup
+	./scripts/install-test-deps.sh
 	$(GO) vet ./...
 	$(GO) test ./...
 
