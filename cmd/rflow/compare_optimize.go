@@ -113,7 +113,7 @@ func (f *compareFlags) optimizeAnalytic(ctx context.Context, spec compareSpec, s
 	if err != nil {
 		return compare.ScheduleSearchResult{}, err
 	}
-	g, err := analyticMixture(dim)
+	g, err := compare.AnalyticMixture(dim)
 	if err != nil {
 		return compare.ScheduleSearchResult{}, err
 	}
@@ -122,24 +122,22 @@ func (f *compareFlags) optimizeAnalytic(ctx context.Context, spec compareSpec, s
 		return compare.ScheduleSearchResult{}, errors.New("--optimize-schedule searches on one path: --path linear or cosine")
 	}
 	flow := &scheduler.AnalyticFlow{Target: g, Path: paths[0]}
-	train, err := newAnalyticSeed(g, spec.seeds[0], f.samples)
+	train, err := compare.AnalyticStart(g, spec.seeds[0], f.samples)
 	if err != nil {
 		return compare.ScheduleSearchResult{}, err
 	}
 	starts := map[uint64][]float32{}
 	for _, h := range held {
-		sd, err := newAnalyticSeed(g, h, f.samples)
-		if err != nil {
+		if starts[h], err = compare.AnalyticStart(g, h, f.samples); err != nil {
 			return compare.ScheduleSearchResult{}, err
 		}
-		starts[h] = sd.start
 	}
-	def, err := analyticSigmas(spec.schedulers[0], spec.shifts[0], s.Steps)
+	def, err := compare.AnalyticSigmas(spec.schedulers[0], spec.shifts[0], s.Steps)
 	if err != nil {
 		return compare.ScheduleSearchResult{}, err
 	}
 	log.linef("rflow: searching a %d-step %s schedule on the analytic flow (%d training points)", s.Steps, s.Sampler.Name, f.samples)
-	return compare.OptimizeAnalytic(ctx, flow, s, train.start, starts, held, def.Sigmas)
+	return compare.OptimizeAnalytic(ctx, flow, s, train, starts, held, def.Sigmas)
 }
 
 func (f *compareFlags) optimizeModel(ctx context.Context, spec compareSpec, s compare.ScheduleSearch, held []uint64, log *reporter) (string, compare.ScheduleSearchResult, error) {

@@ -1,11 +1,10 @@
-package main
+package compare
 
 import (
 	"context"
 	"fmt"
 	"strings"
 
-	"github.com/rflowrt/rflow/compare"
 	"github.com/rflowrt/rflow/scheduler"
 )
 
@@ -26,7 +25,7 @@ const exactStraightSteps = 256
 func (a *analyticRun) exactStats(ctx context.Context) (exactStats, error) {
 	es := exactStats{path: a.flow.Path.Name(), seed: a.sd.seed}
 	x := append([]float32(nil), a.sd.start...)
-	meter := compare.NewStraightness(a.flow.Path)
+	meter := NewStraightness(a.flow.Path)
 	sig := make([]float64, exactStraightSteps+1)
 	for i := range sig {
 		sig[i] = 1 - float64(i)/exactStraightSteps
@@ -43,7 +42,7 @@ func (a *analyticRun) exactStats(ctx context.Context) (exactStats, error) {
 	if err != nil {
 		return es, err
 	}
-	if es.w2Floor, err = compare.SlicedWasserstein(t, a.sd.target, a.flow.Target.Dim(), a.f.projections, 1); err != nil {
+	if es.w2Floor, err = SlicedWasserstein(t, a.sd.target, a.flow.Target.Dim(), a.spec.Projections, 1); err != nil {
 		return es, err
 	}
 	return es, nil
@@ -51,23 +50,23 @@ func (a *analyticRun) exactStats(ctx context.Context) (exactStats, error) {
 
 // analyticSections writes the flow's own properties and, for --path both, the rectified-flow vs
 // flow-matching comparison.
-func analyticSections(exact []exactStats, rows []compare.Row, both bool) []compare.Section {
+func analyticSections(exact []exactStats, rows []Row, both bool) []Section {
 	var b strings.Builder
 	b.WriteString("Properties of the exact flow, independent of the samplers: its straightness (rk4, 256 uniform steps) and the sliced W₂ of the exact transport to the target draws — the sampling-noise floor of the W₂ column.\n\n")
 	b.WriteString("| path | seed | straightness of the exact flow | W₂ floor |\n|---|---|---|---|\n")
 	for _, e := range exact {
 		fmt.Fprintf(&b, "| %s | %d | %.4f | %.4f |\n", e.path, e.seed, e.straightness, e.w2Floor)
 	}
-	secs := []compare.Section{{Heading: "The exact flow", Body: b.String()}}
+	secs := []Section{{Heading: "The exact flow", Body: b.String()}}
 	if both {
-		secs = append(secs, compare.Section{Heading: "Rectified flow (linear path) vs flow matching (cosine path)", Body: pathComparison(rows)})
+		secs = append(secs, Section{Heading: "Rectified flow (linear path) vs flow matching (cosine path)", Body: pathComparison(rows)})
 	}
 	return secs
 }
 
 // pathComparison tabulates, per sampler and step count, the error and straightness on both paths
 // (geometric mean of the RMSE and mean straightness over seeds and schedule blocks).
-func pathComparison(rows []compare.Row) string {
+func pathComparison(rows []Row) string {
 	type key struct {
 		sampler string
 		steps   int
@@ -88,7 +87,7 @@ func pathComparison(rows []compare.Row) string {
 	b.WriteString("Same target, same start points, same σ grid; the cosine path's σ list is read as path time t.\n\n")
 	b.WriteString("| sampler | steps | RMSE linear | RMSE cosine | cosine / linear | straightness linear | straightness cosine |\n|---|---|---|---|---|---|---|\n")
 	for _, k := range keys {
-		el, ec := compare.GeoMean(errs[k]["linear"]), compare.GeoMean(errs[k]["cosine"])
+		el, ec := GeoMean(errs[k]["linear"]), GeoMean(errs[k]["cosine"])
 		fmt.Fprintf(&b, "| %s | %d | %.3g | %.3g | %.2f | %.4f | %.4f |\n", k.sampler, k.steps, el, ec, ec/el,
 			mean(straight[k]["linear"]), mean(straight[k]["cosine"]))
 	}
