@@ -72,10 +72,3 @@ func defaultLabel(s string) string {
 	}
 	return s
 }
-
-func shiftLabel(s float64) string {
-	if s == 0 {
-		return "default"
-	}
-	return strconv.FormatFloat(s, 'g', -1, 64)
-}

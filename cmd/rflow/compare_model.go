@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"image"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,15 +30,6 @@ func parseReference(s string) (string, int, error) {
 	return name, n, nil
 }
 
-// modelRun is a comparison on one model: one reference run per (prompt, seed).
-type modelRun struct {
-	f    *compareFlags
-	spec compareSpec
-	p    *pipeline.Pipeline
-	base pipeline.Request
-	log  *reporter
-}
-
 // runModel runs the grid through the pipeline for every prompt and seed.
 func (f *compareFlags) runModel(ctx context.Context, spec compareSpec, log *reporter) (*compare.Result, error) {
 	refName, refSteps, err := parseReference(f.reference)
@@ -65,9 +53,7 @@ func (f *compareFlags) runModel(ctx context.Context, spec compareSpec, log *repo
 	}
 	p := pipeline.New(m, pipeline.Options{Session: so, KeepModels: true})
 	defer p.Close()
-	mr := &modelRun{f: f, spec: spec, p: p, log: log, base: pipeline.Request{Width: f.width, Height: f.height, CFGScale: f.cfg, Guidance: f.guidance}}
-	res := &compare.Result{Title: "rflow compare: " + m.Name, Command: commandLine(spec.args)}
-	res.Settings = [][2]string{{"model", m.Name + " (" + string(m.Family) + ")"}, {"prompts", strings.Join(f.prompts, " / ")},
+	settings := [][2]string{{"model", m.Name + " (" + string(m.Family) + ")"}, {"prompts", strings.Join(f.prompts, " / ")},
 		{"samplers", f.samplers}, {"steps", f.steps}, {"schedules", defaultLabel(f.schedulers)}, {"shifts", defaultLabel(f.shifts)},
 		{"seeds", f.seeds}, {"reference", f.reference + " on the model's own schedule, same prompt, seed and noise"},
 		{"seconds", "the sampling loop's wall time (transformer calls included; text encoding and VAE decode not)"},
@@ -75,198 +61,9 @@ func (f *compareFlags) runModel(ctx context.Context, spec compareSpec, log *repo
 		{"guidance rules", defaultLabel(f.guidanceRules) + " (each rule × CFG scale has its own reference, run with that rule)"},
 		{"CFG scales", defaultLabel(f.cfgScales)}, {"step caches", defaultLabel(f.stepCaches)},
 		{"model calls", "transformer calls that ran (a step cache fills the others); the budget table and plots count these"}}
-	for _, prompt := range f.prompts {
-		for _, seed := range spec.seeds {
-			if err := mr.promptSeed(ctx, res, prompt, seed, refName, refSteps); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return res, nil
-}
-
-// cellOut is one generation's measurements.
-type cellOut struct {
-	res          pipeline.Result
-	nfe          int
-	straightness float64
-}
-
-// generate runs one request and measures NFE and straightness through OnStep.
-func (mr *modelRun) generate(ctx context.Context, r pipeline.Request) (cellOut, error) {
-	meter := compare.NewStraightness(scheduler.Linear)
-	var out cellOut
-	var stepErr error
-	r.OnStep = func(st scheduler.Step) {
-		out.nfe = st.NFE
-		if stepErr == nil {
-			stepErr = meter.Observe(st)
-		}
-	}
-	res, err := mr.p.Generate(ctx, r, nil)
-	if err != nil {
-		return out, err
-	}
-	if len(res.Images) == 0 {
-		return out, errors.New("the pipeline returned no image")
-	}
-	out.res, out.straightness = res, math.NaN()
-	if stepErr == nil {
-		if s, err := meter.Value(res.Noise); err == nil {
-			out.straightness = s
-		}
-	}
-	return out, nil
-}
-
-// promptSeed runs, for one prompt and seed, every guidance variant (rule × CFG scale): its reference,
-// then every step cache × schedule × shift block of samplers × steps.
-func (mr *modelRun) promptSeed(ctx context.Context, res *compare.Result, prompt string, seed uint64, refName string, refSteps int) error {
-	for _, rule := range mr.spec.rules {
-		for _, cfg := range mr.spec.cfgScales {
-			req := mr.base
-			req.Prompt, req.Seed = prompt, seed
-			if !rule.IsCFG() {
-				req.GuidanceRule = rule.String()
-			}
-			if cfg > 0 {
-				req.CFGScale, req.TrueCFGScale = cfg, cfg
-			}
-			if err := mr.variant(ctx, res, req, rule, refName, refSteps); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// variant runs one guidance variant's reference and blocks.
-func (mr *modelRun) variant(ctx context.Context, res *compare.Result, req pipeline.Request, rule scheduler.GuidanceRule, refName string, refSteps int) error {
-	label := variantLabel(rule, req.CFGScale)
-	mr.log.linef("rflow: reference %s:%d for %q, seed %d%s", refName, refSteps, req.Prompt, req.Seed, label)
-	ref := req
-	ref.Sampler, ref.Steps = refName, refSteps
-	if rule.EulerOnly() {
-		ref.Sampler = "euler" // cfg++ is defined for Euler only: its reference is Euler at the reference's steps
-	}
-	rc, err := mr.generate(ctx, ref)
-	if err != nil {
-		return fmt.Errorf("reference %s:%d%s: %w", ref.Sampler, refSteps, label, err)
-	}
-	uncached := map[string]cellOut{} // the cache-off cell of each (schedule, shift, sampler, steps)
-	for _, cache := range mr.spec.caches {
-		for _, sched := range mr.spec.schedulers {
-			for _, shift := range mr.spec.shifts {
-				title := fmt.Sprintf("%q, seed %d, schedule %s, shift %s%s", req.Prompt, req.Seed, defaultLabel(sched), shiftLabel(shift), label)
-				if cache.Kind != scheduler.StepCacheOff {
-					title += ", " + cache.String()
-				}
-				grid := compare.Grid{Title: title}
-				for _, n := range mr.spec.steps {
-					grid.ColLabels = append(grid.ColLabels, fmt.Sprintf("%d steps", n))
-				}
-				grid.ColLabels = append(grid.ColLabels, "reference")
-				for si, s := range mr.spec.samplers {
-					if rule.EulerOnly() && s.Name != "euler" {
-						continue // cfg++ runs with euler only
-					}
-					grid.RowLabels = append(grid.RowLabels, s.Name)
-					var cells []image.Image
-					for _, n := range mr.spec.steps {
-						r := req
-						r.Sampler, r.Scheduler, r.FlowShift, r.Steps = s.Name, sched, shift, n
-						if cache.Kind != scheduler.StepCacheOff {
-							r.StepCache = cache.String()
-						}
-						row, out, err := mr.cell(ctx, r, rc)
-						if err != nil {
-							return err
-						}
-						res.Rows = append(res.Rows, row)
-						cells = append(cells, out.res.Images[0])
-						key := fmt.Sprintf("%s|%g|%s|%d", sched, shift, s.Name, n)
-						if cache.Kind == scheduler.StepCacheOff {
-							uncached[key] = out
-						} else if base, ok := uncached[key]; ok {
-							st, err := cacheStatOf(cache.String(), fmt.Sprintf("%s %d steps, %q, seed %d%s", s.Name, n, req.Prompt, req.Seed, label), out, base)
-							if err != nil {
-								return err
-							}
-							res.Caches = append(res.Caches, st)
-						}
-					}
-					if si == 0 || len(grid.Cells) == 0 {
-						cells = append(cells, rc.res.Images[0])
-					}
-					grid.Cells = append(grid.Cells, cells)
-				}
-				if len(grid.RowLabels) > 0 {
-					res.Blocks = append(res.Blocks, grid)
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// variantLabel names a guidance variant in titles and logs ("" for the default CFG at the default scale).
-func variantLabel(rule scheduler.GuidanceRule, cfg float64) string {
-	var parts []string
-	if !rule.IsCFG() {
-		parts = append(parts, rule.String())
-	}
-	if cfg > 0 {
-		parts = append(parts, "CFG "+strconv.FormatFloat(cfg, 'g', -1, 64))
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return ", " + strings.Join(parts, ", ")
-}
-
-// cell runs one generation and compares it with the reference.
-func (mr *modelRun) cell(ctx context.Context, r pipeline.Request, ref cellOut) (compare.Row, cellOut, error) {
-	c, err := mr.generate(ctx, r)
-	if err != nil {
-		return compare.Row{}, c, fmt.Errorf("%s, %d steps: %w", r.Sampler, r.Steps, err)
-	}
-	st := c.res.Settings
-	row := compare.Row{Sampler: st.Sampler, Scheduler: st.Scheduler, Shift: st.Shift, Steps: st.Steps, NFE: c.nfe,
-		Seconds: c.res.Timings.Denoise.Seconds(), Straightness: c.straightness, Path: scheduler.Linear.Name(),
-		Prompt: r.Prompt, Seed: r.Seed, Wasserstein: math.NaN(), GuidanceRule: "cfg", CFGScale: st.CFGScale,
-		StepCache: "off", ModelCalls: c.res.Timings.ModelCalls}
-	if st.GuidanceRule != "" {
-		row.GuidanceRule = st.GuidanceRule
-	}
-	if st.StepCache != "" {
-		row.StepCache = st.StepCache
-	}
-	if st.TrueCFGScale > 1 {
-		row.CFGScale = st.TrueCFGScale
-	}
-	if row.RMSE, row.MaxAbs, err = compare.ErrorStats(c.res.Latents, ref.res.Latents); err != nil {
-		return row, c, fmt.Errorf("latents against the reference: %w", err)
-	}
-	img := c.res.Images[0]
-	if row.PSNR, err = compare.PSNR(img, ref.res.Images[0]); err != nil {
-		return row, c, err
-	}
-	if row.SSIM, err = compare.SSIM(img, ref.res.Images[0]); err != nil {
-		return row, c, err
-	}
-	mr.log.linef("rflow: %s %d steps: NFE %d (%d model calls), RMSE %.3g, PSNR %.1f dB", row.Sampler, row.Steps, row.NFE, row.Calls(), row.RMSE, row.PSNR)
-	return row, c, nil
-}
-
-// cacheStatOf compares a cached cell with the same cell uncached.
-func cacheStatOf(cache, cell string, c, base cellOut) (compare.CacheStat, error) {
-	st := compare.CacheStat{Cache: cache, Cell: cell, Calls: c.res.Timings.ModelCalls, UncachedCalls: base.res.Timings.ModelCalls}
-	var err error
-	if st.RMSEAdded, _, err = compare.ErrorStats(c.res.Latents, base.res.Latents); err != nil {
-		return st, err
-	}
-	if st.PSNR, err = compare.PSNR(c.res.Images[0], base.res.Images[0]); err != nil {
-		return st, err
-	}
-	return st, nil
+	ms := compare.ModelSpec{Base: pipeline.Request{Width: f.width, Height: f.height, CFGScale: f.cfg, Guidance: f.guidance},
+		Prompts: f.prompts, Seeds: spec.seeds, Samplers: spec.samplers, Steps: spec.steps, Schedulers: spec.schedulers,
+		Shifts: spec.shifts, Rules: spec.rules, CFGScales: spec.cfgScales, Caches: spec.caches, RefSampler: refName,
+		RefSteps: refSteps, Title: "rflow compare: " + m.Name, Command: commandLine(spec.args), Settings: settings}
+	return compare.RunModel(ctx, p, ms, func(line string) { log.linef("%s", line) })
 }
