@@ -43,14 +43,14 @@ func TestDynamicBlockBase(t *testing.T) {
 		t.Skip(err)
 	}
 	for _, c := range []struct {
-		base int
-		want string
-	}{{0, ""}, {4, "4"}} {
+		base, threads int
+		want          string
+	}{{0, 2, "4"}, {-1, 2, ""}, {8, 2, "8"}, {0, 1, ""}} {
 		so, err := ortgo.NewSessionOptions()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := configureOptions(so, SessionOptions{DynamicBlockBase: c.base}); err != nil {
+		if err := configureOptions(so, SessionOptions{DynamicBlockBase: c.base, IntraOpThreads: c.threads}); err != nil {
 			t.Fatal(err)
 		}
 		has, _ := so.HasSessionConfigEntry("session.dynamic_block_base")
@@ -59,7 +59,7 @@ func TestDynamicBlockBase(t *testing.T) {
 			got, _ = so.GetSessionConfigEntry("session.dynamic_block_base")
 		}
 		if got != c.want {
-			t.Errorf("DynamicBlockBase %d: config %q, want %q", c.base, got, c.want)
+			t.Errorf("DynamicBlockBase %d, %d threads: config %q, want %q", c.base, c.threads, got, c.want)
 		}
 		so.Destroy()
 	}
