@@ -30,7 +30,8 @@ type CheckpointSource struct {
 	LoRAs []LoRA
 }
 
-// LoRA is one LoRA file at a weight: W' = W + Weight·(α/r)·up·down, summed over the LoRAs.
+// LoRA is one LoRA file (Path) at a weight (Weight): W' = W + Weight·(α/r)·up·down, summed over the
+// LoRAs.
 type LoRA = compiler.LoRA
 
 // AppliedLoRA is a LoRA merged into a compiled model (Model.LoRAs).

@@ -6,6 +6,7 @@ import (
 	"github.com/rflowrt/rflow/internal/onnx"
 	"github.com/rflowrt/rflow/internal/ort"
 	"github.com/rflowrt/rflow/internal/rng"
+	"github.com/rflowrt/rflow/ortopts"
 )
 
 // This file is the part of the public API that names what the internal packages define, so that a Go
@@ -49,32 +50,32 @@ func startRuntime() error {
 
 // SessionOptions configure every ONNX Runtime session of a pipeline: execution provider, device,
 // threads, optimized-graph cache. The zero value runs on the CPU with one intra-op thread per core.
-// Its fields: Provider, DeviceID, GPUMemLimit, IntraOpThreads, NoSpinning, OptLevel, CacheDir,
-// Outputs (leave Outputs nil: the pipeline sets it per component).
-type SessionOptions = ort.SessionOptions
+// The type and its fields are documented in package ortopts; leave Outputs nil (the pipeline sets it
+// per component).
+type SessionOptions = ortopts.SessionOptions
 
-// Provider names an ONNX Runtime execution provider.
-type Provider = ort.Provider
+// Provider names an ONNX Runtime execution provider (ortopts.Provider).
+type Provider = ortopts.Provider
 
 // Execution providers. The CPU provider is always appended last, so nodes another provider cannot run
 // still run.
 const (
-	ProviderCPU      Provider = "cpu"
-	ProviderCUDA     Provider = "cuda"
-	ProviderTensorRT Provider = "tensorrt"
-	ProviderCoreML   Provider = "coreml"
-	ProviderDirectML Provider = "directml"
+	ProviderCPU      = ortopts.CPU
+	ProviderCUDA     = ortopts.CUDA
+	ProviderTensorRT = ortopts.TensorRT
+	ProviderCoreML   = ortopts.CoreML
+	ProviderDirectML = ortopts.DirectML
 )
 
-// OptLevel is ONNX Runtime's graph optimization level; the zero value is OptAll.
-type OptLevel = ort.OptLevel
+// OptLevel is ONNX Runtime's graph optimization level (ortopts.OptLevel); the zero value is OptAll.
+type OptLevel = ortopts.OptLevel
 
 // Graph optimization levels.
 const (
-	OptAll      OptLevel = 0
-	OptExtended OptLevel = 1
-	OptBasic    OptLevel = 2
-	OptDisabled OptLevel = 3
+	OptAll      = ortopts.OptAll
+	OptExtended = ortopts.OptExtended
+	OptBasic    = ortopts.OptBasic
+	OptDisabled = ortopts.OptDisabled
 )
 
 // TensorInfo describes one model input or output as the model file declares it: Name, Type, Shape

@@ -6,11 +6,12 @@ import (
 	"strconv"
 
 	"github.com/rflowrt/rflow/internal/ort"
+	"github.com/rflowrt/rflow/ortopts"
 )
 
 // CLIPEncoderOptions configure a CLIP text encoder.
 type CLIPEncoderOptions struct {
-	Session ort.SessionOptions
+	Session ortopts.SessionOptions
 	// Hidden asks for per-token hidden states (SD3); FLUX uses only the pooled output.
 	Hidden bool
 	// ClipSkip, with Hidden, also exposes hidden_states[-(ClipSkip+2)] (0: only the penultimate layer).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/rflowrt/rflow/internal/ort"
+	"github.com/rflowrt/rflow/ortopts"
 )
 
 // T5Encoder runs a T5 encoder export (last_hidden_state).
@@ -20,7 +21,7 @@ type T5Output struct {
 }
 
 // LoadT5Encoder loads a T5 encoder export.
-func LoadT5Encoder(ctx context.Context, path string, so ort.SessionOptions) (*T5Encoder, error) {
+func LoadT5Encoder(ctx context.Context, path string, so ortopts.SessionOptions) (*T5Encoder, error) {
 	_, outs, err := ort.Signature(path)
 	if err != nil {
 		return nil, fmt.Errorf("load T5 encoder: %w", err)

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/rflowrt/rflow/internal/ort"
+	"github.com/rflowrt/rflow/ortopts"
 )
 
 // Decoder runs a vae_decoder export: latent_sample [B, C, h, w] (VAE space) → sample [B, 3, H, W]
@@ -49,7 +49,7 @@ func (d *Decoder) AutoTiling() TileOptions { return d.auto }
 // input (Optimum names it latent_sample) with cfg.LatentChannels channels and one rank-4 output with
 // 3, each either declared or symbolic, in float32, float16 or bfloat16; fixed sizes must agree with
 // cfg.ScaleFactor. An export with a fixed batch size is run in chunks of that size.
-func LoadDecoder(ctx context.Context, path string, so ort.SessionOptions, cfg Config) (*Decoder, error) {
+func LoadDecoder(ctx context.Context, path string, so ortopts.SessionOptions, cfg Config) (*Decoder, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("load vae decoder %s: %w", path, err)
 	}

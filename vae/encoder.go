@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/rflowrt/rflow/internal/ort"
+	"github.com/rflowrt/rflow/ortopts"
 )
 
 // EncodeMode chooses how Encode turns the encoder's Gaussian into latents.
@@ -45,7 +45,7 @@ type Encoder struct {
 // LoadEncoder loads the vae_encoder model at path (usually <model>/vae_encoder/model.onnx) with the
 // latent space cfg. It checks the signature: one rank-4 float input with 3 channels and one rank-4
 // output with 2·cfg.LatentChannels, each declared or symbolic, in float32, float16 or bfloat16.
-func LoadEncoder(ctx context.Context, path string, so ort.SessionOptions, cfg Config) (*Encoder, error) {
+func LoadEncoder(ctx context.Context, path string, so ortopts.SessionOptions, cfg Config) (*Encoder, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("load vae encoder %s: %w", path, err)
 	}

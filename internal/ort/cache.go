@@ -17,6 +17,7 @@ import (
 	ortgo "github.com/yalue/onnxruntime_go"
 
 	"github.com/rflowrt/rflow/internal/onnx"
+	"github.com/rflowrt/rflow/ortopts"
 )
 
 // The optimized-graph cache. On a miss, ORT optimizes the model as usual and also writes the result
@@ -28,7 +29,7 @@ import (
 const cachedModelName = "model.onnx"
 
 // DefaultCacheMaxBytes is the optimized-graph cache's bound when SessionOptions.CacheMaxBytes is 0.
-const DefaultCacheMaxBytes int64 = 2 << 30
+const DefaultCacheMaxBytes = ortopts.DefaultCacheMaxBytes
 
 // NoCacheEnv names the environment variable that turns the optimized-graph cache off when set to
 // anything but "", "0" or "false" (the CLI reads it; the library reads no environment).
