@@ -67,6 +67,10 @@ type fuser struct {
 	names map[string]bool
 	added []onnx.Tensor
 	seq   int
+	// headDim is the head size of the pattern being matched (0: unknown) and headTensors the values
+	// whose last dimension it is: what a scale computed from Shape(q) evaluates with.
+	headDim     int64
+	headTensors map[string]bool
 }
 
 // operand is q, k or v: [B, heads, S, d], or [B, S, heads, d] when bshd.
@@ -131,21 +135,107 @@ func (f *fuser) scaled(name string, found *int) (string, float32) {
 	}
 	switch n.OpType {
 	case "Mul":
-		if c, ok := f.scalar(n.Inputs[1]); ok {
-			*found++
+		if c, ok := f.factor(n.Inputs[1], found); ok {
 			return n.Inputs[0], c
 		}
-		if c, ok := f.scalar(n.Inputs[0]); ok {
-			*found++
+		if c, ok := f.factor(n.Inputs[0], found); ok {
 			return n.Inputs[1], c
 		}
 	case "Div":
-		if c, ok := f.scalar(n.Inputs[1]); ok && c != 0 {
-			*found++
+		if c, ok := f.factor(n.Inputs[1], found); ok && c != 0 {
 			return n.Inputs[0], 1 / c
 		}
 	}
 	return name, 1
+}
+
+// factor is the value of a scale factor: a float32 scalar constant, or a scalar computed from
+// constants and the head size (torch's scaled_dot_product_attention export: √(1/√d) from
+// Shape(q)[-1]) when it contains float32 evidence (a float constant or a Cast to float); found counts
+// the factors found.
+func (f *fuser) factor(name string, found *int) (float32, bool) {
+	if c, ok := f.scalar(name); ok {
+		*found++
+		return c, true
+	}
+	v, isFloat, ok := f.value(name, 0)
+	if !ok || !isFloat || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, false
+	}
+	*found++
+	return float32(v), true
+}
+
+// value evaluates a scalar expression: constants, Cast, Sqrt, Reciprocal, the four operations, and
+// the last dimension of a head tensor read by Shape → Slice[-1:] or Gather(-1). isFloat reports a
+// float32 constant or a Cast to float32 in it.
+func (f *fuser) value(name string, depth int) (v float64, isFloat, ok bool) {
+	if depth > 16 {
+		return 0, false, false
+	}
+	if c, ok := f.scalar(name); ok {
+		return float64(c), true, true
+	}
+	if iv, ok := f.int64s(name); ok && len(iv) == 1 {
+		return float64(iv[0]), false, true
+	}
+	n, ok := f.producerOf(name)
+	if !ok || n.Domain != "" || len(n.Inputs) == 0 {
+		return 0, false, false
+	}
+	arg := func(i int) (float64, bool, bool) {
+		if i >= len(n.Inputs) {
+			return 0, false, false
+		}
+		return f.value(n.Inputs[i], depth+1)
+	}
+	switch n.OpType {
+	case "Cast":
+		x, fl, ok := arg(0)
+		for _, a := range n.Attrs {
+			if a.Name == "to" && a.I == int64(onnx.Float) {
+				fl = true
+			}
+		}
+		return x, fl, ok
+	case "Sqrt":
+		x, fl, ok := arg(0)
+		return math.Sqrt(x), fl, ok && x >= 0
+	case "Reciprocal":
+		x, fl, ok := arg(0)
+		return 1 / x, fl, ok && x != 0
+	case "Mul", "Div", "Add", "Sub":
+		a, fa, oka := arg(0)
+		b, fb, okb := arg(1)
+		if !oka || !okb || len(n.Inputs) != 2 {
+			return 0, false, false
+		}
+		switch n.OpType {
+		case "Mul":
+			v = a * b
+		case "Div":
+			if b == 0 {
+				return 0, false, false
+			}
+			v = a / b
+		case "Add":
+			v = a + b
+		default:
+			v = a - b
+		}
+		return v, fa || fb, true
+	case "Slice", "Gather":
+		sh, ok := f.producerOf(n.Inputs[0])
+		if !ok || sh.OpType != "Shape" || len(sh.Inputs) != 1 || !f.headTensors[sh.Inputs[0]] || f.headDim <= 0 || len(n.Inputs) < 2 {
+			return 0, false, false
+		}
+		idx, ok := f.int64s(n.Inputs[1]) // Slice starts, Gather indices
+		if !ok || len(idx) != 1 || (idx[0] != -1 && idx[0] != 3) {
+			return 0, false, false
+		}
+		return float64(f.headDim), false, true
+	}
+	return 0, false, false
 }
 
 // perm returns a Transpose node's perm.
@@ -193,6 +283,7 @@ func (f *fuser) match(i int) (attention, bool) {
 	// The scale's constants are float32 scalars: at least one must be there, which also shows the
 	// attention runs in float32 (the CPU kernel's type).
 	found := 0
+	f.headDim, f.headTensors = 0, nil
 	scores, c := f.scaled(sm.Inputs[0], &found)
 	if !f.only(sm.Inputs[0]) {
 		return attention{}, false
@@ -201,6 +292,23 @@ func (f *fuser) match(i int) (attention, bool) {
 	if !ok || qk.OpType != "MatMul" || qk.Domain != "" || len(qk.Inputs) != 2 || !f.only(scores) {
 		return attention{}, false
 	}
+	// The heads (and head size) come first: a scale computed from Shape(q) needs the head size.
+	heads, reshape, ok := f.headCount(qk.Inputs[0])
+	if !ok {
+		return attention{}, false
+	}
+	f.headDim = f.headSize(reshape, heads)
+	f.headTensors = map[string]bool{qk.Inputs[0]: true}
+	for _, name := range qk.Inputs {
+		if n, ok := f.producerOf(name); ok && n.OpType == "Mul" {
+			for _, in := range n.Inputs {
+				f.headTensors[in] = true
+			}
+		}
+		if n, ok := f.producerOf(name); ok && n.OpType == "Transpose" {
+			f.headTensors[n.Inputs[0]] = true
+		}
+	}
 	q, a := f.scaled(qk.Inputs[0], &found)
 	kt, b := f.scaled(qk.Inputs[1], &found)
 	// kᵀ is Transpose(k, 0,1,3,2) of k [B, heads, S, d], or Transpose(k, 0,2,3,1) of k [B, S, heads, d]
@@ -208,9 +316,9 @@ func (f *fuser) match(i int) (attention, bool) {
 	if !ok || !f.only(kt) || !(isPerm(tr, 0, 1, 3, 2) || isPerm(tr, 0, 2, 3, 1)) {
 		return attention{}, false
 	}
+	f.headTensors[tr.Inputs[0]] = true
 	k, b2 := f.scaled(tr.Inputs[0], &found) // √scale may also be applied to k before the transpose
-	heads, ok := f.headCount(q)
-	if !ok || found == 0 {
+	if found == 0 {
 		return attention{}, false
 	}
 	p := attention{q: operand{name: q}, k: operand{name: k, bshd: isPerm(tr, 0, 2, 3, 1)}, v: operand{name: pv.Inputs[1]},
@@ -240,23 +348,24 @@ func (f *fuser) consumer(name string) (*onnx.Node, bool) {
 // shape-keeping operators (a Concat along the sequence as in SD3's and FLUX's joint attention, scalar
 // scalings, RMS qk-norm, RoPE) to Transpose(0,2,1,3) and on to the Reshape [.., .., heads, d] that
 // split the heads, whose third element must be a constant.
-func (f *fuser) headCount(q string) (int64, bool) {
+func (f *fuser) headCount(q string) (int64, *onnx.Node, bool) {
 	transposed := false
 	for range 48 {
 		n, ok := f.producerOf(q)
 		if !ok || n.Domain != "" || len(n.Inputs) == 0 {
-			return 0, false
+			return 0, nil, false
 		}
 		switch {
 		case isPerm(n, 0, 2, 1, 3):
 			transposed = true
 		case n.OpType == "Transpose":
-			return 0, false
+			return 0, nil, false
 		case n.OpType == "Reshape":
 			if !transposed || len(n.Inputs) != 2 {
-				return 0, false
+				return 0, nil, false
 			}
-			return f.headsOfShape(n.Inputs[1])
+			h, ok := f.headsOfShape(n.Inputs[1])
+			return h, n, ok
 		case n.OpType == "Mul" && len(n.Inputs) == 2:
 			if _, ok := f.scalar(n.Inputs[0]); ok {
 				q = n.Inputs[1]
@@ -265,7 +374,49 @@ func (f *fuser) headCount(q string) (int64, bool) {
 		}
 		q = n.Inputs[0]
 	}
-	return 0, false
+	return 0, nil, false
+}
+
+// headSize is the size of a head, d, for the split-heads Reshape [.., .., heads, d]: the shape's
+// last element when it is a positive constant, else the width of the projection feeding the
+// Reshape (a MatMul or Gemm with a constant weight, perhaps followed by its bias Add) over heads;
+// 0 when neither is known.
+func (f *fuser) headSize(reshape *onnx.Node, heads int64) int64 {
+	if v, ok := f.int64s(reshape.Inputs[1]); ok && len(v) == 4 && v[3] > 0 {
+		return v[3]
+	}
+	x := reshape.Inputs[0]
+	for range 4 {
+		n, ok := f.producerOf(x)
+		if !ok || n.Domain != "" || len(n.Inputs) < 2 {
+			return 0
+		}
+		switch n.OpType {
+		case "Add":
+			x = n.Inputs[0]
+			if _, ok := f.x.constTensor(f.g, x); ok {
+				x = n.Inputs[1]
+			}
+			continue
+		case "MatMul", "Gemm":
+			w, ok := f.x.constTensor(f.g, n.Inputs[1])
+			if !ok || len(w.Dims) != 2 {
+				return 0
+			}
+			width := w.Dims[1]
+			for _, a := range n.Attrs {
+				if a.Name == "transB" && a.I != 0 {
+					width = w.Dims[0]
+				}
+			}
+			if width%heads != 0 {
+				return 0
+			}
+			return width / heads
+		}
+		return 0
+	}
+	return 0
 }
 
 // headsOfShape is the heads element of a split-heads Reshape's shape [.., .., heads, d]: the one

@@ -3,6 +3,7 @@ package exportquant
 import (
 	"bytes"
 	"context"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -236,5 +237,62 @@ func TestQuantizedScalesStayFloat32(t *testing.T) {
 	}
 	if types["blocks.0.fc.weight.scales"] != onnx.Float || types["proj_out.weight.T.fp16"] != onnx.Float16 {
 		t.Errorf("initializer types %v", types)
+	}
+}
+
+// Attention as torch ≥ 2 exports F.scaled_dot_product_attention without a scale (opset 14+): q and
+// kᵀ each multiplied by √(1/√d) computed from Shape(q)[-1], with the heads split by a Reshape whose
+// head size is dynamic. The scale is evaluated (d from the projection's width), the pattern fused,
+// and the output equals the unfused graph's.
+func TestFuseTorchSDPAExport(t *testing.T) {
+	const hidden, heads = 64, 2
+	r := testmodels.RandomWeights{Seed: 9}
+	b := onnx.NewBuilder("sdpa", 17)
+	x := b.Input("x", onnx.Float, onnx.Sym("batch_size"), onnx.Sym("sequence_length"), onnx.Fixed(hidden))
+	i64 := func(v ...int64) string { return b.Constant(onnx.Int64Tensor("", []int64{int64(len(v))}, v)) }
+	scalar := func(v int64) string { return b.Constant(onnx.Int64Tensor("", nil, []int64{v})) }
+	shape := b.Op("Shape", []string{x})
+	batch := b.Op("Unsqueeze", []string{b.Op("Gather", []string{shape, scalar(0)}, onnx.AttrInt("axis", 0)), i64(0)})
+	headDim := b.Op("Unsqueeze", []string{b.Op("Div", []string{b.Op("Gather", []string{shape, scalar(2)}, onnx.AttrInt("axis", 0)), scalar(heads)}), i64(0)})
+	split := b.Op("Concat", []string{batch, i64(-1), i64(heads), headDim}, onnx.AttrInt("axis", 0))
+	linear := func(name string) string {
+		w, _ := r.Float32(name+".weight", []int64{hidden, hidden})
+		bias, _ := r.Float32(name+".bias", []int64{hidden})
+		y := b.Op("MatMul", []string{x, b.Initializer(onnx.Float32Tensor("onnx::MatMul_"+name, []int64{hidden, hidden}, w))})
+		return b.Op("Add", []string{y, b.Initializer(onnx.Float32Tensor(name+".bias", []int64{hidden}, bias))})
+	}
+	heads4 := func(y string) string {
+		return b.Op("Transpose", []string{b.Op("Reshape", []string{y, split})}, onnx.AttrInts("perm", 0, 2, 1, 3))
+	}
+	q, k, v := heads4(linear("to_q")), heads4(linear("to_k")), heads4(linear("to_v"))
+	last := b.Op("Slice", []string{b.Op("Shape", []string{q}), i64(-1), i64(1 << 62)})
+	one := b.Constant(onnx.Float32Tensor("", []int64{1}, []float32{1}))
+	scale := b.Op("Cast", []string{b.Op("Div", []string{one, b.Op("Sqrt", []string{b.Op("Cast", []string{last}, onnx.AttrInt("to", 1))})})}, onnx.AttrInt("to", 1))
+	root := b.Op("Sqrt", []string{scale})
+	kt := b.Op("Transpose", []string{k}, onnx.AttrInts("perm", 0, 1, 3, 2))
+	s := b.Op("MatMul", []string{b.Op("Mul", []string{q, root}), b.Op("Mul", []string{kt, root})})
+	o := b.Op("MatMul", []string{b.Op("Softmax", []string{s}, onnx.AttrInt("axis", -1)), v})
+	merged := b.Op("Reshape", []string{b.Op("Transpose", []string{o}, onnx.AttrInts("perm", 0, 2, 1, 3)), i64(0, 0, hidden)})
+	b.Output(merged, "y", onnx.Float, onnx.Sym("batch_size"), onnx.Sym("sequence_length"), onnx.Fixed(hidden))
+	m := b.Model()
+	dir := t.TempDir()
+	src := writeModel(t, m, filepath.Join(dir, "unfused"))
+	st, err := Rewrite(context.Background(), m, Options{Kind: arch.FP32, FuseAttention: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Attentions != 1 || st.AttentionsLeft != 0 {
+		t.Fatalf("stats %+v: want the attention fused", st)
+	}
+	for _, n := range m.Graph.Nodes {
+		if n.OpType == "MultiHeadAttention" {
+			if got := n.Attrs[1].F; math.Abs(float64(got)-1/math.Sqrt(hidden/heads)) > 1e-6 {
+				t.Errorf("scale %g, want 1/√%d", got, hidden/heads)
+			}
+		}
+	}
+	want, got := runModel(t, src, 5)["y"], runModel(t, writeModel(t, m, filepath.Join(dir, "fused")), 5)["y"]
+	if d, scale := maxDiff(want, got); d > 1e-5*max(scale, 1) {
+		t.Errorf("fused output differs by %g (max |y| %g)", d, scale)
 	}
 }
