@@ -68,6 +68,14 @@ func QuantizeFolder(ctx context.Context, src, dst string, o FolderOptions) (*Rep
 	if !st.IsDir() {
 		return nil, fmt.Errorf("%s is not a folder", src)
 	}
+	absSrc, err1 := filepath.Abs(src)
+	absDst, err2 := filepath.Abs(dst)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, err
+	}
+	if rel, err := filepath.Rel(absSrc, absDst); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return nil, fmt.Errorf("the output %s is inside the model folder %s", dst, src)
+	}
 	if _, err := os.Lstat(dst); err == nil {
 		return nil, fmt.Errorf("%s already exists", dst)
 	} else if !errors.Is(err, fs.ErrNotExist) {

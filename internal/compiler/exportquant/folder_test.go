@@ -89,6 +89,9 @@ func TestQuantizeFolder(t *testing.T) {
 	if _, err := QuantizeFolder(context.Background(), src, dst, FolderOptions{Options: Options{Kind: arch.Q4}}); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("existing output: %v", err)
 	}
+	if _, err := QuantizeFolder(context.Background(), dst, filepath.Join(dst, "inside"), FolderOptions{Options: Options{Kind: arch.FP32, FuseAttention: true}}); err == nil || !strings.Contains(err.Error(), "inside the model folder") {
+		t.Errorf("output inside the input: %v", err)
+	}
 	if _, err := QuantizeFolder(context.Background(), src, again, FolderOptions{Options: Options{Kind: arch.Q4}, Components: []string{"tokenizer"}}); !errorsIs(err, ErrBadComponent) {
 		t.Errorf("component tokenizer: %v", err)
 	}
