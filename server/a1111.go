@@ -3,6 +3,8 @@ package server
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"image"
 	"net/http"
 	"sort"
 	"strconv"
@@ -17,29 +19,37 @@ import (
 // A1111's API accepts (the others are ignored, with a note in info when they ask for something rflow
 // does not do).
 type a1111Request struct {
-	Prompt            string         `json:"prompt"`
-	NegativePrompt    string         `json:"negative_prompt"`
-	Seed              *int64         `json:"seed"`
-	Steps             int            `json:"steps"`
-	CFGScale          float64        `json:"cfg_scale"`
-	DistilledCFG      float64        `json:"distilled_cfg_scale"`
-	Width             int            `json:"width"`
-	Height            int            `json:"height"`
-	SamplerName       string         `json:"sampler_name"`
-	SamplerIndex      string         `json:"sampler_index"`
-	Scheduler         string         `json:"scheduler"`
-	BatchSize         int            `json:"batch_size"`
-	NIter             int            `json:"n_iter"`
-	DenoisingStrength *float64       `json:"denoising_strength"`
-	InitImages        []string       `json:"init_images"`
-	Mask              string         `json:"mask"`
-	OverrideSettings  map[string]any `json:"override_settings"`
-	EnableHR          bool           `json:"enable_hr"`
-	RestoreFaces      bool           `json:"restore_faces"`
-	Tiling            bool           `json:"tiling"`
-	Styles            []string       `json:"styles"`
-	AlwaysOnScripts   map[string]any `json:"alwayson_scripts"`
-	ScriptName        string         `json:"script_name"`
+	Prompt                string         `json:"prompt"`
+	NegativePrompt        string         `json:"negative_prompt"`
+	Seed                  *int64         `json:"seed"`
+	Steps                 int            `json:"steps"`
+	CFGScale              float64        `json:"cfg_scale"`
+	DistilledCFG          float64        `json:"distilled_cfg_scale"`
+	Width                 int            `json:"width"`
+	Height                int            `json:"height"`
+	SamplerName           string         `json:"sampler_name"`
+	SamplerIndex          string         `json:"sampler_index"`
+	Scheduler             string         `json:"scheduler"`
+	BatchSize             int            `json:"batch_size"`
+	NIter                 int            `json:"n_iter"`
+	DenoisingStrength     *float64       `json:"denoising_strength"`
+	InitImages            []string       `json:"init_images"`
+	Mask                  string         `json:"mask"`
+	MaskBlur              *flexNumber    `json:"mask_blur"`
+	MaskBlurX             *flexNumber    `json:"mask_blur_x"`
+	MaskBlurY             *flexNumber    `json:"mask_blur_y"`
+	InpaintingFill        *flexNumber    `json:"inpainting_fill"`
+	InpaintFullRes        *flexNumber    `json:"inpaint_full_res"`
+	InpaintFullResPadding *flexNumber    `json:"inpaint_full_res_padding"`
+	InpaintingMaskInvert  *flexNumber    `json:"inpainting_mask_invert"`
+	RefResize             string         `json:"ref_resize"`
+	OverrideSettings      map[string]any `json:"override_settings"`
+	EnableHR              bool           `json:"enable_hr"`
+	RestoreFaces          bool           `json:"restore_faces"`
+	Tiling                bool           `json:"tiling"`
+	Styles                []string       `json:"styles"`
+	AlwaysOnScripts       map[string]any `json:"alwayson_scripts"`
+	ScriptName            string         `json:"script_name"`
 }
 
 var a1111Fields = strings.Fields(`prompt negative_prompt styles seed subseed subseed_strength seed_resize_from_h
@@ -50,7 +60,7 @@ var a1111Fields = strings.Fields(`prompt negative_prompt styles seed subseed sub
 	hr_resize_x hr_resize_y hr_checkpoint_name hr_sampler_name hr_scheduler hr_prompt hr_negative_prompt hr_cfg
 	hr_distilled_cfg force_task_id script_name script_args send_images save_images alwayson_scripts infotext
 	init_images resize_mode image_cfg_scale mask mask_blur mask_blur_x mask_blur_y inpainting_fill inpaint_full_res
-	inpaint_full_res_padding inpainting_mask_invert initial_noise_multiplier latent_mask include_init_images`)
+	inpaint_full_res_padding inpainting_mask_invert initial_noise_multiplier latent_mask include_init_images ref_resize`)
 
 // a1111Params turns the request into params, noting what rflow ignores.
 func (s *Server) a1111Params(req a1111Request, img2img bool) (params, error) {
@@ -87,25 +97,60 @@ func (s *Server) a1111Params(req a1111Request, img2img bool) (params, error) {
 	if !img2img {
 		return p, nil
 	}
-	if req.Mask != "" {
-		return p, badRequest("mask (inpainting) is not supported by this server")
+	return p, s.a1111Edit(&p, req)
+}
+
+// a1111Edit reads img2img's pictures and inpainting fields with A1111's API defaults: mask_blur 4,
+// inpaint_full_res true with padding 0, denoising_strength 0.75.
+func (s *Server) a1111Edit(p *params, req a1111Request) error {
+	if len(req.InitImages) == 0 {
+		return badRequest("img2img needs the picture to edit in init_images (base64 PNG or JPEG)")
 	}
-	if len(req.InitImages) != 1 {
-		return p, badRequest("img2img needs exactly one entry in init_images (base64 PNG or JPEG)")
+	images := make([]image.Image, len(req.InitImages))
+	for i, b64 := range req.InitImages {
+		img, err := fieldImage(b64, "init_images["+strconv.Itoa(i)+"]", s.o.MaxSide)
+		if err != nil {
+			return err
+		}
+		images[i] = img
 	}
-	img, err := decodeImage(req.InitImages[0], s.o.MaxSide)
-	if err != nil {
-		return p, err
-	}
-	p.Init, p.Strength = img, 0.75
+	p.Strength = 0.75
 	if req.DenoisingStrength != nil {
 		p.Strength = *req.DenoisingStrength
 	}
-	if p.Width == 0 && p.Height == 0 {
-		b := img.Bounds()
-		p.Width, p.Height = max(16, b.Dx()/16*16), max(16, b.Dy()/16*16)
+	var err error
+	if p.Edit.RefResize, err = refResize(req.RefResize); err != nil {
+		return err
 	}
-	return p, nil
+	var mask image.Image
+	if req.Mask != "" {
+		m, err := fieldImage(req.Mask, "mask", s.o.MaxSide)
+		if err != nil {
+			return err
+		}
+		e := &p.Edit
+		e.MaskInvert = numOr(req.InpaintingMaskInvert, 0) != 0
+		mask = a1111Mask(m, e.MaskInvert)
+		bx, by := numOr(req.MaskBlurX, 4), numOr(req.MaskBlurY, 4)
+		if req.MaskBlur != nil {
+			bx, by = float64(*req.MaskBlur), float64(*req.MaskBlur)
+		} else if bx != by {
+			p.Notes = append(p.Notes, fmt.Sprintf("mask_blur_y %g ignored: rflow blurs the mask alike both ways, by mask_blur_x %g", by, bx))
+		}
+		e.MaskBlur = bx
+		e.FullRes = numOr(req.InpaintFullRes, 1) != 0
+		e.FullResPadding = int(numOr(req.InpaintFullResPadding, 0))
+		e.Fill = int(numOr(req.InpaintingFill, -1))
+		if e.Fill >= 0 && e.Fill != 1 {
+			what := strconv.Itoa(e.Fill)
+			if e.Fill < len(inpaintingFills) {
+				what += " (" + inpaintingFills[e.Fill] + ")"
+			}
+			p.Notes = append(p.Notes, "inpainting_fill "+what+" ignored: the masked area starts from the original picture "+
+				"noised (1, original), as diffusers' inpaint pipelines do")
+		}
+	}
+	return s.useImages(p, images, mask, req.DenoisingStrength != nil)
 }
 
 func (s *Server) a1111Txt2img(w http.ResponseWriter, r *http.Request) { s.a1111Run(w, r, false) }
@@ -127,11 +172,7 @@ func (s *Server) a1111Run(w http.ResponseWriter, r *http.Request, img2img bool) 
 		s.writeRequestError(w, err)
 		return
 	}
-	kind := "txt2img"
-	if img2img {
-		kind = "img2img"
-	}
-	j, err := s.start(r.Context(), kind, p, false)
+	j, err := s.start(r.Context(), s.task(&p), p, false)
 	if err != nil {
 		s.writeRequestError(w, err)
 		return
@@ -167,13 +208,17 @@ func (s *Server) a1111Info(j *job) map[string]any {
 		seeds[i], prompts[i] = set.Seed, j.p.Prompt
 		infotexts[i] = infotext(&j.p, set, s.m.Name)
 	}
+	extra := map[string]any{"Shift": st.Shift, "RNG": st.RNG}
+	for _, kv := range editInfo(&j.p, st) {
+		extra[kv[0]] = kv[1]
+	}
 	info := map[string]any{"prompt": j.p.Prompt, "all_prompts": prompts, "negative_prompt": j.p.Negative,
 		"all_negative_prompts": repeat(j.p.Negative, len(seeds)), "seed": st.Seed, "all_seeds": seeds, "subseed": -1,
 		"all_subseeds": repeat(-1, len(seeds)), "width": st.Width, "height": st.Height, "sampler_name": st.Sampler,
 		"scheduler": st.Scheduler, "cfg_scale": st.CFGScale, "steps": st.Steps, "batch_size": len(seeds), "sd_model_name": s.m.Name,
 		"sd_model_hash": nil, "seed_resize_from_w": -1, "seed_resize_from_h": -1, "denoising_strength": st.Strength,
 		"infotexts": infotexts, "job_timestamp": j.created.UTC().Format("20060102150405"), "version": "rflow",
-		"extra_generation_params": map[string]any{"Shift": st.Shift, "RNG": st.RNG}}
+		"extra_generation_params": extra}
 	if len(j.p.Notes) > 0 || len(j.warnings) > 0 {
 		info["notes"] = append(append([]string{}, j.p.Notes...), j.warnings...)
 	}
@@ -199,6 +244,9 @@ func infotext(p *params, st pipeline.Resolved, model string) string {
 	b.WriteString(joinKV([][2]string{{"Steps", strconv.Itoa(st.Steps)}, {"Sampler", st.Sampler}, {"Schedule type", orDefault(st.Scheduler)},
 		{"CFG scale", strconv.FormatFloat(st.CFGScale, 'g', -1, 64)}, {"Seed", strconv.FormatUint(st.Seed, 10)}, {"Size", strconv.Itoa(st.Width) + "x" + strconv.Itoa(st.Height)},
 		{"Model", model}, {"Shift", strconv.FormatFloat(st.Shift, 'g', -1, 64)}}))
+	if kv := editInfo(p, st); len(kv) > 0 {
+		b.WriteString(", " + joinKV(kv))
+	}
 	return b.String()
 }
 
@@ -213,6 +261,7 @@ func publicParams(p *params) map[string]any {
 	if p.Guidance != 0 {
 		out["distilled_cfg_scale"] = p.Guidance
 	}
+	editParamsOut(p, out)
 	return out
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/base64"
 	"errors"
+	"image"
 	"net/http"
 	"strconv"
 	"strings"
@@ -27,11 +28,11 @@ type openAIRequest struct {
 	Strength       *float64 `json:"strength"`
 }
 
-// openAIFields are the fields accepted; quality, style, user, background, moderation and
-// output_compression are OpenAI's and ignored.
+// openAIFields are the fields accepted; quality, style, user, background, moderation,
+// output_compression and input_fidelity are OpenAI's and ignored.
 var openAIFields = []string{"prompt", "n", "size", "response_format", "output_format", "model", "seed", "steps",
 	"negative_prompt", "sampler", "scheduler", "cfg_scale", "strength", "quality", "style", "user", "background", "moderation",
-	"output_compression"}
+	"output_compression", "input_fidelity", "ref_resize"}
 
 func (s *Server) openAIModels(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": []map[string]any{
@@ -89,8 +90,10 @@ func (s *Server) openAIGenerations(w http.ResponseWriter, r *http.Request) {
 	s.openAIRun(w, r, "txt2img", p, req.ResponseFormat == "url")
 }
 
-// openAIEdits is POST /v1/images/edits: multipart/form-data (image, prompt, n, size, response_format,
-// output_format, and rflow's strength, seed, steps), as OpenAI's clients send it.
+// openAIEdits is POST /v1/images/edits: multipart/form-data (image or image[], mask, prompt, n, size,
+// response_format, output_format, and rflow's strength, seed, steps, ref_resize), as OpenAI's clients send it. The
+// mask's transparent pixels mark what to repaint (OpenAI's convention); useImages says which task the
+// model makes of it: Fill, Kontext references, inpainting or img2img.
 func (s *Server) openAIEdits(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseMultipartForm(8 << 20); err != nil {
 		var mbe *http.MaxBytesError
@@ -108,25 +111,31 @@ func (s *Server) openAIEdits(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if len(r.MultipartForm.File["mask"]) > 0 {
-		s.writeRequestError(w, badRequest("mask (inpainting) is not supported by this server; send the image alone for img2img"))
+	var images []image.Image
+	for _, field := range []string{"image", "image[]"} {
+		for _, fh := range r.MultipartForm.File[field] {
+			img, err := formImage(fh, field, s.o.MaxSide)
+			if err != nil {
+				s.writeRequestError(w, err)
+				return
+			}
+			images = append(images, img)
+		}
+	}
+	if len(images) == 0 {
+		s.writeRequestError(w, badRequest("send the picture to edit as the file field image"))
 		return
 	}
-	files := append(r.MultipartForm.File["image"], r.MultipartForm.File["image[]"]...)
-	if len(files) != 1 {
-		s.writeRequestError(w, badRequest("send exactly one image file (field image)"))
-		return
-	}
-	f, err := files[0].Open()
-	if err != nil {
-		s.writeRequestError(w, badRequest("image: %v", err))
-		return
-	}
-	img, err := readImage(f, s.o.MaxSide)
-	f.Close()
-	if err != nil {
-		s.writeRequestError(w, err)
-		return
+	var mask image.Image
+	if masks := r.MultipartForm.File["mask"]; len(masks) > 0 {
+		m, err := formImage(masks[0], "mask", s.o.MaxSide)
+		if err == nil {
+			mask, err = openAIMask(m)
+		}
+		if err != nil {
+			s.writeRequestError(w, err)
+			return
+		}
 	}
 	v := r.MultipartForm.Value
 	get := func(k string) string {
@@ -152,12 +161,16 @@ func (s *Server) openAIEdits(w http.ResponseWriter, r *http.Request) {
 		s.writeRequestError(w, err)
 		return
 	}
-	p.Init = img
-	if p.Width == 0 && p.Height == 0 { // OpenAI keeps the image's size; rounded to the model's multiple of 16
-		b := img.Bounds()
-		p.Width, p.Height = max(16, b.Dx()/16*16), max(16, b.Dy()/16*16)
+	if p.Edit.RefResize, err = refResize(get("ref_resize")); err != nil {
+		s.writeRequestError(w, err)
+		return
 	}
-	s.openAIRun(w, r, "img2img", p, req.ResponseFormat == "url")
+	// OpenAI keeps the image's size (useImages rounds it to the model's multiple of 16).
+	if err := s.useImages(&p, images, mask, req.Strength != nil); err != nil {
+		s.writeRequestError(w, err)
+		return
+	}
+	s.openAIRun(w, r, s.task(&p), p, req.ResponseFormat == "url")
 }
 
 // formNumber parses a form value into *int, *float64, **int64 or **float64 ("" leaves it).
@@ -225,8 +238,11 @@ func (s *Server) openAIRun(w http.ResponseWriter, r *http.Request, kind string, 
 	}
 	out := map[string]any{"created": time.Now().Unix(), "data": data, "output_format": p.OutputFormat,
 		"size": strconv.Itoa(j.settings[0].Width) + "x" + strconv.Itoa(j.settings[0].Height)}
-	if len(p.Notes) > 0 {
-		out["notes"] = p.Notes
+	j.mu.Lock()
+	notes := append(append([]string{}, p.Notes...), j.warnings...)
+	j.mu.Unlock()
+	if len(notes) > 0 {
+		out["notes"] = notes
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -35,6 +35,7 @@ type params struct {
 	Strength         float64
 	Notes            []string // what the server ignored or changed, for the response's info
 	OutputFormat     string   // png or jpeg
+	Edit             editParams
 }
 
 // requestError is a client mistake: 400 with its message.
@@ -52,7 +53,7 @@ func (s *Server) check(p *params) error {
 		p.N = 1
 	}
 	switch {
-	case strings.TrimSpace(p.Prompt) == "" && p.Init == nil:
+	case strings.TrimSpace(p.Prompt) == "" && p.Init == nil && len(p.Edit.Refs) == 0:
 		return badRequest("prompt is empty")
 	case len(p.Prompt) > 20000 || len(p.Negative) > 20000:
 		return badRequest("prompt longer than 20000 bytes")
@@ -114,6 +115,7 @@ func (s *Server) request(p *params, i int) pipeline.Request {
 	if p.Init != nil {
 		r.InitImage, r.Strength = p.Init, p.Strength
 	}
+	p.Edit.apply(&r)
 	return r
 }
 
@@ -171,7 +173,7 @@ func decodeImage(s string, maxSide int) (image.Image, error) {
 	}
 	data, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
 	if err != nil {
-		return nil, badRequest("init image is not base64: %v", err)
+		return nil, badRequest("image is not base64: %v", err)
 	}
 	return readImage(bytes.NewReader(data), maxSide)
 }

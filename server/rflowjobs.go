@@ -19,10 +19,22 @@ type jobRequest struct {
 	Seed           *int64  `json:"seed"`
 	N              int     `json:"n"`
 	OutputFormat   string  `json:"output_format"`
+	// The edit fields, pictures in base64 (PNG or JPEG): init_image with strength is img2img; with a
+	// mask (greyscale, white repaints) inpainting, or FLUX Fill on a Fill model; ref_images are FLUX
+	// Kontext's reference pictures.
+	InitImage             string   `json:"init_image"`
+	Strength              *float64 `json:"strength"`
+	Mask                  string   `json:"mask"`
+	MaskBlur              float64  `json:"mask_blur"`
+	InpaintFullRes        bool     `json:"inpaint_full_res"`
+	InpaintFullResPadding *int     `json:"inpaint_full_res_padding"`
+	RefImages             []string `json:"ref_images"`
+	RefResize             string   `json:"ref_resize"`
 }
 
 var jobFields = []string{"prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "guidance", "sampler",
-	"scheduler", "seed", "n", "output_format"}
+	"scheduler", "seed", "n", "output_format", "init_image", "strength", "mask", "mask_blur", "inpaint_full_res",
+	"inpaint_full_res_padding", "ref_images", "ref_resize"}
 
 // createJob admits an asynchronous job: 202 with its URL in Location and the body.
 func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
@@ -45,11 +57,15 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 		s.writeRequestError(w, badRequest("output_format %q: use png or jpeg", req.OutputFormat))
 		return
 	}
+	if err := s.jobEdit(&p, req); err != nil {
+		s.writeRequestError(w, err)
+		return
+	}
 	if err := s.check(&p); err != nil {
 		s.writeRequestError(w, err)
 		return
 	}
-	j, err := s.start(s.base, "txt2img", p, true)
+	j, err := s.start(s.base, s.task(&p), p, true)
 	if err != nil {
 		s.writeRequestError(w, err)
 		return
@@ -57,6 +73,60 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Location", jobURL(j.id))
 	sn := j.snapshot()
 	writeJSON(w, http.StatusAccepted, map[string]any{"id": j.id, "url": jobURL(j.id), "status": sn.Status, "job": sn})
+}
+
+// jobEdit reads a job's edit fields as the CLI's flags: each names its picture's role, whatever the
+// model (a mask of a Fill model is Fill; references on a model without Kontext are an error).
+func (s *Server) jobEdit(p *params, req jobRequest) error {
+	if req.InitImage != "" {
+		img, err := fieldImage(req.InitImage, "init_image", s.o.MaxSide)
+		if err != nil {
+			return err
+		}
+		p.Init, p.Strength = img, 0.75
+		if req.Mask != "" && s.m.FillModel() {
+			p.Strength = 1
+		}
+		if req.Strength != nil {
+			p.Strength = *req.Strength
+		}
+		if p.Width == 0 && p.Height == 0 {
+			b := img.Bounds()
+			p.Width, p.Height = max(16, b.Dx()/16*16), max(16, b.Dy()/16*16)
+		}
+	}
+	switch {
+	case req.Mask != "" && req.InitImage == "":
+		return badRequest("mask needs init_image (the picture to repaint)")
+	case req.Mask == "" && (req.MaskBlur != 0 || req.InpaintFullRes || req.InpaintFullResPadding != nil):
+		return badRequest("mask_blur and inpaint_full_res need a mask")
+	case req.Strength != nil && req.InitImage == "":
+		return badRequest("strength needs init_image")
+	case req.InpaintFullResPadding != nil && !req.InpaintFullRes:
+		return badRequest("inpaint_full_res_padding needs inpaint_full_res")
+	}
+	if req.Mask != "" {
+		m, err := fieldImage(req.Mask, "mask", s.o.MaxSide)
+		if err != nil {
+			return err
+		}
+		p.Edit.Mask, p.Edit.MaskBlur, p.Edit.FullRes, p.Edit.FullResPadding = m, req.MaskBlur, req.InpaintFullRes, 32
+		if req.InpaintFullResPadding != nil {
+			p.Edit.FullResPadding = *req.InpaintFullResPadding
+		}
+	}
+	var err error
+	if p.Edit.RefResize, err = refResize(req.RefResize); err != nil {
+		return err
+	}
+	for i, b64 := range req.RefImages {
+		img, err := fieldImage(b64, "ref_images["+strconv.Itoa(i)+"]", s.o.MaxSide)
+		if err != nil {
+			return err
+		}
+		p.Edit.Refs = append(p.Edit.Refs, img)
+	}
+	return nil
 }
 
 func (s *Server) jobOr404(w http.ResponseWriter, r *http.Request) *job {

@@ -448,7 +448,7 @@ func TestBadRequests(t *testing.T) {
 		{"img2img without image", "/sdapi/v1/img2img", map[string]any{"prompt": "x"}, 400, "init_images"},
 		{"init image not base64", "/sdapi/v1/img2img", map[string]any{"prompt": "x", "init_images": []string{"%%%"}}, 400, "base64"},
 		{"init image not an image", "/sdapi/v1/img2img", map[string]any{"prompt": "x", "init_images": []string{"aGVsbG8="}}, 400, "PNG or JPEG"},
-		{"mask", "/sdapi/v1/img2img", map[string]any{"prompt": "x", "mask": "aGVsbG8=", "init_images": []string{"aGVsbG8="}}, 400, "inpainting"},
+		{"mask not an image", "/sdapi/v1/img2img", map[string]any{"prompt": "x", "mask": "aGVsbG8=", "init_images": []string{tinyPNG}}, 400, "mask: image is not a PNG or JPEG"},
 		{"no such endpoint", "/sdapi/v1/extra-single-image", map[string]any{}, 404, "no such endpoint"},
 		{"wrong method", "/sdapi/v1/samplers", map[string]any{}, 405, "takes GET, not POST"},
 	} {
