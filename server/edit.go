@@ -66,8 +66,9 @@ func (s *Server) task(p *params) string {
 }
 
 // useImages places an edit endpoint's pictures by the model it serves. On FLUX Kontext they are all
-// reference pictures (with a mask, the first is also the picture repainted, as the Kontext inpaint
-// pipeline conditions on it); elsewhere there is one picture, repainted under the mask if there is
+// reference pictures; with a mask the first is the picture repainted and the others its references,
+// or itself its reference when alone (diffusers' FluxKontextInpaintPipeline conditions on image when
+// image_reference is not given). Elsewhere there is one picture, repainted under the mask if there is
 // one (FLUX Fill: its masked-picture input). strengthSet says whether the client chose the strength:
 // Fill's default is 1 (diffusers' FluxFillPipeline), and a Kontext reference edit starts from noise.
 func (s *Server) useImages(p *params, images []image.Image, mask image.Image, strengthSet bool) error {
@@ -79,6 +80,9 @@ func (s *Server) useImages(p *params, images []image.Image, mask image.Image, st
 		p.Edit.Refs = images
 		if mask != nil {
 			p.Init = images[0]
+			if len(images) > 1 {
+				p.Edit.Refs = images[1:]
+			}
 		}
 	case len(images) > 1:
 		return badRequest("%d images sent: several images are FLUX Kontext reference pictures (model_index.json class "+

@@ -335,6 +335,17 @@ func TestEditFillAndKontext(t *testing.T) {
 		if !samePixels(decodeB64PNG(t, out.Data[0].B64JSON), want) {
 			t.Error("OpenAI Kontext edit differs from a lone run")
 		}
+		// with a mask: the first image is repainted, the others are its references
+		want = l.image(t, pipeline.Request{Prompt: "a cat", Width: 64, Height: 64, Steps: 2, Seed: 3, InitImage: init, Mask: mask,
+			Strength: 0.75, RefImages: []image.Image{ref2}, RefResize: pipeline.RefResizeNone})
+		code = postForm(t, hs.URL+"/v1/images/edits", map[string][][]byte{"image[]": {pngBytes(t, init), pngBytes(t, ref2)},
+			"mask": {pngBytes(t, alphaMask(mask))}}, map[string]string{"prompt": "a cat", "seed": "3", "steps": "2", "ref_resize": "none"}, &out)
+		if code != 200 || len(out.Data) != 1 {
+			t.Fatalf("edits with a mask: %d %+v", code, out)
+		}
+		if !samePixels(decodeB64PNG(t, out.Data[0].B64JSON), want) {
+			t.Error("OpenAI Kontext inpainting differs from a lone run")
+		}
 		var a a1111Response
 		code, _ = post(t, hs.Client(), hs.URL+"/sdapi/v1/img2img", "", map[string]any{"prompt": "a cat", "seed": 3, "steps": 2,
 			"init_images": []string{b64(t, init)}, "ref_resize": "none"}, &a)
