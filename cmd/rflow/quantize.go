@@ -16,10 +16,10 @@ import (
 
 func runQuantize(ctx context.Context, args []string, out, errOut io.Writer) error {
 	fs := pflag.NewFlagSet("quantize", pflag.ContinueOnError)
-	model := fs.StringP("model", "m", "", "`ONNX_DIR`: an ONNX export folder (diffusers/Optimum layout: model_index.json, transformer/model.onnx, …)")
+	model := fs.StringP("model", "m", "", "the export folder `ONNX_DIR` to rewrite (diffusers/Optimum layout: model_index.json, transformer/model.onnx, …)")
 	outDir := fs.String("out", "", "output `DIR` (must not exist): the same folder with the chosen components rewritten")
 	weights := fs.String("weights", "", "weight `KIND`: int8 (dynamic int8 MatMul), q8 or q4 (MatMulNBits, the compiler's measured block sizes; q4 keeps the modulation and image-attention layers at 8 bits), or fp32 (no quantization: with --fuse-attention only)")
-	components := fs.StringSlice("components", []string{"transformer"}, "`NAMES`: components to rewrite, comma-separated (e.g. transformer,text_encoder_3); the others are linked or copied unchanged")
+	components := fs.StringSlice("components", []string{"transformer"}, "component folder `NAMES` to rewrite, comma-separated (e.g. transformer,text_encoder_3); the others are linked or copied unchanged")
 	fuse := fs.Bool("fuse-attention", false, "also rewrite softmax(q·kᵀ·scale)·v attention into com.microsoft MultiHeadAttention (ONNX Runtime's flash kernel on CPU: no [S, S] score matrices)")
 	keep32 := fs.Bool("keep-float32", false, "keep the weights left unquantized (embedders, output projection) in float32; by default they are stored as float16, as rflow convert stores them (either way the graph computes in float32)")
 	quiet := fs.BoolP("quiet", "q", false, "print nothing but errors")
