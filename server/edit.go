@@ -95,7 +95,7 @@ func (s *Server) useImages(p *params, images []image.Image, mask image.Image, st
 		p.Strength = 1
 	}
 	if p.Init == nil && strengthSet {
-		p.Notes = append(p.Notes, "strength ignored: a Kontext reference edit starts from noise, as txt2img")
+		p.Notes = append(p.Notes, "strength (denoising_strength) ignored: a Kontext reference edit starts from noise, as txt2img")
 	}
 	if p.Width == 0 && p.Height == 0 { // the picture's size, rounded down to the model's multiple of 16
 		b := images[0].Bounds()

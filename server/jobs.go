@@ -35,7 +35,7 @@ var (
 // images and other jobs' share transformer runs).
 type job struct {
 	id      string
-	kind    string // "txt2img" or "img2img"
+	kind    string // the task: txt2img, img2img, inpaint, fill or kontext (Server.task)
 	p       params
 	created time.Time
 	ctx     context.Context
