@@ -331,3 +331,24 @@ func TestCompareAxes(t *testing.T) {
 		t.Errorf("splitSpecs: %q", got)
 	}
 }
+
+// TestCompareOptimizeScheduleDemo runs the schedule search through the pipeline on the demo model
+// (small grid, one held-out seed): the search walks the transformer with Request.SamplerFunc and
+// scores the result against the default schedule.
+func TestCompareOptimizeScheduleDemo(t *testing.T) {
+	lib := needORT(t)
+	dir := t.TempDir()
+	code, out, errOut := runCLI("compare", "--ort-lib", lib, "-m", "demo-sd3", "-p", "a green star", "-W", "64", "-H", "64",
+		"--optimize-schedule", "--steps", "4", "--grid-points", "9", "--train-batch", "2", "--held-out-seeds", "9",
+		"--reference", "heun:16", "--threads", "1", "--out", dir, "-q")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.HasPrefix(out, "--sampler euler --sigmas 1,") {
+		t.Errorf("stdout %q", out)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil || !strings.Contains(string(md), "| 9 |") {
+		t.Errorf("report.md (%v):\n%s", err, md)
+	}
+}
