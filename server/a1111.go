@@ -212,6 +212,9 @@ func (s *Server) a1111Info(j *job) map[string]any {
 	for _, kv := range editInfo(&j.p, st) {
 		extra[kv[0]] = kv[1]
 	}
+	if j.p.LoRAHashes != "" {
+		extra["Lora hashes"] = j.p.LoRAHashes
+	}
 	info := map[string]any{"prompt": j.p.Prompt, "all_prompts": prompts, "negative_prompt": j.p.Negative,
 		"all_negative_prompts": repeat(j.p.Negative, len(seeds)), "seed": st.Seed, "all_seeds": seeds, "subseed": -1,
 		"all_subseeds": repeat(-1, len(seeds)), "width": st.Width, "height": st.Height, "sampler_name": st.Sampler,
@@ -247,6 +250,9 @@ func infotext(p *params, st pipeline.Resolved, model string) string {
 	if kv := editInfo(p, st); len(kv) > 0 {
 		b.WriteString(", " + joinKV(kv))
 	}
+	if p.LoRAHashes != "" {
+		b.WriteString(", Lora hashes: " + quoteInfo(p.LoRAHashes))
+	}
 	return b.String()
 }
 
@@ -262,6 +268,9 @@ func publicParams(p *params) map[string]any {
 		out["distilled_cfg_scale"] = p.Guidance
 	}
 	editParamsOut(p, out)
+	if p.LoRAHashes != "" {
+		out["lora_hashes"] = p.LoRAHashes
+	}
 	return out
 }
 

@@ -36,6 +36,7 @@ type params struct {
 	Notes            []string // what the server ignored or changed, for the response's info
 	OutputFormat     string   // png or jpeg
 	Edit             editParams
+	LoRAHashes       string // A1111's "Lora hashes" of the LoRAs loaded at start ("" with none)
 }
 
 // requestError is a client mistake: 400 with its message.
@@ -51,6 +52,9 @@ func (s *Server) check(p *params) error {
 	o := s.o
 	if p.N == 0 {
 		p.N = 1
+	}
+	if err := s.useLoRATags(p); err != nil {
+		return err
 	}
 	switch {
 	case strings.TrimSpace(p.Prompt) == "" && p.Init == nil && len(p.Edit.Refs) == 0:

@@ -153,8 +153,9 @@ func (s *Server) routes() {
 	handle("POST", "/sdapi/v1/options", s.a1111SetOptions)
 	handle("GET", "/sdapi/v1/progress", s.a1111Progress)
 	handle("POST", "/sdapi/v1/interrupt", s.a1111Interrupt)
+	handle("GET", "/sdapi/v1/loras", s.a1111LoRAs)
 	// What front-ends list besides: rflow has none of these, so the lists are empty.
-	for _, name := range []string{"upscalers", "latent-upscale-modes", "sd-vae", "loras", "hypernetworks", "face-restorers", "prompt-styles"} {
+	for _, name := range []string{"upscalers", "latent-upscale-modes", "sd-vae", "hypernetworks", "face-restorers", "prompt-styles"} {
 		handle("GET", "/sdapi/v1/"+name, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, []any{}) })
 	}
 	handle("GET", "/sdapi/v1/embeddings", func(w http.ResponseWriter, r *http.Request) {
