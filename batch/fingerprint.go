@@ -42,10 +42,13 @@ func SettingsOf(m *pipeline.Model, base pipeline.Request) Settings {
 }
 
 // Fingerprint identifies what an item draws under settings s: a hex SHA-256 prefix of its prompt,
-// seed and settings (not its id or position). Results records carry it, so a finished item whose
+// seed and settings (not its id or position; its pictures by content once ResolveInputs hashed them). Results records carry it, so a finished item whose
 // manifest line or settings changed is never taken for done.
 func (it Item) Fingerprint(s Settings) string {
 	it.ID, it.Index = "", 0
+	if it.InputSHA256 != nil { // the files' content, not where this node finds them
+		it.InitImage, it.Mask, it.RefImages = "", "", nil
+	}
 	v := struct {
 		Item     Item     `json:"item"`
 		Settings Settings `json:"settings"`

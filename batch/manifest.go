@@ -37,6 +37,24 @@ type Item struct {
 	// LoRAs are the item's own LoRAs as FILE:WEIGHT (pipeline.ParseLoRA), merged after the run's --lora
 	// ones: items with other LoRAs run on another compiled model.
 	LoRAs []string `json:"loras,omitempty"`
+	// InitImage (img2img, inpainting), Mask (inpainting, FLUX Fill) and RefImages (FLUX Kontext) are
+	// picture files, relative to the manifest's folder or absolute (ResolveInputs joins them);
+	// Strength is the img2img strength (zero: 0.75, or 1 with a mask on a FLUX Fill model) and
+	// MaskBlur the mask's blur radius. Items with any of them run alone, not in a shared batch.
+	InitImage string   `json:"init_image,omitempty"`
+	Strength  float64  `json:"strength,omitempty"`
+	Mask      string   `json:"mask,omitempty"`
+	MaskBlur  float64  `json:"mask_blur,omitempty"`
+	RefImages []string `json:"ref_images,omitempty"`
+	// InputSHA256 holds the hex SHA-256 of each picture file's content by field ("init_image",
+	// "mask", "ref_images[0]", …), set by ResolveInputs: the fingerprint takes these instead of the
+	// paths, so a file whose content changed counts as changed and a moved manifest does not.
+	InputSHA256 map[string]string `json:"input_sha256,omitempty"`
+}
+
+// Edits reports whether the item edits pictures (an init image, a mask or references).
+func (it Item) Edits() bool {
+	return it.InitImage != "" || it.Mask != "" || len(it.RefImages) > 0
 }
 
 // manifestEntry is one JSONL line; the names follow rflow txt2img's flags.
@@ -55,6 +73,11 @@ type manifestEntry struct {
 	Sampler        *string  `json:"sampler"`
 	Scheduler      *string  `json:"scheduler"`
 	LoRAs          []string `json:"loras"`
+	InitImage      *string  `json:"init_image"`
+	Strength       *float64 `json:"strength"`
+	Mask           *string  `json:"mask"`
+	MaskBlur       *float64 `json:"mask_blur"`
+	RefImages      []string `json:"ref_images"`
 }
 
 // Manifest limits: a line's length and how many items one manifest may expand to.
@@ -74,8 +97,9 @@ var itemIDPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`)
 // comment starts a JSON array ('[' then '{', ']' or the end of the line), the rest is one JSON array
 // of objects; if it starts with '{', every such line is a JSON object (JSONL); otherwise every such
 // line is one prompt. Objects have the fields prompt, negative_prompt, seed, steps, width, height,
-// cfg_scale, guidance, sampler, scheduler, flow_shift, loras (["FILE:WEIGHT", …]), id and count (an unknown field is an error
-// naming the line and field). An entry with count n > 1 becomes n items with IDs "<id>-0" …
+// cfg_scale, guidance, sampler, scheduler, flow_shift, loras (["FILE:WEIGHT", …]), the edit inputs init_image,
+// strength, mask, mask_blur and ref_images (picture paths relative to the manifest's folder: see
+// ResolveInputs), id and count (an unknown field is an error naming the line and field). An entry with count n > 1 becomes n items with IDs "<id>-0" …
 // "<id>-(n−1)" (seeds seed+k when a seed is given); items without an id are named "item-%06d" after
 // their index. Items without a seed get defaults.Seed + their index, so the same manifest and flags
 // always give the same images whatever the sharding. defaults supplies the negative prompt and seed
@@ -244,7 +268,8 @@ func decodeEntry(text string, line int) (manifestEntry, error) {
 		msg := err.Error()
 		if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
 			return e, fmt.Errorf("%w: line %d: unknown field %s (known: id, count, prompt, negative_prompt, seed, steps, "+
-				"width, height, cfg_scale, guidance, sampler, scheduler, flow_shift)", ErrManifest, line, f)
+				"width, height, cfg_scale, guidance, sampler, scheduler, flow_shift, loras, init_image, strength, mask, mask_blur, "+
+				"ref_images)", ErrManifest, line, f)
 		}
 		return e, fmt.Errorf("%w: line %d: %s", ErrManifest, line, strings.TrimPrefix(msg, "json: "))
 	}
@@ -279,6 +304,9 @@ func expandEntry(items []Item, e manifestEntry, d Item, line int, ids map[string
 			return nil, fmt.Errorf("%w: line %d: loras[%d]: %w", ErrManifest, line, i, err)
 		}
 		e.LoRAs[i] = pipeline.LoRAStrings([]pipeline.LoRA{x})[0]
+	}
+	if err := checkEditEntry(e); err != nil {
+		return nil, fmt.Errorf("%w: line %d: %w", ErrManifest, line, err)
 	}
 	for k := range count {
 		it := entryItem(e, d)
@@ -339,5 +367,39 @@ func entryItem(e manifestEntry, d Item) Item {
 	setf(&it.CFGScale, e.CFGScale)
 	setf(&it.Guidance, e.Guidance)
 	setf(&it.FlowShift, e.FlowShift)
+	set(&it.InitImage, e.InitImage)
+	set(&it.Mask, e.Mask)
+	setf(&it.Strength, e.Strength)
+	setf(&it.MaskBlur, e.MaskBlur)
+	if len(e.RefImages) > 0 {
+		it.RefImages = slices.Clone(e.RefImages)
+	}
 	return it
+}
+
+// checkEditEntry checks an entry's edit inputs against each other.
+func checkEditEntry(e manifestEntry) error {
+	has := func(s *string) bool { return s != nil && *s != "" }
+	switch {
+	case e.InitImage != nil && *e.InitImage == "":
+		return errors.New("init_image is empty")
+	case e.Mask != nil && *e.Mask == "":
+		return errors.New("mask is empty")
+	case has(e.Mask) && !has(e.InitImage):
+		return errors.New("mask needs init_image (the picture to repaint)")
+	case e.Strength != nil && !has(e.InitImage):
+		return errors.New("strength needs init_image")
+	case e.Strength != nil && (*e.Strength <= 0 || *e.Strength > 1):
+		return fmt.Errorf("strength %g: want a value in (0, 1]", *e.Strength)
+	case e.MaskBlur != nil && !has(e.Mask):
+		return errors.New("mask_blur needs mask")
+	case e.MaskBlur != nil && *e.MaskBlur < 0:
+		return fmt.Errorf("mask_blur %g: want a radius ≥ 0 pixels", *e.MaskBlur)
+	}
+	for i, p := range e.RefImages {
+		if p == "" {
+			return fmt.Errorf("ref_images[%d] is empty", i)
+		}
+	}
+	return nil
 }

@@ -86,10 +86,17 @@ type groupKey struct {
 	steps, width, height int
 	cfg, guidance, shift float64
 	sampler, scheduler   string
+	// alone is the item's id for an item that edits pictures: such items run one by one (a request
+	// with an init image cannot hold several items).
+	alone string
 }
 
 func keyOf(it Item) groupKey {
-	return groupKey{it.NegativePrompt, it.Steps, it.Width, it.Height, it.CFGScale, it.Guidance, it.FlowShift, it.Sampler, it.Scheduler}
+	k := groupKey{it.NegativePrompt, it.Steps, it.Width, it.Height, it.CFGScale, it.Guidance, it.FlowShift, it.Sampler, it.Scheduler, ""}
+	if it.Edits() {
+		k.alone = it.ID
+	}
+	return k
 }
 
 // runner is one Run in progress.
@@ -203,22 +210,31 @@ func (b *runner) report(it Item, status string, err error, warnings ...string) {
 	}
 }
 
-// request is Base with a chunk's shared settings and items.
-func (b *runner) request(chunk []Item) pipeline.Request {
+// request is Base with a chunk's shared settings and items; an item that edits pictures (alone in its
+// chunk) is the request's own prompt, seed and pictures.
+func (b *runner) request(chunk []Item) (pipeline.Request, error) {
 	r := b.o.Base
 	it := chunk[0]
 	r.NegativePrompt, r.Steps, r.Width, r.Height = it.NegativePrompt, it.Steps, it.Width, it.Height
 	r.CFGScale, r.Guidance, r.FlowShift, r.Sampler, r.Scheduler = it.CFGScale, it.Guidance, it.FlowShift, it.Sampler, it.Scheduler
 	r.BatchSize, r.Items = 0, nil
+	if it.Edits() {
+		r.Prompt, r.Seed = it.Prompt, it.Seed
+		return r, editRequest(&r, it, b.o.Model.FillModel())
+	}
 	for _, it := range chunk {
 		r.Items = append(r.Items, pipeline.BatchItem{Prompt: it.Prompt, Seed: it.Seed})
 	}
-	return r
+	return r, nil
 }
 
 // runChunk generates one batch and records its items.
 func (b *runner) runChunk(ctx context.Context, chunk []Item) error {
-	res, err := b.p.Generate(ctx, b.request(chunk), nil)
+	req, err := b.request(chunk)
+	if err != nil { // an edit item's picture that cannot be read: that item's failure
+		return b.fail(chunk[0], err, nil)
+	}
+	res, err := b.p.Generate(ctx, req, nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

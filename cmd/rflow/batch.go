@@ -25,7 +25,7 @@ type batchFlags struct {
 
 // txt2imgOnly are txt2img flags that make no sense for a manifest: hidden and refused.
 var txt2imgOnly = []string{"prompt", "prompt-2", "prompt-3", "output", "batch-count", "batch-mode", "init-image", "init-sample", "init-latent", "resize-mode",
-	"strength", "preview-every", "preview-path", "overwrite", "timings", "keep-models", "sigmas"}
+	"strength", "mask", "mask-blur", "no-mask-overlay", "inpaint-full-res", "inpaint-full-res-padding", "ref-image", "ref-resize", "preview-every", "preview-path", "overwrite", "timings", "keep-models", "sigmas"}
 
 func addBatchFlags(fs *pflag.FlagSet) *batchFlags {
 	f := &batchFlags{txt2imgFlags: addTxt2imgFlags(fs)}
@@ -34,7 +34,7 @@ func addBatchFlags(fs *pflag.FlagSet) *batchFlags {
 	}
 	fs.Lookup("batch-size").Usage = "most items drawn together in one transformer batch (items of equal size and settings)"
 	fs.Lookup("seed").Usage = "seed base: an item without a seed gets seed + its index in the manifest (default 0)"
-	fs.StringVar(&f.manifest, "manifest", "", "JSONL (one object per image or per prompt with count) or text (one prompt per line) (required)")
+	fs.StringVar(&f.manifest, "manifest", "", "JSONL (one object per image or per prompt with count; init_image, strength, mask, mask_blur, ref_images edit pictures, paths relative to the manifest) or text (one prompt per line) (required)")
 	fs.StringVar(&f.outDir, "out", "", "output folder: <id>.png, <id>.safetensors, results-<I>-of-<N>.jsonl (required)")
 	fs.StringVar(&f.shard, "shard", "", "run shard I of N (I/N): items k with k mod N = I (default: 0/1, or I from the environment with --shards)")
 	fs.IntVar(&f.shards, "shards", 0, "shard count N; the index I is $JOB_COMPLETION_INDEX (Kubernetes) or $SLURM_ARRAY_TASK_ID (Slurm) as it is")
@@ -276,7 +276,8 @@ func (f *batchFlags) readManifest() (items []batch.Item, defaults batch.Item, sh
 	return items, defaults, sha, err
 }
 
-// readManifestFile parses a manifest file and returns its items and its bytes' SHA-256.
+// readManifestFile parses a manifest file and returns its items (their pictures found and hashed) and
+// its bytes' SHA-256.
 func readManifestFile(path string, defaults batch.Item) ([]batch.Item, string, error) {
 	fh, err := os.Open(path)
 	if err != nil {
@@ -290,6 +291,9 @@ func readManifestFile(path string, defaults batch.Item) ([]batch.Item, string, e
 		return err
 	})
 	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", path, err)
+	}
+	if err := batch.ResolveInputs(items, filepath.Dir(path)); err != nil { // relative to the manifest's folder
 		return nil, "", fmt.Errorf("%s: %w", path, err)
 	}
 	return items, sha, nil
