@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/rflowrt/rflow/internal/ort"
+	"github.com/rflowrt/rflow/pipeline"
 	"github.com/rflowrt/rflow/server"
 )
 
@@ -60,6 +62,9 @@ func runServe(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if err := checkListen(f.listen, f.apiKey, f.insecure); err != nil {
 		return &usageError{fs: fs, err: err}
 	}
+	if fs.Changed("lora-dir") { // $RFLOW_LORA_DIR, set for txt2img, is left alone
+		return &usageError{fs: fs, err: errors.New("--lora-dir does not apply to serve: no request names a file; load each LoRA at start with --lora FILE:WEIGHT, and a prompt's <lora:NAME:WEIGHT> then names one of them by its file name")}
+	}
 	p, err := ort.ParseProvider(f.provider)
 	if err != nil {
 		return &usageError{fs: fs, err: err}
@@ -86,9 +91,21 @@ func runServe(ctx context.Context, args []string, out, errOut io.Writer) error {
 		_ = srv.Shutdown(context.Background())
 		return fmt.Errorf("listen on %s: %w", f.listen, err)
 	}
-	fmt.Fprintf(errOut, "rflow: serving %s (%s) on http://%s/ (OpenAI /v1/images, A1111 /sdapi/v1, jobs /rflow/v1/jobs, /metrics)\n",
-		m.Name, m.Family, ln.Addr())
+	fmt.Fprintf(errOut, "rflow: serving %s (%s)%s on http://%s/ (OpenAI /v1/images, A1111 /sdapi/v1, jobs /rflow/v1/jobs, /metrics)\n",
+		m.Name, m.Family, servedLoRAs(m), ln.Addr())
 	return serveUntilDone(ctx, srv, ln, f.grace, errOut)
+}
+
+// servedLoRAs says which LoRAs the server merged, as the prompt tags that name them.
+func servedLoRAs(m *pipeline.Model) string {
+	if len(m.LoRAs) == 0 {
+		return ""
+	}
+	var tags []string
+	for _, l := range m.LoRAs {
+		tags = append(tags, fmt.Sprintf("<lora:%s:%g>", l.Name, l.Weight))
+	}
+	return " with LoRAs " + strings.Join(tags, " ")
 }
 
 // serveUntilDone serves until ctx ends (SIGTERM, Ctrl-C), then stops taking connections, lets running
