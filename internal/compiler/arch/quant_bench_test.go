@@ -207,6 +207,8 @@ func BenchmarkWeightKindsTransformer(b *testing.B) {
 		{name: "q4-attn8-al0", kind: arch.Q4, q: withLevel(arch.DefaultQuant(arch.Q4), 0), f16: true},
 		{name: "q4-attn8-al1", kind: arch.Q4, q: withLevel(arch.DefaultQuant(arch.Q4), 1), f16: true},
 		{name: "q4-attn8-b32", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: arch.Q4WideLayer}, f16: true},
+		{name: "q4-attn8-ffup8", kind: arch.Q4, q: wideWith(".ff.net.0."), f16: true},
+		{name: "q4-attn8-ffdown8", kind: arch.Q4, q: wideWith(".ff.net.2."), f16: true},
 		{name: "q4-attn8-down8", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: wideAlso("to_q", "to_k", "to_v", "to_out", ".net.2.")}, f16: true},
 		{name: "q4-ada8w128", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: arch.ModulationLayer, WideBlockSize: 128}, f16: true},
 	}
@@ -251,6 +253,20 @@ func BenchmarkWeightKindsTransformer(b *testing.B) {
 		fmt.Fprintf(os.Stderr, "%-22s %8.0f %7.0f%% %7.2f %8.0f %7.0f%% %7.2f %7.1f %8.1f\n", v.name, median(t), 100*spread(t), median(t)/base,
 			median(c), 100*spread(c), median(c)/cbase, float64(steps[i].size)/1e6, snrDB(outs[i], outs[0]))
 	}
+}
+
+// wideWith is DefaultQuant's q4 with also the layers whose name contains one of parts at 8 bits.
+func wideWith(parts ...string) arch.Quant {
+	q := arch.DefaultQuant(arch.Q4)
+	q.Wide = func(name string) bool {
+		for _, p := range parts {
+			if strings.Contains(name, p) {
+				return true
+			}
+		}
+		return arch.Q4WideLayer(name)
+	}
+	return q
 }
 
 // withLevel is q at accuracy level al.
