@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -50,7 +51,7 @@ func parseTag(tag, body string) (promptTag, error) {
 	fields := strings.Split(body, ":")
 	t := promptTag{text: tag, name: strings.TrimSpace(fields[0]), weight: 1}
 	if t.name == "" {
-		return t, fmt.Errorf("no LoRA name")
+		return t, errors.New("no LoRA name")
 	}
 	switch len(fields) {
 	case 1:
@@ -61,7 +62,7 @@ func parseTag(tag, body string) (promptTag, error) {
 		}
 		t.weight = w
 	default:
-		return t, fmt.Errorf("want <lora:NAME> or <lora:NAME:WEIGHT> (separate text-encoder and transformer weights are not supported)")
+		return t, errors.New("want <lora:NAME> or <lora:NAME:WEIGHT> (separate text-encoder and transformer weights are not supported)")
 	}
 	return t, nil
 }
