@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -14,49 +13,8 @@ import (
 	"github.com/rflowrt/rflow/pipeline"
 )
 
-// TestTakeLoRATags: the server reads <lora:…> tags exactly as pipeline.PromptLoRAs does (the same text
-// left, the same weights, the same malformed tags refused), only without looking up any file.
-func TestTakeLoRATags(t *testing.T) {
-	dir := t.TempDir()
-	for _, name := range []string{"a", "b c", "x.y"} {
-		if err := os.WriteFile(filepath.Join(dir, name+".safetensors"), nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, prompt := range []string{"no tags", "a cat <lora:a:0.8>", "<lora:a>, <lora: b c :-0.25 > and <lora:x.y:1e-1>!",
-		"<lora:a:0.5><lora:a:0.5>", "unclosed <lora:a:0.5", "<LORA:a:1> is not a tag"} {
-		wantClean, wantLoRAs, err := pipeline.PromptLoRAs(prompt, dir)
-		if err != nil {
-			t.Fatalf("%q: pipeline: %v", prompt, err)
-		}
-		clean, tags, err := takeLoRATags(prompt)
-		if err != nil || clean != wantClean || len(tags) != len(wantLoRAs) {
-			t.Fatalf("%q: got %q, %d tags, %v; want %q, %d LoRAs", prompt, clean, len(tags), err, wantClean, len(wantLoRAs))
-		}
-		for i, tag := range tags {
-			l := wantLoRAs[i]
-			if tag.weight != l.Weight || tag.name+".safetensors" != filepath.Base(l.Path) {
-				t.Errorf("%q tag %d: %q at %g; pipeline: %s at %g", prompt, i, tag.name, tag.weight, l.Path, l.Weight)
-			}
-		}
-	}
-	for _, bad := range []string{"<lora:>", "<lora::1>", "<lora:a:b>", "<lora:a:NaN>", "<lora:a:inf>", "<lora:a:1:2>"} {
-		if _, _, err := pipeline.PromptLoRAs(bad, dir); err == nil {
-			t.Fatalf("%q: pipeline accepts it", bad)
-		}
-		if _, _, err := takeLoRATags(bad); err == nil || !strings.Contains(err.Error(), bad) {
-			t.Errorf("%q: %v; want an error naming the tag", bad, err)
-		}
-	}
-}
-
-// TestLoRAHashes: A1111's "Lora hashes" value (names without ':' and ',', 12 hex digits) and its
-// infotext quoting (a JSON string, since the value holds ':').
-func TestLoRAHashes(t *testing.T) {
-	got := loraHashes([]pipeline.AppliedLoRA{{Name: "my:style,v2", Hash: "0123456789abcdef0123"}, {Name: "b", Hash: "fedcba9876543210"}})
-	if got != "mystylev2: 0123456789ab, b: fedcba987654" {
-		t.Errorf("got %q", got)
-	}
+// TestQuoteInfo: A1111's infotext quoting of a value holding ':' (as "Lora hashes" do) is a JSON string.
+func TestQuoteInfo(t *testing.T) {
 	if q := quoteInfo(`a: "b"`); q != `"a: \"b\""` {
 		t.Errorf("quoted: %s", q)
 	}

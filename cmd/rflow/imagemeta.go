@@ -61,7 +61,7 @@ func (im imageMeta) params() imagefile.Params {
 	if s.StepCache != "" {
 		p.Extra = append(p.Extra, imagefile.KV{Key: "Step cache", Value: s.StepCache})
 	}
-	if h := loraHashes(im.model.LoRAs); h != "" {
+	if h := pipeline.LoRAHashes(im.model.LoRAs); h != "" {
 		p.Extra = append(p.Extra, imagefile.KV{Key: "Lora hashes", Value: h})
 	}
 	if im.batchSize > 1 { // Seed alone does not redraw it: A1111's keys for a place in a batch

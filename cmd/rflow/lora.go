@@ -53,20 +53,6 @@ func (c *checkpointFlags) promptLoRAs(prompt string) (string, error) {
 	return clean, nil
 }
 
-// loraHashes is A1111's "Lora hashes" field: "NAME: HASH12, …", names without ':' and ','
-// (extensions-builtin/Lora/extra_networks_lora.py).
-func loraHashes(ls []pipeline.AppliedLoRA) string {
-	var parts []string
-	for _, l := range ls {
-		name := strings.NewReplacer(":", "", ",", "").Replace(l.Name)
-		if name == "" || l.Hash == "" {
-			continue
-		}
-		parts = append(parts, fmt.Sprintf("%s: %s", name, l.Hash[:min(12, len(l.Hash))]))
-	}
-	return strings.Join(parts, ", ")
-}
-
 // chunkLoRA is one LoRA in the rflow JSON chunk.
 type chunkLoRA struct {
 	Name    string  `json:"name"`

@@ -11,7 +11,6 @@ import (
 	"github.com/rflowrt/rflow/internal/imagefile"
 	"github.com/rflowrt/rflow/internal/safetensors"
 	"github.com/rflowrt/rflow/internal/testmodels"
-	"github.com/rflowrt/rflow/pipeline"
 )
 
 func TestParseLoRA(t *testing.T) {
@@ -37,15 +36,8 @@ func TestParseLoRA(t *testing.T) {
 	}
 }
 
-// TestLoRAHashes: A1111's "Lora hashes" value: names without ':' and ',', the first 12 hex digits.
-func TestLoRAHashes(t *testing.T) {
-	got := loraHashes([]pipeline.AppliedLoRA{{Name: "my:style,v2", Hash: "0123456789abcdef0123"}, {Name: "b", Hash: "fedcba9876543210"}})
-	if want := "mystylev2: 0123456789ab, b: fedcba987654"; got != want {
-		t.Errorf("%q, want %q", got, want)
-	}
-	if loraHashes(nil) != "" {
-		t.Error("no LoRAs: not empty")
-	}
+// TestLoRAFlag: --lora is repeatable and keeps each FILE:WEIGHT.
+func TestLoRAFlag(t *testing.T) {
 	var f loraFlag
 	f.Set("x.safetensors:0.5")
 	f.Set("y.safetensors")
