@@ -136,7 +136,7 @@ func scan(dir string) (*Model, Report) {
 	if opt := optFolders(dir); len(opt) > 0 {
 		if _, err := os.Stat(filepath.Join(dir, "model_index.json")); err != nil {
 			s.rep.Layout, s.m.Layout = LayoutOpt, LayoutOpt
-			s.problem("", "", "%s", layoutOptProblem(opt))
+			s.problem("", "", "%s", layoutOptProblem(dir, opt))
 			return s.m, s.rep
 		}
 	}

@@ -30,8 +30,9 @@ const (
 	// zeros, the output named latent) or the SD3 MMDiT demo's (sample, sigma, c_crossattn, y → latent).
 	LayoutTensorRT = "tensorrt"
 	// LayoutOpt is the *.opt/ folder set of BFL's FLUX.1-*-onnx and Stability's SD3.5-*-tensorrt
-	// repositories (clip.opt/, t5.opt/, transformer.opt/<precision>/, vae.opt/): recognised and
-	// reported; rflow does not run it yet (see layoutOptProblem).
+	// repositories (clip.opt/, t5.opt/, transformer.opt/<precision>/, vae.opt/), read through an
+	// overlay folder that adds the released model's index, scheduler, tokenizers and VAE factors
+	// (optOverlay); its encoders' text_embeddings/pooled_embeddings outputs are textenc's.
 	LayoutOpt = "tensorrt-opt"
 )
 
@@ -44,6 +45,12 @@ const controlnetResidual = "block_controlnet_hidden_states"
 func resolveLayoutDir(dir string) (string, string, string) {
 	if _, err := os.Stat(filepath.Join(dir, "model_index.json")); !errors.Is(err, fs.ErrNotExist) {
 		return dir, "", ""
+	}
+	if opt := optFolders(dir); len(opt) > 0 { // a TensorRT-demo *.opt/ set, read through an overlay folder
+		if overlay, note, err := optOverlay(dir, opt); err == nil {
+			return overlay, LayoutOpt, note
+		}
+		return dir, "", "" // scan reports why (layoutOptProblem)
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -87,11 +94,11 @@ func optFolders(dir string) []string {
 	return opt
 }
 
-// layoutOptProblem is the report's line for a *.opt/ folder set.
-func layoutOptProblem(opt []string) string {
-	return fmt.Sprintf("a TensorRT-demo layout (%s): rflow recognises it but does not run it yet; its text encoders "+
-		"name their outputs text_embeddings/pooled_embeddings and its vae.opt/ scales latents inside the graph. "+
-		"Use the model's diffusers ONNX export, or its checkpoint (rflow compiles it)", strings.Join(opt, ", "))
+// layoutOptProblem is the report's line for a *.opt/ folder set rflow could not read.
+func layoutOptProblem(dir string, opt []string) string {
+	_, _, err := optOverlay(dir, opt)
+	return fmt.Sprintf("a TensorRT-demo layout (%s) that rflow cannot read: %v; use the model's diffusers ONNX export, "+
+		"or its checkpoint (rflow compiles it)", strings.Join(opt, ", "), err)
 }
 
 // detectLayout names the layout of a scanned folder (after its components are read).

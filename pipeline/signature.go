@@ -10,6 +10,7 @@ import (
 	"github.com/rflowrt/rflow/internal/onnx"
 	"github.com/rflowrt/rflow/internal/ort"
 	"github.com/rflowrt/rflow/scheduler"
+	"github.com/rflowrt/rflow/textenc"
 )
 
 // supportedType reports whether rflow can make tensors of element type t (internal/ort's typed tensors).
@@ -336,21 +337,28 @@ func checkEncoder(kind encoderKind, c *Component) []string {
 		}
 	}
 	if kind == encoderT5 {
-		if _, ok := c.Output("last_hidden_state"); !ok {
+		if textenc.T5HiddenOutput(outputRanks(c)) == "" {
 			msgs = append(msgs, fmt.Sprintf("missing output last_hidden_state (the outputs are %s): not a T5 encoder export", sigNames(c.Outputs)))
 		}
 		return msgs
 	}
-	_, te := c.Output("text_embeds")
-	_, po := c.Output("pooler_output")
-	if !te && !po {
+	if textenc.CLIPPooledOutput(outputRanks(c)) == "" {
 		msgs = append(msgs, fmt.Sprintf("missing output text_embeds or pooler_output (the outputs are %s): not a CLIP text encoder export", sigNames(c.Outputs)))
 	}
-	if kind == encoderCLIPHidden && lastHiddenLayer(c.Outputs) < 1 {
+	if kind == encoderCLIPHidden && lastHiddenLayer(c.Outputs) < 1 && textenc.CLIPPenultimateOutput(outputRanks(c)) == "" {
 		msgs = append(msgs, "missing outputs hidden_states.0…N: SD3 uses CLIP's penultimate layer; re-export with output_hidden_states "+
 			"(`optimum-cli export onnx --task text-to-image` does this for SD3)")
 	}
 	return msgs
+}
+
+// outputRanks maps a component's outputs to their declared ranks (textenc's output-name rules).
+func outputRanks(c *Component) textenc.OutputRanks {
+	r := textenc.OutputRanks{}
+	for _, o := range c.Outputs {
+		r[o.Name] = len(o.Shape)
+	}
+	return r
 }
 
 // lastHiddenLayer is N of the highest hidden_states.N output, or -1 when there is none.
@@ -368,13 +376,17 @@ func lastHiddenLayer(outs []ort.TensorInfo) int {
 
 // clipWidths returns a CLIP encoder's per-token hidden width and pooled width (0 when unknown).
 func clipWidths(c *Component) (hidden, pooled int) {
-	if t, ok := c.Output("text_embeds"); ok {
+	switch name := textenc.CLIPPooledOutput(outputRanks(c)); name {
+	case "text_embeds", "text_embeddings": // projected
+		t, _ := c.Output(name)
 		pooled = sigOr(sigLastDim(t), configInt(c.Config, "projection_dim"))
-	} else if t, ok := c.Output("pooler_output"); ok {
+	case "":
+	default:
+		t, _ := c.Output(name)
 		pooled = sigOr(sigLastDim(t), configInt(c.Config, "hidden_size"))
 	}
 	for _, t := range c.Outputs {
-		if strings.HasPrefix(t.Name, "hidden_states.") || t.Name == "last_hidden_state" {
+		if strings.HasPrefix(t.Name, "hidden_states") || t.Name == "last_hidden_state" || (t.Name == "text_embeddings" && len(t.Shape) == 3) {
 			if hidden = sigLastDim(t); hidden > 0 {
 				break
 			}
@@ -385,7 +397,7 @@ func clipWidths(c *Component) (hidden, pooled int) {
 
 // t5Width returns a T5 encoder's width (0 when unknown).
 func t5Width(c *Component) int {
-	t, _ := c.Output("last_hidden_state")
+	t, _ := c.Output(textenc.T5HiddenOutput(outputRanks(c)))
 	return sigOr(sigLastDim(t), configInt(c.Config, "d_model"))
 }
 

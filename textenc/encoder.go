@@ -23,6 +23,64 @@ const (
 	inputIDs        = "input_ids"
 )
 
+// Output names of NVIDIA's TensorRT-demo exports (BFL's FLUX.1-*-onnx and Stability's SD3.5-*-tensorrt
+// *.opt/ folders): CLIPTextModel gives text_embeddings (the last hidden state) and pooled_embeddings;
+// CLIPTextModelWithProjection gives text_embeddings [B, D] (its projected text_embeds) and
+// hidden_states (the penultimate layer, rank 3); T5 gives text_embeddings (its last hidden state).
+const (
+	outTextEmbeddings   = "text_embeddings"
+	outPooledEmbeddings = "pooled_embeddings"
+	outPenultimate      = "hidden_states"
+)
+
+// OutputRanks maps each output of an encoder export to its declared rank (0 when unknown): what the
+// output-name functions below choose from.
+type OutputRanks map[string]int
+
+// ranksOf is the OutputRanks of a signature's outputs.
+func ranksOf(outs []ort.TensorInfo) OutputRanks {
+	r := OutputRanks{}
+	for _, o := range outs {
+		r[o.Name] = len(o.Shape)
+	}
+	return r
+}
+
+// CLIPPooledOutput is the pooled output a CLIP text encoder's outputs provide (text_embeds,
+// pooler_output, pooled_embeddings, or a rank-2 text_embeddings), "" when none.
+func CLIPPooledOutput(outs OutputRanks) string {
+	for _, name := range []string{outTextEmbeds, outPoolerOutput, outPooledEmbeddings} {
+		if _, ok := outs[name]; ok {
+			return name
+		}
+	}
+	if outs[outTextEmbeddings] == 2 {
+		return outTextEmbeddings
+	}
+	return ""
+}
+
+// CLIPPenultimateOutput is the TensorRT-demo CLIP's rank-3 hidden_states output (the penultimate
+// layer, what SD3 reads at clip skip 0), "" when the outputs have none.
+func CLIPPenultimateOutput(outs OutputRanks) string {
+	if outs[outPenultimate] == 3 {
+		return outPenultimate
+	}
+	return ""
+}
+
+// T5HiddenOutput is a T5 encoder's last hidden state output (last_hidden_state, or the TensorRT
+// demo's text_embeddings), "" when none.
+func T5HiddenOutput(outs OutputRanks) string {
+	if _, ok := outs[outLastHidden]; ok {
+		return outLastHidden
+	}
+	if r, ok := outs[outTextEmbeddings]; ok && r != 2 { // rank 2: a projected CLIP's pooled output
+		return outTextEmbeddings
+	}
+	return ""
+}
+
 // ErrEncoderSignature is wrapped by every error about an encoder export that lacks what rflow needs.
 var ErrEncoderSignature = errors.New("text encoder signature")
 

@@ -51,17 +51,21 @@ func LoadCLIPEncoder(ctx context.Context, path string, o CLIPEncoderOptions) (*C
 		return nil, fmt.Errorf("load CLIP text encoder: %w", err)
 	}
 	e := &CLIPEncoder{hidden: map[int]int{}, lastLayer: lastHiddenIndex(outs)}
-	for _, name := range []string{outTextEmbeds, outPoolerOutput} {
-		if _, ok := findInfo(outs, name); ok {
-			e.pooled = name
-			break
-		}
-	}
-	if e.pooled == "" {
-		return nil, fmt.Errorf("%w: %s has neither %s nor %s among its outputs %v", ErrEncoderSignature, path, outTextEmbeds, outPoolerOutput, names(outs))
+	if e.pooled = CLIPPooledOutput(ranksOf(outs)); e.pooled == "" {
+		return nil, fmt.Errorf("%w: %s has neither %s, %s nor %s among its outputs %v", ErrEncoderSignature, path, outTextEmbeds,
+			outPoolerOutput, outPooledEmbeddings, names(outs))
 	}
 	selected := []string{e.pooled}
-	if o.Hidden {
+	penultimate := CLIPPenultimateOutput(ranksOf(outs))
+	switch {
+	case o.Hidden && e.lastLayer < 0 && penultimate != "": // a TensorRT-demo export: the penultimate layer only
+		if o.ClipSkip > 0 {
+			return nil, fmt.Errorf("%w: %s: clip skip %d needs more layers; the export has only the penultimate layer (%s)",
+				ErrEncoderSignature, path, o.ClipSkip, penultimate)
+		}
+		e.hidden[0] = len(selected)
+		selected = append(selected, penultimate)
+	case o.Hidden:
 		for _, skip := range uniq(0, o.ClipSkip) {
 			layer := e.lastLayer - 1 - skip
 			if e.lastLayer < 1 || layer < 0 {

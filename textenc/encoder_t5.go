@@ -8,7 +8,7 @@ import (
 	"github.com/rflowrt/rflow/ortopts"
 )
 
-// T5Encoder runs a T5 encoder export (last_hidden_state).
+// T5Encoder runs a T5 encoder export (last_hidden_state, or a TensorRT-demo export's text_embeddings).
 type T5Encoder struct {
 	enc *encoderSession
 	dim int
@@ -26,15 +26,16 @@ func LoadT5Encoder(ctx context.Context, path string, so ortopts.SessionOptions) 
 	if err != nil {
 		return nil, fmt.Errorf("load T5 encoder: %w", err)
 	}
-	info, ok := findInfo(outs, outLastHidden)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s has no %s output (outputs: %v)", ErrEncoderSignature, path, outLastHidden, names(outs))
+	name := T5HiddenOutput(ranksOf(outs))
+	if name == "" {
+		return nil, fmt.Errorf("%w: %s has no %s or %s output (outputs: %v)", ErrEncoderSignature, path, outLastHidden, outTextEmbeddings, names(outs))
 	}
+	info, _ := findInfo(outs, name)
 	e := &T5Encoder{}
 	if e.dim, err = outputWidth(path, info, "d_model", "hidden_size"); err != nil {
 		return nil, err
 	}
-	so.Outputs = []string{outLastHidden}
+	so.Outputs = []string{name}
 	if e.enc, err = loadEncoder(ctx, path, so); err != nil {
 		return nil, fmt.Errorf("load T5 encoder: %w", err)
 	}

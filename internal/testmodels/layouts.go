@@ -27,7 +27,11 @@ const (
 	// SD3.5 *-tensorrt transformers; rflow feeds zeros).
 	LayoutTensorRT Layout = "tensorrt"
 	// LayoutOpt is the *.opt/ folder set of BFL's FLUX.1-*-onnx and Stability's *-tensorrt repositories:
-	// clip.opt/, t5.opt/, transformer.opt/bf16/, vae.opt/, no model_index.json, scheduler or tokenizers.
+	// clip.opt/, t5.opt/, transformer.opt/bf16/, vae.opt/, no model_index.json, scheduler, tokenizers
+	// or configs, with NVIDIA's TensorRT-demo signatures: CLIP input_ids → text_embeddings (last hidden
+	// state) and pooled_embeddings (FLUX) or text_embeddings (projected, [B, D]) and hidden_states (the
+	// penultimate layer; SD3), T5 input_ids → text_embeddings, the transformer as LayoutTensorRT's,
+	// the VAE decoder latent → images (a plain decoder: scaling stays outside).
 	LayoutOpt Layout = "opt"
 )
 
@@ -73,6 +77,9 @@ func writeLayout(dir string, o Options) error {
 		return rewriteModel(filepath.Join(dir, "transformer"), func(m *onnx.Model) error { return tensorRTGraph(m, o.Kind, d) }, "")
 	case LayoutOpt:
 		if err := Write(dir, plain); err != nil {
+			return err
+		}
+		if err := optSignatures(dir, plain); err != nil {
 			return err
 		}
 		return optFolders(dir, o.Kind)
@@ -189,4 +196,111 @@ func optFolders(dir string, k Kind) error {
 		}
 	}
 	return nil
+}
+
+// optSignatures renames an Optimum folder's graph inputs and outputs to the TensorRT demo's (see
+// LayoutOpt), dropping the outputs those exports do not have; the weights stay as they are.
+func optSignatures(dir string, o Options) error {
+	k := o.Kind
+	d, err := DimsFor(o)
+	if err != nil {
+		return err
+	}
+	if err := rewriteModel(filepath.Join(dir, "transformer"), func(m *onnx.Model) error { return tensorRTGraph(m, k, d) }, ""); err != nil {
+		return err
+	}
+	clip := func(pooled string, penultimate bool) func(*onnx.Model) error {
+		return func(m *onnx.Model) error {
+			g := &m.Graph
+			last := -1
+			for _, o := range g.Outputs {
+				var n int
+				if _, err := fmt.Sscanf(o.Name, "hidden_states.%d", &n); err == nil && n > last {
+					last = n
+				}
+			}
+			keep := map[string]string{pooled: map[bool]string{true: "text_embeddings", false: "pooled_embeddings"}[penultimate]}
+			if penultimate {
+				keep[fmt.Sprintf("hidden_states.%d", last-1)] = "hidden_states"
+			} else {
+				keep["last_hidden_state"] = "text_embeddings"
+			}
+			return selectOutputs(g, keep)
+		}
+	}
+	edits := map[string]func(*onnx.Model) error{
+		"vae_decoder": func(m *onnx.Model) error {
+			if len(m.Graph.Inputs) != 1 || len(m.Graph.Outputs) != 1 {
+				return errors.New("testmodels: opt layout: the VAE decoder is not one input, one output")
+			}
+			renameValue(&m.Graph, m.Graph.Inputs[0].Name, "latent")
+			renameValue(&m.Graph, m.Graph.Outputs[0].Name, "images")
+			return nil
+		},
+	}
+	t5 := func(m *onnx.Model) error {
+		return selectOutputs(&m.Graph, map[string]string{"last_hidden_state": "text_embeddings"})
+	}
+	if k.IsFlux() {
+		edits["text_encoder"], edits["text_encoder_2"] = clip("pooler_output", false), t5
+	} else {
+		edits["text_encoder"], edits["text_encoder_2"], edits["text_encoder_3"] = clip("text_embeds", true), clip("text_embeds", true), t5
+	}
+	for comp, edit := range edits {
+		if _, err := os.Stat(filepath.Join(dir, comp, "model.onnx")); os.IsNotExist(err) && comp == "text_encoder_3" {
+			continue
+		}
+		data := ""
+		if _, err := os.Stat(filepath.Join(dir, comp, "model.onnx_data")); err == nil {
+			data = "model.onnx_data"
+		}
+		if err := rewriteModel(filepath.Join(dir, comp), edit, data); err != nil {
+			return fmt.Errorf("testmodels: opt layout: %s: %w", comp, err)
+		}
+	}
+	return nil
+}
+
+// selectOutputs keeps the graph outputs named in keep, renamed to its values, in the graph's order.
+func selectOutputs(g *onnx.Graph, keep map[string]string) error {
+	var outs []onnx.ValueInfo
+	for _, o := range g.Outputs {
+		if to, ok := keep[o.Name]; ok {
+			outs = append(outs, o)
+			delete(keep, o.Name)
+			renameValue(g, o.Name, to)
+			outs[len(outs)-1].Name = to
+		}
+	}
+	if len(keep) > 0 {
+		return fmt.Errorf("the graph has no outputs %v", keep)
+	}
+	g.Outputs = outs
+	return nil
+}
+
+// renameValue renames a value everywhere the graph names it.
+func renameValue(g *onnx.Graph, from, to string) {
+	for i := range g.Inputs {
+		if g.Inputs[i].Name == from {
+			g.Inputs[i].Name = to
+		}
+	}
+	for i := range g.Outputs {
+		if g.Outputs[i].Name == from {
+			g.Outputs[i].Name = to
+		}
+	}
+	for i := range g.Nodes {
+		for j := range g.Nodes[i].Inputs {
+			if g.Nodes[i].Inputs[j] == from {
+				g.Nodes[i].Inputs[j] = to
+			}
+		}
+		for j := range g.Nodes[i].Outputs {
+			if g.Nodes[i].Outputs[j] == from {
+				g.Nodes[i].Outputs[j] = to
+			}
+		}
+	}
 }
