@@ -301,11 +301,14 @@ const (
 
 func (c *Checkpoint) singleFileLayout() (index, sched string, toks map[string]tokenizerdata.Kind) {
 	if c.Family == "flux" {
-		sched = fluxSchnScheduler
-		if c.Variant == "flux-dev" {
+		sched, index = fluxSchnScheduler, fluxIndex
+		if c.Variant == "flux-dev" || c.Variant == VariantFluxKontext {
 			sched = fluxDevScheduler
 		}
-		return fluxIndex, sched, map[string]tokenizerdata.Kind{"tokenizer": tokenizerdata.CLIPL, "tokenizer_2": tokenizerdata.T5Flux}
+		if c.Variant == VariantFluxKontext { // FLUX.1-Kontext-dev's model_index.json: the same components
+			index = fluxKontextIndex
+		}
+		return index, sched, map[string]tokenizerdata.Kind{"tokenizer": tokenizerdata.CLIPL, "tokenizer_2": tokenizerdata.T5Flux}
 	}
 	toks = map[string]tokenizerdata.Kind{"tokenizer": tokenizerdata.CLIPL, "tokenizer_2": tokenizerdata.CLIPG}
 	t5, t5tok := `[null, null]`, `[null, null]`

@@ -76,7 +76,8 @@ type Part struct {
 // Checkpoint is an opened Source: the family, every component, and what the compiled folder needs
 // besides the graphs (model index, scheduler config, tokenizer folders).
 type Checkpoint struct {
-	// Family is "sd3" or "flux"; Variant "sd3", "sd3.5-large", "sd3.5-medium", "flux-dev" or "flux-schnell".
+	// Family is "sd3" or "flux"; Variant "sd3", "sd3.5-large", "sd3.5-medium", "flux-dev", "flux-schnell"
+	// or VariantFluxKontext.
 	Family, Variant string
 	Parts           map[checkpoint.Role]*Part
 	// Folder is the diffusers folder the checkpoint came from ("" for single files): its model_index.json,
@@ -422,6 +423,10 @@ func (c *Checkpoint) resolveFamily() error {
 		c.Variant = "flux-schnell"
 		if g, _ := t.Config["guidance_embeds"].(bool); g {
 			c.Variant = "flux-dev"
+			if why := c.kontextHint(t.File); why != "" {
+				c.Variant = VariantFluxKontext
+				c.Notes = append(c.Notes, fmt.Sprintf("FLUX.1 Kontext (%s): the compiled model takes reference pictures (--ref-image)", why))
+			}
 		}
 		need = []checkpoint.Role{checkpoint.RoleCLIPL, checkpoint.RoleT5, checkpoint.RoleVAE}
 	case "sd3":
@@ -480,4 +485,37 @@ func dominantDType(r map[string]checkpoint.Recipe) string {
 		}
 	}
 	return best
+}
+
+// VariantFluxKontext is a FLUX.1 Kontext checkpoint: FLUX.1-dev's architecture (Kontext's reference
+// tokens are more rows of the same transformer), so its tensors cannot tell it from dev. A single file
+// is taken for Kontext when --model-config's model_index.json names FluxKontextPipeline (diffusers'
+// from_single_file(config=…)) or its file name says "kontext" (flux1-kontext-dev.safetensors, as BFL
+// and ComfyUI name it); its compiled folder then gets a FluxKontextPipeline model index. Without
+// reference pictures Kontext draws as FLUX.1-dev does, so a file taken for Kontext loses nothing. A
+// diffusers folder keeps its own model_index.json.
+const VariantFluxKontext = "flux-kontext-dev"
+
+// fluxKontextIndex is FLUX.1-Kontext-dev's model_index.json: FLUX.1-dev's components under another class.
+var fluxKontextIndex = strings.Replace(fluxIndex, `"FluxPipeline"`, `"FluxKontextPipeline"`, 1)
+
+// kontextHint says why a single-file FLUX dev-type transformer is Kontext ("" when it is not).
+func (c *Checkpoint) kontextHint(file string) string {
+	if c.Folder != "" {
+		return ""
+	}
+	if c.configDir != "" {
+		var mi struct {
+			Class string `json:"_class_name"`
+		}
+		if b, err := os.ReadFile(filepath.Join(c.configDir, "model_index.json")); err == nil && json.Unmarshal(b, &mi) == nil {
+			if mi.Class == "FluxKontextPipeline" {
+				return "--model-config's model_index.json names FluxKontextPipeline"
+			}
+		}
+	}
+	if strings.Contains(strings.ToLower(filepath.Base(file)), "kontext") {
+		return fmt.Sprintf("the file name %s says so", filepath.Base(file))
+	}
+	return ""
 }
