@@ -25,7 +25,8 @@ var transformerPrecisions = []string{"fp32", "bf16", "fp16", "fp8", "fp4"}
 // optComponents maps a *.opt/ folder set to the diffusers component folders: FLUX (clip.opt/,
 // t5.opt/) or SD3 (clip_l.opt/, clip_g.opt/, t5.opt/), the transformer's first precision folder.
 // It returns the variant the folders imply ("flux-dev" when the transformer takes a guidance input,
-// "flux-schnell", or "sd3.5-large" for SD3 sets, whose defaults are the same) and what was picked.
+// Kontext's when the folder's name also says kontext, "flux-schnell", or "sd3.5-large" for SD3 sets,
+// whose defaults are the same) and what was picked.
 func optComponents(dir string, opt []string) (map[string]string, string, string, error) {
 	has := func(name string) bool { return slices.Contains(opt, name) }
 	comps := map[string]string{compVAEDecoder: "vae.opt"}
@@ -67,6 +68,9 @@ func optComponents(dir string, opt []string) (map[string]string, string, string,
 		}
 		if slices.ContainsFunc(ins, func(t ort.TensorInfo) bool { return t.Name == "guidance" }) {
 			variant = "flux-dev"
+			if strings.Contains(strings.ToLower(filepath.Base(dir)), "kontext") { // BFL's FLUX.1-Kontext-dev-onnx
+				variant = compiler.VariantFluxKontext
+			}
 		}
 	}
 	var used []string
