@@ -80,6 +80,9 @@ func TestBatchEditItems(t *testing.T) {
 			t.Errorf("%s ran in a batch: %+v", r.ID, r.Timings)
 		}
 	}
+	if code, stdout, errOut := runCLI("batch", "status", "--manifest", manifest, "--out", out); code != 0 {
+		t.Fatalf("status: exit %d: %s %s", code, stdout, errOut)
+	}
 	before := snapshot(t, out)
 	if code, _, errOut := runCLI(args...); code != 0 || len(readLog(t, filepath.Join(out, "results-0-of-1.jsonl"))) != 3 {
 		t.Fatalf("rerun: exit %d: %s", code, errOut)
@@ -92,6 +95,9 @@ func TestBatchEditItems(t *testing.T) {
 	code, _, errOut := runCLI(args...)
 	if code != 2 || !strings.Contains(errOut, "inpaint") || strings.Contains(errOut, "img2img") {
 		t.Fatalf("changed mask: exit %d, stderr %q; want 2 naming the inpaint item only", code, errOut)
+	}
+	if code, stdout, _ := runCLI("batch", "status", "--manifest", manifest, "--out", out); code == 0 || !strings.Contains(stdout, "inpaint") {
+		t.Errorf("status after the mask changed: exit %d, %q; want the inpaint item named stale", code, stdout)
 	}
 	if code, _, errOut := runCLI(append(args, "--redo-changed")...); code != 0 {
 		t.Fatalf("--redo-changed: exit %d: %s", code, errOut)
