@@ -332,7 +332,7 @@ func checkEncoder(kind encoderKind, c *Component) []string {
 		msgs = append(msgs, fmt.Sprintf("input %s must be [batch, sequence]", ids))
 	}
 	for _, t := range c.Inputs {
-		if t.Name != "input_ids" {
+		if t.Name != "input_ids" && t.Name != "attention_mask" { // a TensorRT-demo CLIP's mask: fed all ones
 			msgs = append(msgs, fmt.Sprintf("unexpected input %s: rflow feeds text encoders input_ids only (re-export without it, e.g. with optimum-cli)", t))
 		}
 	}

@@ -21,6 +21,7 @@ const (
 	outLastHidden   = "last_hidden_state" // T5 encoder
 	hiddenPrefix    = "hidden_states."    // hidden_states.0 (embeddings) … hidden_states.N (last layer, before the final norm)
 	inputIDs        = "input_ids"
+	inputMask       = "attention_mask" // NVIDIA's TensorRT-demo CLIP with projection: fed all ones
 )
 
 // Output names of NVIDIA's TensorRT-demo exports (BFL's FLUX.1-*-onnx and Stability's SD3.5-*-tensorrt
@@ -90,6 +91,9 @@ type encoderSession struct {
 	sess   *ort.Session
 	path   string
 	seqLen int // fixed sequence length the export declares, or -1
+	// mask: the export also takes an attention_mask (NVIDIA's TensorRT-demo CLIP), fed all ones — what
+	// diffusers' SD3 and FLUX pipelines mean by passing none.
+	mask bool
 }
 
 func loadEncoder(ctx context.Context, path string, so ort.SessionOptions) (*encoderSession, error) {
@@ -98,15 +102,21 @@ func loadEncoder(ctx context.Context, path string, so ort.SessionOptions) (*enco
 		return nil, err
 	}
 	in, ok := sess.Input(inputIDs)
-	if !ok || len(sess.Inputs()) != 1 {
+	mask, hasMask := sess.Input(inputMask)
+	if !ok || len(sess.Inputs()) != 1+map[bool]int{true: 1}[hasMask] {
 		sess.Close()
-		return nil, fmt.Errorf("%w: %s: want one input %q, the model has %v", ErrEncoderSignature, path, inputIDs, sess.Inputs())
+		return nil, fmt.Errorf("%w: %s: want one input %q (and optionally %q), the model has %v", ErrEncoderSignature, path, inputIDs,
+			inputMask, sess.Inputs())
+	}
+	if hasMask && mask.Type != onnx.Int32 && mask.Type != onnx.Int64 {
+		sess.Close()
+		return nil, fmt.Errorf("%w: %s: %s must be int32 or int64", ErrEncoderSignature, path, mask)
 	}
 	if in.Type != onnx.Int32 && in.Type != onnx.Int64 {
 		sess.Close()
 		return nil, fmt.Errorf("%w: %s: %s must be int32 or int64", ErrEncoderSignature, path, in)
 	}
-	e := &encoderSession{sess: sess, path: path, seqLen: -1}
+	e := &encoderSession{sess: sess, path: path, seqLen: -1, mask: hasMask}
 	if len(in.Shape) == 2 && in.Shape[1] > 0 {
 		e.seqLen = int(in.Shape[1])
 	}
@@ -138,6 +148,21 @@ func (e *encoderSession) run(ctx context.Context, ids [][]int64, widths []int) (
 	if err := in.SetInt64(flat); err != nil {
 		return nil, fmt.Errorf("encode %s: %w", e.path, err)
 	}
+	inputs := []*ort.Tensor{in}
+	if e.mask {
+		m, err := e.sess.NewInput(inputMask, int64(b), int64(s))
+		if err != nil {
+			return nil, err
+		}
+		defer m.Destroy()
+		for i := range flat {
+			flat[i] = 1
+		}
+		if err := m.SetInt64(flat); err != nil {
+			return nil, fmt.Errorf("encode %s: %w", e.path, err)
+		}
+		inputs = append(inputs, m)
+	}
 	outs := e.sess.Outputs()
 	tensors := make([]*ort.Tensor, len(outs))
 	defer func() {
@@ -154,7 +179,7 @@ func (e *encoderSession) run(ctx context.Context, ids [][]int64, widths []int) (
 			return nil, err
 		}
 	}
-	if err := e.sess.Run(ctx, []*ort.Tensor{in}, tensors); err != nil {
+	if err := e.sess.Run(ctx, inputs, tensors); err != nil {
 		return nil, err
 	}
 	res := make([][]float32, len(outs))

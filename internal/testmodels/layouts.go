@@ -29,8 +29,8 @@ const (
 	// LayoutOpt is the *.opt/ folder set of BFL's FLUX.1-*-onnx and Stability's *-tensorrt repositories:
 	// clip.opt/, t5.opt/, transformer.opt/bf16/, vae.opt/, no model_index.json, scheduler, tokenizers
 	// or configs, with NVIDIA's TensorRT-demo signatures: CLIP input_ids → text_embeddings (last hidden
-	// state) and pooled_embeddings (FLUX) or text_embeddings (projected, [B, D]) and hidden_states (the
-	// penultimate layer; SD3), T5 input_ids → text_embeddings, the transformer as LayoutTensorRT's,
+	// state) and pooled_embeddings (FLUX) or input_ids, attention_mask (int32, unused) → text_embeddings
+	// (projected, [B, D]) and hidden_states (the penultimate layer; SD3), T5 input_ids → text_embeddings, the transformer as LayoutTensorRT's,
 	// the VAE decoder latent → images (a plain decoder: scaling stays outside).
 	LayoutOpt Layout = "opt"
 )
@@ -220,8 +220,10 @@ func optSignatures(dir string, o Options) error {
 				}
 			}
 			keep := map[string]string{pooled: map[bool]string{true: "text_embeddings", false: "pooled_embeddings"}[penultimate]}
-			if penultimate {
+			if penultimate { // CLIPWithProjModel also takes an attention mask the graph does not use
 				keep[fmt.Sprintf("hidden_states.%d", last-1)] = "hidden_states"
+				g.Inputs = append(g.Inputs, onnx.ValueInfo{Name: "attention_mask", Type: onnx.Int32,
+					Dims: []onnx.Dim{onnx.Sym("batch_size"), onnx.Sym("sequence_length")}})
 			} else {
 				keep["last_hidden_state"] = "text_embeddings"
 			}
