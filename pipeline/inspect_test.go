@@ -187,10 +187,10 @@ func signatureProblemCases() []problemCase {
 		{"unexpected input", sd3, func(t *testing.T, dir string) {
 			writeTestGraph(t, filepath.Join(dir, tr), append(sd3Inputs(f32), tvi("controlnet_cond", f32, "b", 16, "h", "w")), sd3Out)
 		}, tr, "unexpected input controlnet_cond"},
-		{"encoder attention_mask", sd3, func(t *testing.T, dir string) {
-			writeTestGraph(t, filepath.Join(dir, "text_encoder_2", "model.onnx"), []onnx.ValueInfo{tvi("input_ids", i64, "b", "s"), tvi("attention_mask", i64, "b", "s")},
+		{"encoder position_ids", sd3, func(t *testing.T, dir string) { // attention_mask is fed all ones; other inputs are refused
+			writeTestGraph(t, filepath.Join(dir, "text_encoder_2", "model.onnx"), []onnx.ValueInfo{tvi("input_ids", i64, "b", "s"), tvi("position_ids", i64, "b", "s")},
 				[]onnx.ValueInfo{tvi("text_embeds", f32, "b", 48), tvi("hidden_states.0", f32, "b", "s", 48), tvi("hidden_states.1", f32, "b", "s", 48)})
-		}, "text_encoder_2/model.onnx", "unexpected input attention_mask"},
+		}, "text_encoder_2/model.onnx", "unexpected input position_ids"},
 		{"T5 without last_hidden_state", fluxDev, func(t *testing.T, dir string) {
 			writeTestGraph(t, filepath.Join(dir, "text_encoder_2", "model.onnx"), []onnx.ValueInfo{tvi("input_ids", i64, "b", "s")}, []onnx.ValueInfo{tvi("hidden", f32, "b", "s", 64)})
 		}, "text_encoder_2/model.onnx", "missing output last_hidden_state"},
