@@ -1,11 +1,17 @@
 package batch
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"image"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rflowrt/rflow/pipeline"
 )
 
 // TestResolveInputs: relative picture paths join the manifest's folder, absolute ones stay; the
@@ -78,5 +84,70 @@ func TestParseManifestEditErrors(t *testing.T) {
 		if !errors.Is(err, ErrManifest) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one containing %q", c.src, err, c.want)
 		}
+	}
+}
+
+// recordingGenerator keeps every request and draws one 8×8 image per item (or per request without
+// Items).
+type recordingGenerator struct{ reqs []pipeline.Request }
+
+func (g *recordingGenerator) Generate(_ context.Context, r pipeline.Request, _ func(pipeline.Event)) (pipeline.Result, error) {
+	g.reqs = append(g.reqs, r)
+	n := max(len(r.Items), 1)
+	var res pipeline.Result
+	for range n {
+		res.Images = append(res.Images, image.NewNRGBA(image.Rect(0, 0, 8, 8)))
+		res.Noise, res.Latents = append(res.Noise, 0), append(res.Latents, 0)
+	}
+	res.Settings = pipeline.Resolved{Width: 8, Height: 8}
+	return res, nil
+}
+
+// TestRunEditItems: edit items run alone with their pictures read (strength 0.75 by default), plain
+// items still share a batch, and an item whose picture is not an image fails alone.
+func TestRunEditItems(t *testing.T) {
+	dir := t.TempDir()
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, image.NewGray(image.Rect(0, 0, 4, 4))); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"a.png": buf.Bytes(), "bad.png": []byte("not a picture")} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := `{"prompt": "plain 1", "id": "p1"}
+{"prompt": "refs", "id": "refs", "ref_images": ["a.png", "a.png"]}
+{"prompt": "plain 2", "id": "p2"}
+{"prompt": "img2img", "id": "i2i", "init_image": "a.png"}
+{"prompt": "bad", "id": "bad", "init_image": "bad.png", "strength": 0.3}`
+	items, err := ParseManifest(strings.NewReader(src), Item{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ResolveInputs(items, dir); err != nil {
+		t.Fatal(err)
+	}
+	g := &recordingGenerator{}
+	sum, err := runOnce(t, t.TempDir(), g, items, Options{BatchSize: 4})
+	if err != nil || sum.Succeeded != 4 || sum.Failed != 1 {
+		t.Fatalf("summary %+v, %v", sum, err)
+	}
+	byPrompt := map[string]pipeline.Request{}
+	for _, r := range g.reqs {
+		if len(r.Items) > 0 {
+			byPrompt[r.Items[0].Prompt] = r
+		} else {
+			byPrompt[r.Prompt] = r
+		}
+	}
+	if len(g.reqs) != 3 || len(byPrompt["plain 1"].Items) != 2 {
+		t.Fatalf("%d requests; want the two plain items together and each readable edit item alone", len(g.reqs))
+	}
+	if r := byPrompt["refs"]; len(r.RefImages) != 2 || r.InitImage != nil || r.Seed != 1 || len(r.Items) != 0 {
+		t.Errorf("refs request: %d references, init %v, seed %d", len(r.RefImages), r.InitImage != nil, r.Seed)
+	}
+	if r := byPrompt["img2img"]; r.InitImage == nil || r.Strength != 0.75 || r.Mask != nil {
+		t.Errorf("img2img request: init %v, strength %v", r.InitImage != nil, r.Strength)
 	}
 }
