@@ -55,11 +55,8 @@ func (im imageMeta) params() imagefile.Params {
 	if s.Shift != 0 {
 		p.Extra = append(p.Extra, imagefile.KV{Key: "Shift", Value: fmt.Sprint(s.Shift)})
 	}
-	if s.GuidanceRule != "" {
-		p.Extra = append(p.Extra, imagefile.KV{Key: "Guidance rule", Value: s.GuidanceRule})
-	}
-	if s.StepCache != "" {
-		p.Extra = append(p.Extra, imagefile.KV{Key: "Step cache", Value: s.StepCache})
+	for _, kv := range s.GuidanceInfo() { // the server's infotexts use the same entries
+		p.Extra = append(p.Extra, imagefile.KV{Key: kv[0], Value: kv[1]})
 	}
 	if h := pipeline.LoRAHashes(im.model.LoRAs); h != "" {
 		p.Extra = append(p.Extra, imagefile.KV{Key: "Lora hashes", Value: h})
