@@ -16,8 +16,8 @@ type pkg struct {
 	Standard   bool
 }
 
-// TestImportGraph checks the edges DESIGN.md fixes: scheduler, ortopts and internal/rng use only the standard
-// library; onnxruntime_go (cgo) is imported by internal/ort alone; internal/onnx stays free of cgo;
+// TestImportGraph checks the edges DESIGN.md fixes: scheduler, ortopts, internal/rng and internal/linkdir use only
+// the standard library; onnxruntime_go (cgo) is imported by internal/ort alone; internal/onnx stays free of cgo;
 // only cmd/rflow, compare, batch and server import pipeline; compare, batch and server import no other rflow
 // package than pipeline and scheduler, and only commands import them; nothing imports cmd. The model compiler writes graphs without running
 // them (no internal/ort), and its checkpoint readers and architecture builders do not know each other.
@@ -42,7 +42,8 @@ func TestImportGraph(t *testing.T) {
 	if len(pkgs) < 10 {
 		t.Fatalf("go list found only %d packages", len(pkgs))
 	}
-	stdlibOnly := map[string]bool{module + "/scheduler": true, module + "/internal/rng": true, module + "/ortopts": true}
+	stdlibOnly := map[string]bool{module + "/scheduler": true, module + "/internal/rng": true, module + "/ortopts": true,
+		module + "/internal/linkdir": true}
 	for _, p := range pkgs {
 		for _, imp := range p.Imports {
 			rel := strings.TrimPrefix(imp, module+"/")

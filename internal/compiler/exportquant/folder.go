@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/rflowrt/rflow/internal/compiler/arch"
+	"github.com/rflowrt/rflow/internal/linkdir"
 	"github.com/rflowrt/rflow/internal/onnx"
 )
 
@@ -134,10 +135,11 @@ func QuantizeFolder(ctx context.Context, src, dst string, o FolderOptions) (*Rep
 		}
 		return rep, fmt.Errorf("%w (%s)", ErrNothingToRewrite, strings.Join(why, "; "))
 	}
-	if err := linkTree(src, tmp, func(rel string) bool {
+	skip := func(rel string) bool {
 		dir, file := filepath.Split(rel)
 		return slices.Contains(rewritten[filepath.Clean(dir)], file)
-	}); err != nil {
+	}
+	if err := linkdir.Mirror(src, tmp, linkdir.Options{Skip: skip, LinkFolders: true}); err != nil {
 		return nil, err
 	}
 	if err := os.Rename(tmp, dst); err != nil {
@@ -223,68 +225,4 @@ func (c ctxSource) WriteRaw(w io.Writer) error {
 		return err
 	}
 	return c.src.WriteRaw(w)
-}
-
-// linkTree recreates src's tree under dst, hard-linking each regular file (copying it where a link
-// is impossible, e.g. across file systems) unless skip says the rewrite replaced it or dst already
-// has it. Symbolic links (a Hugging Face cache snapshot is made of them) are followed: a linked file
-// is linked or copied as the file it points to, a linked folder becomes a link to its absolute path.
-func linkTree(src, dst string, skip func(rel string) bool) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, 0o755)
-		case skip(rel):
-			return nil
-		}
-		if _, err := os.Lstat(target); err == nil {
-			return nil // written by the rewrite
-		}
-		real, err := filepath.EvalSymlinks(p)
-		if err != nil {
-			return err
-		}
-		st, err := os.Stat(real)
-		switch {
-		case err != nil:
-			return err
-		case st.IsDir():
-			abs, err := filepath.Abs(real)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(abs, target)
-		case !st.Mode().IsRegular():
-			return nil
-		}
-		if os.Link(real, target) == nil {
-			return nil
-		}
-		return copyFile(real, target)
-	})
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/rflowrt/rflow/internal/half"
+	"github.com/rflowrt/rflow/internal/linkdir"
 )
 
 // ExportComponent is one component folder of an ONNX export (model.onnx, config.json) and what it is.
@@ -60,7 +60,7 @@ func PatchExport(family, src, dst string, comps []ExportComponent, uses []Use) (
 	}
 	tmp := dst + ".partial"
 	os.RemoveAll(tmp)
-	if err := linkTree(src, tmp); err != nil {
+	if err := linkdir.Mirror(src, tmp, linkdir.Options{}); err != nil {
 		return nil, err
 	}
 	ok := false
@@ -82,47 +82,6 @@ func PatchExport(family, src, dst string, comps []ExportComponent, uses []Use) (
 	}
 	ok = true
 	return m.Reports(), nil
-}
-
-// linkTree makes dst a copy of src's folder tree whose files are hard links (copies where links fail).
-func linkTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, e os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		to := filepath.Join(dst, rel)
-		if e.IsDir() {
-			return os.MkdirAll(to, 0o755)
-		}
-		real := p
-		if e.Type()&os.ModeSymlink != 0 {
-			if real, err = filepath.EvalSymlinks(p); err != nil {
-				return err
-			}
-		}
-		if os.Link(real, to) == nil {
-			return nil
-		}
-		return copyPath(real, to)
-	})
-}
-
-func copyPath(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // patchComponent rewrites the patched initializers of one component folder (already linked at dst).
@@ -158,7 +117,7 @@ func patchComponent(src, dst string, c ExportComponent, m *Merged) error {
 			if err := os.Remove(to); err != nil {
 				return err
 			}
-			if err := copyPath(filepath.Join(src, in.file), to); err != nil {
+			if err := linkdir.CopyFile(filepath.Join(src, in.file), to); err != nil {
 				return err
 			}
 			copied[in.file] = true
