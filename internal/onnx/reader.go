@@ -46,19 +46,30 @@ const maxString = 16 << 20
 // model's structure and skips tensor payloads by offset, so it is cheap even
 // for multi-gigabyte models.
 func ReadInfo(path string) (*Info, error) {
-	f, err := os.Open(path)
+	f, size, err := openModel(path)
 	if err != nil {
-		return nil, fmt.Errorf("onnx: read %s: %w", path, err)
+		return nil, err
 	}
 	defer f.Close()
+	return readInfo(f, size, path)
+}
+
+// openModel opens the model file at path and returns its size; a folder is an error.
+func openModel(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("onnx: read %s: %w", path, err)
+	}
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("onnx: read %s: %w", path, err)
+		f.Close()
+		return nil, 0, fmt.Errorf("onnx: read %s: %w", path, err)
 	}
 	if st.IsDir() {
-		return nil, fmt.Errorf("onnx: read %s: is a directory", path)
+		f.Close()
+		return nil, 0, fmt.Errorf("onnx: read %s: is a directory", path)
 	}
-	return readInfo(f, st.Size(), path)
+	return f, st.Size(), nil
 }
 
 // ReadInfoFrom reads a model's signature from the first size bytes of r.
@@ -87,13 +98,23 @@ func readInfo(r io.ReaderAt, size int64, name string) (*Info, error) {
 		info, err = s.model()
 	}
 	if err != nil {
-		var ioe *ioError
-		if errors.As(err, &ioe) {
-			return nil, fmt.Errorf("onnx: read %s: %w", name, ioe.err)
-		}
-		return nil, fmt.Errorf("onnx: read %s: %w (%v)", name, ErrNotONNX, err)
+		return nil, readError(name, err)
 	}
 	return info, nil
+}
+
+// readError names what failed reading the model name: the underlying reader's error or a model
+// that cannot be read (dataError) as they are, anything else as ErrNotONNX with the parse error.
+func readError(name string, err error) error {
+	var ioe *ioError
+	var de *dataError
+	switch {
+	case errors.As(err, &ioe):
+		return fmt.Errorf("onnx: read %s: %w", name, ioe.err)
+	case errors.As(err, &de):
+		return fmt.Errorf("onnx: read %s: %w", name, err)
+	}
+	return fmt.Errorf("onnx: read %s: %w (%v)", name, ErrNotONNX, err)
 }
 
 // src reads protobuf fields at offsets through a small cached window.

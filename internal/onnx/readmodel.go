@@ -29,37 +29,22 @@ const eagerTensor = 64 << 10
 // tensor lists) are kept as they were read and written back unchanged. Initializers of types
 // without a fixed element size (strings) are reported as errors.
 func ReadModel(path string) (*Model, error) {
-	f, err := os.Open(path)
+	f, size, err := openModel(path)
 	if err != nil {
-		return nil, fmt.Errorf("onnx: read %s: %w", path, err)
+		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("onnx: read %s: %w", path, err)
-	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("onnx: read %s: is a directory", path)
-	}
-	if st.Size() <= 0 {
+	if size <= 0 {
 		return nil, fmt.Errorf("onnx: read %s: %w (empty)", path, ErrNotONNX)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: read %s: %w", path, err)
 	}
-	r := &modelReader{src: src{r: f, size: st.Size()}, path: abs, dir: filepath.Dir(abs), sizes: map[string]int64{}}
+	r := &modelReader{src: src{r: f, size: size}, path: abs, dir: filepath.Dir(abs), sizes: map[string]int64{}}
 	m, err := r.model()
 	if err != nil {
-		var ioe *ioError
-		var de *dataError
-		switch {
-		case errors.As(err, &ioe):
-			return nil, fmt.Errorf("onnx: read %s: %w", path, ioe.err)
-		case errors.As(err, &de):
-			return nil, fmt.Errorf("onnx: read %s: %w", path, err)
-		}
-		return nil, fmt.Errorf("onnx: read %s: %w (%v)", path, ErrNotONNX, err)
+		return nil, readError(path, err)
 	}
 	return m, nil
 }
