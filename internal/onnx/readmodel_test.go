@@ -130,13 +130,7 @@ func TestReadModelTypedData(t *testing.T) {
 		return appendString(b, 4, "Identity")
 	})
 	g = appendMessage(g, 12, func(b []byte) []byte { return valueInfo(b, &ValueInfo{Name: "y", Type: Float}) })
-	model := appendVarint(nil, 1, 8)
-	model = appendMessage(model, 7, func(b []byte) []byte { return append(b, g...) })
-	model = appendMessage(model, 8, func(b []byte) []byte { return appendVarint(b, 2, 17) })
-	path := filepath.Join(t.TempDir(), "typed.onnx")
-	if err := os.WriteFile(path, model, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := writeGraph(t, t.TempDir(), "typed.onnx", g)
 	m, err := ReadModel(path)
 	if err != nil {
 		t.Fatal(err)
@@ -225,13 +219,7 @@ func TestReadModelManyExternalFiles(t *testing.T) {
 		return appendString(b, 4, "Identity")
 	})
 	g = appendMessage(g, 12, func(b []byte) []byte { return valueInfo(b, &ValueInfo{Name: "y", Type: Float}) })
-	model := appendVarint(nil, 1, 8)
-	model = appendMessage(model, 7, func(b []byte) []byte { return append(b, g...) })
-	model = appendMessage(model, 8, func(b []byte) []byte { return appendVarint(b, 2, 17) })
-	path := filepath.Join(dir, "model.onnx")
-	if err := os.WriteFile(path, model, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := writeGraph(t, dir, "model.onnx", g)
 	check := func(path string) {
 		t.Helper()
 		m, err := ReadModel(path)
@@ -257,4 +245,17 @@ func TestReadModelManyExternalFiles(t *testing.T) {
 	if err != nil || len(info.ExternalFiles) != 1 || info.ExternalFiles[0] != "model.onnx_data" {
 		t.Errorf("written model's external files %v (%v), want [model.onnx_data]", info.ExternalFiles, err)
 	}
+}
+
+// writeGraph writes dir/name: an IR 8, opset 17 model around the GraphProto fields g.
+func writeGraph(t *testing.T, dir, name string, g []byte) string {
+	t.Helper()
+	model := appendVarint(nil, 1, 8)
+	model = appendMessage(model, 7, func(b []byte) []byte { return append(b, g...) })
+	model = appendMessage(model, 8, func(b []byte) []byte { return appendVarint(b, 2, 17) })
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, model, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
