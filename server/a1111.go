@@ -50,9 +50,10 @@ type a1111Request struct {
 	Styles                []string       `json:"styles"`
 	AlwaysOnScripts       map[string]any `json:"alwayson_scripts"`
 	ScriptName            string         `json:"script_name"`
+	guidanceRequest                      // rflow's extension fields
 }
 
-var a1111Fields = strings.Fields(`prompt negative_prompt styles seed subseed subseed_strength seed_resize_from_h
+var a1111Fields = append(strings.Fields(`prompt negative_prompt styles seed subseed subseed_strength seed_resize_from_h
 	seed_resize_from_w sampler_name sampler_index scheduler batch_size n_iter steps cfg_scale distilled_cfg_scale width height
 	restore_faces tiling do_not_save_samples do_not_save_grid eta denoising_strength s_min_uncond s_churn s_tmax s_tmin s_noise
 	override_settings override_settings_restore_afterwards refiner_checkpoint refiner_switch_at disable_extra_networks
@@ -60,7 +61,8 @@ var a1111Fields = strings.Fields(`prompt negative_prompt styles seed subseed sub
 	hr_resize_x hr_resize_y hr_checkpoint_name hr_sampler_name hr_scheduler hr_prompt hr_negative_prompt hr_cfg
 	hr_distilled_cfg force_task_id script_name script_args send_images save_images alwayson_scripts infotext
 	init_images resize_mode image_cfg_scale mask mask_blur mask_blur_x mask_blur_y inpainting_fill inpaint_full_res
-	inpaint_full_res_padding inpainting_mask_invert initial_noise_multiplier latent_mask include_init_images ref_resize`)
+	inpaint_full_res_padding inpainting_mask_invert initial_noise_multiplier latent_mask include_init_images ref_resize`),
+	guidanceFields...)
 
 // a1111Params turns the request into params, noting what rflow ignores.
 func (s *Server) a1111Params(req a1111Request, img2img bool) (params, error) {
@@ -76,6 +78,10 @@ func (s *Server) a1111Params(req a1111Request, img2img bool) (params, error) {
 	p.N = max(req.BatchSize, 1) * max(req.NIter, 1)
 	if req.BatchSize < 0 || req.NIter < 0 {
 		return p, badRequest("batch_size and n_iter must be positive")
+	}
+	var err error
+	if p.Guide, err = s.guidance(req.guidanceRequest); err != nil {
+		return p, err
 	}
 	if len(req.OverrideSettings) > 0 {
 		keys := make([]string, 0, len(req.OverrideSettings))
@@ -212,6 +218,9 @@ func (s *Server) a1111Info(j *job) map[string]any {
 	for _, kv := range editInfo(&j.p, st) {
 		extra[kv[0]] = kv[1]
 	}
+	for _, kv := range append(st.GuidanceInfo(), slgInfo(&j.p.Guide)...) {
+		extra[kv[0]] = kv[1]
+	}
 	if j.p.LoRAHashes != "" {
 		extra["Lora hashes"] = j.p.LoRAHashes
 	}
@@ -247,6 +256,12 @@ func infotext(p *params, st pipeline.Resolved, model string) string {
 	b.WriteString(joinKV([][2]string{{"Steps", strconv.Itoa(st.Steps)}, {"Sampler", st.Sampler}, {"Schedule type", orDefault(st.Scheduler)},
 		{"CFG scale", strconv.FormatFloat(st.CFGScale, 'g', -1, 64)}, {"Seed", strconv.FormatUint(st.Seed, 10)}, {"Size", strconv.Itoa(st.Width) + "x" + strconv.Itoa(st.Height)},
 		{"Model", model}, {"Shift", strconv.FormatFloat(st.Shift, 'g', -1, 64)}}))
+	for _, kv := range st.GuidanceInfo() { // as the CLI's PNG text writes them
+		b.WriteString(", " + kv[0] + ": " + quoteInfo(kv[1]))
+	}
+	if kv := slgInfo(&p.Guide); len(kv) > 0 {
+		b.WriteString(", " + joinKV(kv))
+	}
 	if kv := editInfo(p, st); len(kv) > 0 {
 		b.WriteString(", " + joinKV(kv))
 	}
@@ -268,6 +283,7 @@ func publicParams(p *params) map[string]any {
 		out["distilled_cfg_scale"] = p.Guidance
 	}
 	editParamsOut(p, out)
+	guidanceOut(&p.Guide, out)
 	if p.LoRAHashes != "" {
 		out["lora_hashes"] = p.LoRAHashes
 	}

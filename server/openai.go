@@ -26,13 +26,15 @@ type openAIRequest struct {
 	Scheduler      string   `json:"scheduler"`
 	CFGScale       float64  `json:"cfg_scale"`
 	Strength       *float64 `json:"strength"`
+
+	guidanceRequest // rflow's extension fields
 }
 
 // openAIFields are the fields accepted; quality, style, user, background, moderation,
 // output_compression and input_fidelity are OpenAI's and ignored.
-var openAIFields = []string{"prompt", "n", "size", "response_format", "output_format", "model", "seed", "steps",
+var openAIFields = append([]string{"prompt", "n", "size", "response_format", "output_format", "model", "seed", "steps",
 	"negative_prompt", "sampler", "scheduler", "cfg_scale", "strength", "quality", "style", "user", "background", "moderation",
-	"output_compression", "input_fidelity", "ref_resize"}
+	"output_compression", "input_fidelity", "ref_resize"}, guidanceFields...)
 
 func (s *Server) openAIModels(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": []map[string]any{
@@ -51,6 +53,9 @@ func (s *Server) openAIParams(req openAIRequest) (params, error) {
 	}
 	var err error
 	if p.Width, p.Height, err = parseSize(req.Size); err != nil {
+		return p, err
+	}
+	if p.Guide, err = s.guidance(req.guidanceRequest); err != nil {
 		return p, err
 	}
 	switch req.ResponseFormat {
@@ -156,6 +161,12 @@ func (s *Server) openAIEdits(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	g, err := formGuidance(get, func(k string) bool { return len(v[k]) > 0 })
+	if err != nil {
+		s.writeRequestError(w, err)
+		return
+	}
+	req.guidanceRequest = g
 	p, err := s.openAIParams(req)
 	if err != nil {
 		s.writeRequestError(w, err)

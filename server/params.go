@@ -37,6 +37,7 @@ type params struct {
 	OutputFormat     string   // png or jpeg
 	Edit             editParams
 	LoRAHashes       string // A1111's "Lora hashes" of the LoRAs loaded at start ("" with none)
+	Guide            guidanceParams
 }
 
 // requestError is a client mistake: 400 with its message.
@@ -86,7 +87,13 @@ func (s *Server) check(p *params) error {
 		p.Seed = int64(binary.LittleEndian.Uint64(b[:]) >> 33) // A1111 seeds are 32-bit; keep them printable
 	}
 	set, err := s.engine.Check(s.request(p, 0))
+	if err != nil && dropDefaultRule(err, p) {
+		set, err = s.engine.Check(s.request(p, 0))
+	}
 	if err != nil {
+		if gerr := guidanceError(err, &p.Guide); gerr != nil {
+			return gerr
+		}
 		return badRequest("%s", strings.TrimPrefix(err.Error(), "pipeline: "))
 	}
 	p.Width, p.Height = set.Width, set.Height // the same size: the echo shows what is drawn
@@ -120,6 +127,7 @@ func (s *Server) request(p *params, i int) pipeline.Request {
 		r.InitImage, r.Strength = p.Init, p.Strength
 	}
 	p.Edit.apply(&r)
+	p.Guide.apply(&r)
 	return r
 }
 

@@ -30,11 +30,12 @@ type jobRequest struct {
 	InpaintFullResPadding *int     `json:"inpaint_full_res_padding"`
 	RefImages             []string `json:"ref_images"`
 	RefResize             string   `json:"ref_resize"`
+	guidanceRequest                // rflow's extension fields
 }
 
-var jobFields = []string{"prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "guidance", "sampler",
+var jobFields = append([]string{"prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "guidance", "sampler",
 	"scheduler", "seed", "n", "output_format", "init_image", "strength", "mask", "mask_blur", "inpaint_full_res",
-	"inpaint_full_res_padding", "ref_images", "ref_resize"}
+	"inpaint_full_res_padding", "ref_images", "ref_resize"}, guidanceFields...)
 
 // createJob admits an asynchronous job: 202 with its URL in Location and the body.
 func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
@@ -55,6 +56,11 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 		p.OutputFormat = "jpeg"
 	default:
 		s.writeRequestError(w, badRequest("output_format %q: use png or jpeg", req.OutputFormat))
+		return
+	}
+	var err error
+	if p.Guide, err = s.guidance(req.guidanceRequest); err != nil {
+		s.writeRequestError(w, err)
 		return
 	}
 	if err := s.jobEdit(&p, req); err != nil {

@@ -41,6 +41,10 @@ type Options struct {
 	// MaxBatch and BatchWindow configure the engine's dynamic batching (pipeline.EngineOptions).
 	MaxBatch    int
 	BatchWindow time.Duration
+	// GuidanceRule and StepCache are the defaults of requests that do not name their own
+	// (scheduler.ParseGuidanceRule, scheduler.ParseStepCache; "" is plain CFG and no cache). The
+	// default rule is left off, with a note, for a request that runs no CFG.
+	GuidanceRule, StepCache string
 }
 
 func (o *Options) defaults() {
@@ -84,6 +88,9 @@ func New(m *pipeline.Model, o Options) (*Server, error) {
 		return nil, errors.New("server: no model")
 	}
 	o.defaults()
+	if err := o.checkDefaults(); err != nil {
+		return nil, err
+	}
 	base, stop := context.WithCancel(context.Background())
 	s := &Server{o: o, m: m, mux: http.NewServeMux(), base: base, stopJobs: stop,
 		engine: pipeline.NewEngine(m, pipeline.EngineOptions{Session: o.Session, MaxBatch: o.MaxBatch, BatchWindow: o.BatchWindow})}

@@ -30,6 +30,7 @@ type serveFlags struct {
 	timeout, batchWindow, grace     time.Duration
 	ckpt                            checkpointFlags
 	ort                             *ortFlags
+	guidance                        slgFlags // --guidance-rule and --step-cache only: the requests' defaults
 }
 
 func runServe(ctx context.Context, args []string, out, errOut io.Writer) error {
@@ -52,9 +53,14 @@ func runServe(ctx context.Context, args []string, out, errOut io.Writer) error {
 	fs.IntVar(&f.deviceID, "device-id", 0, "GPU index for cuda, tensorrt and directml")
 	fs.IntVarP(&f.threads, "threads", "t", 0, "intra-op threads (default: number of cores)")
 	f.ckpt.register(fs)
+	f.guidance.registerGuidance(fs)
 	f.ort = addORTFlags(fs)
 	if err := parseFlags(fs, args, out); err != nil {
 		return err
+	}
+	rule, cache, err := f.guidance.guidance()
+	if err != nil {
+		return &usageError{fs: fs, err: err}
 	}
 	if f.apiKey == "" {
 		f.apiKey = os.Getenv("RFLOW_API_KEY")
@@ -82,7 +88,8 @@ func runServe(ctx context.Context, args []string, out, errOut io.Writer) error {
 	}
 	srv, err := server.New(m, server.Options{Session: so,
 		APIKey: f.apiKey, MaxBodyBytes: f.maxBodyMB << 20, MaxQueue: f.maxQueue, MaxSide: f.maxSide, MaxSteps: f.maxSteps,
-		MaxImages: f.maxImages, Timeout: f.timeout, MaxBatch: f.maxBatch, BatchWindow: f.batchWindow})
+		MaxImages: f.maxImages, Timeout: f.timeout, MaxBatch: f.maxBatch, BatchWindow: f.batchWindow,
+		GuidanceRule: rule, StepCache: cache})
 	if err != nil {
 		return err
 	}
@@ -91,8 +98,8 @@ func runServe(ctx context.Context, args []string, out, errOut io.Writer) error {
 		_ = srv.Shutdown(context.Background())
 		return fmt.Errorf("listen on %s: %w", f.listen, err)
 	}
-	fmt.Fprintf(errOut, "rflow: serving %s (%s)%s on http://%s/ (OpenAI /v1/images, A1111 /sdapi/v1, jobs /rflow/v1/jobs, /metrics)\n",
-		m.Name, m.Family, servedLoRAs(m), ln.Addr())
+	fmt.Fprintf(errOut, "rflow: serving %s (%s)%s%s on http://%s/ (OpenAI /v1/images, A1111 /sdapi/v1, jobs /rflow/v1/jobs, /metrics)\n",
+		m.Name, m.Family, servedLoRAs(m), servedGuidance(rule, cache), ln.Addr())
 	return serveUntilDone(ctx, srv, ln, f.grace, errOut)
 }
 
@@ -106,6 +113,22 @@ func servedLoRAs(m *pipeline.Model) string {
 		tags = append(tags, fmt.Sprintf("<lora:%s:%g>", l.Name, l.Weight))
 	}
 	return " with LoRAs " + strings.Join(tags, " ")
+}
+
+// servedGuidance names the requests' default guidance rule and step cache when they are not plain
+// CFG and no cache.
+func servedGuidance(rule, cache string) string {
+	var parts []string
+	if rule != "" {
+		parts = append(parts, "guidance rule "+rule)
+	}
+	if cache != "" {
+		parts = append(parts, "step cache "+cache)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " with default " + strings.Join(parts, " and ")
 }
 
 // serveUntilDone serves until ctx ends (SIGTERM, Ctrl-C), then stops taking connections, lets running
