@@ -10,10 +10,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rflowrt/rflow/internal/benchutil"
 	"github.com/rflowrt/rflow/internal/ort"
 	"github.com/rflowrt/rflow/internal/testmodels"
 )
@@ -21,15 +21,6 @@ import (
 // leanChildEnv carries the settings of one TestLeanChild run: comma-separated key=value pairs
 // (size, threads, spin, lowmem, noarena, tiling, dyn), e.g. "size=1024,threads=1,lowmem=1".
 const leanChildEnv = "RFLOW_LEAN_CHILD"
-
-// processCPU is the process's user+system CPU time so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 type leanSettings struct {
 	size, threads, dyn            int
@@ -97,13 +88,13 @@ func TestLeanChild(t *testing.T) {
 	onEvent := func(e Event) {
 		switch {
 		case e.Stage == StageLoad && e.Component == compTransformer:
-			transStart, transWall = processCPU(), time.Now()
+			transStart, transWall = benchutil.CPUTime(), time.Now()
 		case e.Stage == StageDenoise && e.Step == e.Total:
-			transCPU, transDur, transPeak = processCPU()-transStart, time.Since(transWall), peakRSS()
+			transCPU, transDur, transPeak = benchutil.CPUTime()-transStart, time.Since(transWall), peakRSS()
 		case e.Stage == StageLoad && e.Component == compVAEDecoder:
-			decStart, decWall = processCPU(), time.Now()
+			decStart, decWall = benchutil.CPUTime(), time.Now()
 		case e.Stage == StageDecode && e.Step == 1:
-			decCPU, decDur = processCPU()-decStart, time.Since(decWall)
+			decCPU, decDur = benchutil.CPUTime()-decStart, time.Since(decWall)
 		}
 	}
 	req := Request{Prompt: "a cat", Width: l.size, Height: l.size, Steps: 1, VAETiling: l.tiling}
@@ -164,7 +155,7 @@ func BenchmarkLeanSessions(b *testing.B) {
 				for _, r := range results[i] {
 					vals = append(vals, r[k])
 				}
-				b.ReportMetric(median(vals), name)
+				b.ReportMetric(benchutil.Median(vals), name)
 			}
 		})
 	}
@@ -189,22 +180,4 @@ func parseLeanOut(b *testing.B, out []byte) []float64 {
 	}
 	b.Fatalf("child printed no result:\n%s", out)
 	return nil
-}
-
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/rflowrt/rflow/internal/benchutil"
 	"github.com/rflowrt/rflow/internal/onnx"
 	"github.com/rflowrt/rflow/internal/ort"
 )
@@ -66,14 +65,6 @@ func subPixelKernel(w []float32, out, in, a, b int) []float32 {
 	return k
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkUpsampleConv compares the two forms at the bench decoder's upsampler sizes (one thread):
 // CPU ms per run and the largest difference between their outputs.
 func BenchmarkUpsampleConv(b *testing.B) {
@@ -108,13 +99,13 @@ func BenchmarkUpsampleConv(b *testing.B) {
 				if err := in.SetFloat32(x); err != nil {
 					b.Fatal(err)
 				}
-				start := cpuTime()
+				start := benchutil.CPUTime()
 				for b.Loop() {
 					if err := sess.Run(context.Background(), []*ort.Tensor{in}, []*ort.Tensor{out}); err != nil {
 						b.Fatal(err)
 					}
 				}
-				b.ReportMetric(float64((cpuTime()-start).Microseconds())/1000/float64(b.N), "cpu-ms/run")
+				b.ReportMetric(float64((benchutil.CPUTime()-start).Microseconds())/1000/float64(b.N), "cpu-ms/run")
 				y := make([]float32, s.c*4*s.h*s.h)
 				if err := out.ReadFloat32(y); err != nil {
 					b.Fatal(err)

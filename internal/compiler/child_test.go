@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rflowrt/rflow/internal/benchutil"
 	"github.com/rflowrt/rflow/internal/compiler"
 	"github.com/rflowrt/rflow/internal/compiler/checkpoint"
 	"github.com/rflowrt/rflow/internal/half"
@@ -44,46 +45,16 @@ func runChild(cmd string, args []string) int {
 		return 1
 	}
 	defer c.Close()
-	rep := childReport{OpenKB: statusKB("VmRSS")}
+	var rep childReport
+	rep.OpenKB, _ = benchutil.StatusKB("VmRSS")
 	if err := compiler.Write(context.Background(), c, args[1], compiler.Options{}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	rep.Seconds = time.Since(start).Seconds()
-	rep.PeakKB = statusKB("VmHWM")
+	rep.PeakKB, _ = benchutil.StatusKB("VmHWM")
 	json.NewEncoder(os.Stdout).Encode(rep)
 	return 0
-}
-
-// statusKB is a field of /proc/self/status in kB (0 where there is none).
-func statusKB(field string) int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	var kb int64
-	for _, line := range splitLines(string(b)) {
-		if _, err := fmt.Sscanf(line, field+": %d kB", &kb); err == nil {
-			return kb
-		}
-	}
-	return 0
-}
-
-func splitLines(s string) []string {
-	var out []string
-	for len(s) > 0 {
-		i := 0
-		for i < len(s) && s[i] != '\n' {
-			i++
-		}
-		out = append(out, s[:i])
-		if i < len(s) {
-			i++
-		}
-		s = s[i:]
-	}
-	return out
 }
 
 // convertInChild compiles src into dst in a child process and returns its report.

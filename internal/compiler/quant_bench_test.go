@@ -10,10 +10,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rflowrt/rflow/compare"
+	"github.com/rflowrt/rflow/internal/benchutil"
 	"github.com/rflowrt/rflow/internal/compiler"
 	"github.com/rflowrt/rflow/internal/ort"
 	"github.com/rflowrt/rflow/internal/testmodels"
@@ -127,7 +128,10 @@ func BenchmarkQuant(b *testing.B) {
 		if i == 0 {
 			refImg, refLat = out.Images[0], out.Latents
 		}
-		r.psnr, r.latSNR = psnr8(out.Images[0], refImg), snrDB(out.Latents, refLat)
+		if r.psnr, err = compare.PSNR(out.Images[0], refImg); err != nil {
+			b.Fatal(err)
+		}
+		r.latSNR = snrDB(out.Latents, refLat)
 		r.pipMS = float64(out.Timings.Transformer.Microseconds()) / 1e3 / float64(out.Timings.Steps)
 		progress("generated %s: transformer %.0f ms/step, decode %.1f s, PSNR %.1f dB", kinds[i], r.pipMS, out.Timings.Decode.Seconds(), r.psnr)
 	}
@@ -139,8 +143,8 @@ func BenchmarkQuant(b *testing.B) {
 	for i, r := range res {
 		w, ws, wr, c, cs, cr := math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN()
 		if len(r.times) > 0 {
-			w, ws, wr = median(r.times), spread(r.times), median(r.times)/median(base.times)
-			c, cs, cr = median(r.cpus), spread(r.cpus), median(r.cpus)/median(base.cpus)
+			w, ws, wr = benchutil.Median(r.times), spread(r.times), benchutil.Median(r.times)/benchutil.Median(base.times)
+			c, cs, cr = benchutil.Median(r.cpus), spread(r.cpus), benchutil.Median(r.cpus)/benchutil.Median(base.cpus)
 		}
 		b.Logf("%-5s %8.0f %6.0f%% %6.2f %8.0f %6.0f%% %6.2f %7.1f %6.2f %8.1f %8.1f %8.1f %8.0f", kinds[i], w, 100*ws, wr, c, 100*cs, cr,
 			r.sizeMB, r.sizeMB/base.sizeMB, r.stepSNR, r.latSNR, r.psnr, r.pipMS)
@@ -209,25 +213,16 @@ func newSD3Step(b *testing.B, path string) *sd3Step {
 // run runs one step and returns its wall time, the process's CPU time (user + system) during it — the
 // steadier measure on a shared machine — and the output.
 func (st *sd3Step) run(b *testing.B) (wall, cpu time.Duration, y []float32) {
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), benchutil.CPUTime()
 	if err := st.s.Run(context.Background(), st.ins, []*ort.Tensor{st.out}); err != nil {
 		b.Fatal(err)
 	}
-	wall, cpu = time.Since(start), cpuTime()-cpu0
+	wall, cpu = time.Since(start), benchutil.CPUTime()-cpu0
 	y = make([]float32, st.out.Len())
 	if err := st.out.ReadFloat32(y); err != nil {
 		b.Fatal(err)
 	}
 	return wall, cpu, y
-}
-
-// cpuTime is the process's user + system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func (st *sd3Step) close() {
@@ -236,33 +231,6 @@ func (st *sd3Step) close() {
 	}
 	st.out.Destroy()
 	st.s.Close()
-}
-
-// psnr8 is the PSNR of two 8-bit RGB images in dB (peak 255).
-func psnr8(a, b *image.NRGBA) float64 {
-	var e float64
-	n := 0
-	for i := range a.Pix {
-		if i%4 == 3 {
-			continue
-		}
-		d := float64(a.Pix[i]) - float64(b.Pix[i])
-		e += d * d
-		n++
-	}
-	if e == 0 {
-		return math.Inf(1)
-	}
-	return 10 * math.Log10(255*255/(e/float64(n)))
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func fileSize(b *testing.B, parts ...string) int64 {

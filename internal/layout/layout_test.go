@@ -16,8 +16,9 @@ type pkg struct {
 	Standard   bool
 }
 
-// TestImportGraph checks the edges DESIGN.md fixes: scheduler, ortopts, internal/rng and internal/linkdir use only
-// the standard library; onnxruntime_go (cgo) is imported by internal/ort alone; internal/onnx stays free of cgo;
+// TestImportGraph checks the edges DESIGN.md fixes: scheduler, ortopts, internal/rng, internal/linkdir and
+// internal/benchutil use only the standard library, and benchutil serves tests and scripts alone;
+// onnxruntime_go (cgo) is imported by internal/ort alone; internal/onnx stays free of cgo;
 // only cmd/rflow, compare, batch and server import pipeline; compare, batch and server import no other rflow
 // package than pipeline and scheduler, and only commands import them; nothing imports cmd. The model compiler writes graphs without running
 // them (no internal/ort), and its checkpoint readers and architecture builders do not know each other.
@@ -43,7 +44,7 @@ func TestImportGraph(t *testing.T) {
 		t.Fatalf("go list found only %d packages", len(pkgs))
 	}
 	stdlibOnly := map[string]bool{module + "/scheduler": true, module + "/internal/rng": true, module + "/ortopts": true,
-		module + "/internal/linkdir": true}
+		module + "/internal/linkdir": true, module + "/internal/benchutil": true}
 	for _, p := range pkgs {
 		for _, imp := range p.Imports {
 			rel := strings.TrimPrefix(imp, module+"/")
@@ -52,6 +53,8 @@ func TestImportGraph(t *testing.T) {
 				t.Errorf("%s must use only the standard library, imports %s", p.ImportPath, imp)
 			case imp == "github.com/yalue/onnxruntime_go" && p.ImportPath != module+"/internal/ort":
 				t.Errorf("%s imports onnxruntime_go; only internal/ort may (the one cgo package)", p.ImportPath)
+			case rel == "internal/benchutil" && !strings.HasPrefix(strings.TrimPrefix(p.ImportPath, module+"/"), "scripts/"):
+				t.Errorf("%s imports internal/benchutil; only tests and scripts may", p.ImportPath)
 			case strings.HasPrefix(rel, "cmd/"):
 				t.Errorf("%s imports a command (%s)", p.ImportPath, imp)
 			case rel == "pipeline" && !strings.HasPrefix(strings.TrimPrefix(p.ImportPath, module+"/"), "cmd/") && p.ImportPath != module+"/compare" &&

@@ -12,8 +12,9 @@ import (
 	"runtime/debug"
 	"sort"
 	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/rflowrt/rflow/internal/benchutil"
 )
 
 // syntheticSpec is one tensor of a synthetic bf16 checkpoint.
@@ -88,21 +89,6 @@ func writeSyntheticBF16(path string, specs []syntheticSpec) (int64, error) {
 	return 8 + int64(hdr.Len()) + off, f.Close()
 }
 
-// procStatusKB reads a "Vm…" line of /proc/self/status in KiB (0 where there is no /proc).
-func procStatusKB(field string) int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			v, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return v
-		}
-	}
-	return 0
-}
-
 // BenchmarkFloat32Stream streams every tensor of a ~208 MiB bf16 file one at a time and reports the
 // growth of the peak resident set (VmHWM, reset through /proc/self/clear_refs before each run) over
 // the resident set before it. It should stay near a few times the largest tensor (Go's heap keeps
@@ -138,9 +124,9 @@ func BenchmarkFloat32Stream(b *testing.B) {
 			runtime.GC()
 			debug.FreeOSMemory()
 			reset := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
-			before := procStatusKB("VmRSS")
+			before, _ := benchutil.StatusKB("VmRSS")
 			if !reset {
-				before = procStatusKB("VmHWM") // growth is then a lower bound
+				before, _ = benchutil.StatusKB("VmHWM") // growth is then a lower bound
 			}
 			b.SetBytes(size)
 			var sink float32
@@ -167,7 +153,7 @@ func BenchmarkFloat32Stream(b *testing.B) {
 					}
 				}
 			}
-			peak := procStatusKB("VmHWM")
+			peak, _ := benchutil.StatusKB("VmHWM")
 			b.ReportMetric(float64(peak-before)/1024, "peak-RSS-growth-MiB")
 			b.ReportMetric(float64(largest)/(1<<20), "largest-f32-MiB")
 			b.ReportMetric(float64(size)/(1<<20), "file-MiB")

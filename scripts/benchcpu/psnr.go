@@ -1,16 +1,17 @@
 //go:build ignore
 
 // psnr prints the PSNR in dB of each image against a reference (8-bit RGB, peak 255; "inf" when
-// identical): go run scripts/benchcpu/psnr.go REF.png IMG.png...
+// identical; compare.PSNR): go run scripts/benchcpu/psnr.go REF.png IMG.png...
 package main
 
 import (
 	"fmt"
 	"image"
-	"image/draw"
 	_ "image/png"
 	"math"
 	"os"
+
+	"github.com/rflowrt/rflow/compare"
 )
 
 func main() {
@@ -33,25 +34,20 @@ func main() {
 			fmt.Fprintf(os.Stderr, "psnr: %s is %v, the reference %v\n", p, img.Bounds(), ref.Bounds())
 			os.Exit(1)
 		}
-		var e float64
-		n := 0
-		for i := range ref.Pix {
-			if i%4 == 3 {
-				continue
-			}
-			d := float64(ref.Pix[i]) - float64(img.Pix[i])
-			e += d * d
-			n++
+		db, err := compare.PSNR(img, ref)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "psnr:", err)
+			os.Exit(1)
 		}
-		if e == 0 {
+		if math.IsInf(db, 1) {
 			fmt.Println("inf")
 			continue
 		}
-		fmt.Printf("%.1f\n", 10*math.Log10(255*255/(e/float64(n))))
+		fmt.Printf("%.1f\n", db)
 	}
 }
 
-func load(path string) (*image.RGBA, error) {
+func load(path string) (image.Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -61,7 +57,5 @@ func load(path string) (*image.RGBA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	rgba := image.NewRGBA(img.Bounds())
-	draw.Draw(rgba, rgba.Bounds(), img, img.Bounds().Min, draw.Src)
-	return rgba, nil
+	return img, nil
 }

@@ -10,14 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rflowrt/rflow/internal/benchutil"
 	"github.com/rflowrt/rflow/internal/ort"
 )
 
@@ -163,8 +162,8 @@ func BenchmarkAttention(b *testing.B) {
 						ms, cpu = append(ms, r.ms), append(cpu, r.cpuMS)
 						peak, runPeak = max(peak, r.peak), max(runPeak, r.runPeak)
 					}
-					b.ReportMetric(median(ms), "ms/run")
-					b.ReportMetric(median(cpu), "cpu-ms/run")
+					b.ReportMetric(benchutil.Median(ms), "ms/run")
+					b.ReportMetric(benchutil.Median(cpu), "cpu-ms/run")
 					b.ReportMetric(peak, "peak-MiB")
 					b.ReportMetric(runPeak, "run-peak-MiB")
 					b.ReportMetric(float64(len(ms)), "samples")
@@ -172,18 +171,6 @@ func BenchmarkAttention(b *testing.B) {
 			}
 		}
 	}
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	sort.Float64s(s)
-	if len(s) == 0 {
-		return math.NaN()
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // attentionChild runs TestAttentionBenchChild in a child process: runs timed Runs of the model at
@@ -293,16 +280,16 @@ func TestAttentionBenchChild(t *testing.T) {
 		first = 1 // the first Run is a warm-up
 	}
 	for i := range runs + first {
-		start, cpu0 := time.Now(), cpuMillis()
+		start, cpu0 := time.Now(), benchutil.CPUMillis()
 		if err := s.Run(ctx, ins, []*ort.Tensor{out}); err != nil {
 			t.Fatal(err)
 		}
 		if i >= first {
 			times = append(times, float64(time.Since(start).Microseconds())/1e3)
-			cpu = append(cpu, cpuMillis()-cpu0)
+			cpu = append(cpu, benchutil.CPUMillis()-cpu0)
 		}
 	}
-	hwm, err := vmHWM()
+	hwm, err := benchutil.StatusMiB("VmHWM")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,31 +302,7 @@ func TestAttentionBenchChild(t *testing.T) {
 			t.Fatalf("output has %v", x)
 		}
 	}
-	fmt.Printf("attention-bench-ms=%.1f cpu-ms=%.1f run-peak-MiB=%.1f\n", median(times), median(cpu), hwm)
-}
-
-// cpuMillis is the process's user+system CPU time so far.
-func cpuMillis() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return math.NaN()
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e6
-}
-
-// vmHWM is the process's resident-set high-water mark in MiB (/proc/self/status).
-func vmHWM() (float64, error) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024, err
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM in /proc/self/status")
+	fmt.Printf("attention-bench-ms=%.1f cpu-ms=%.1f run-peak-MiB=%.1f\n", benchutil.Median(times), benchutil.Median(cpu), hwm)
 }
 
 // BenchmarkAttentionVAE decodes a 1024² px image (latent 128²) with the SD3 bench fixture's VAE
@@ -388,8 +351,8 @@ func BenchmarkAttentionVAE(b *testing.B) {
 				ms, cpu = append(ms, r.ms), append(cpu, r.cpuMS)
 				peak, runPeak = max(peak, r.peak), max(runPeak, r.runPeak)
 			}
-			b.ReportMetric(median(ms), "ms/run")
-			b.ReportMetric(median(cpu), "cpu-ms/run")
+			b.ReportMetric(benchutil.Median(ms), "ms/run")
+			b.ReportMetric(benchutil.Median(cpu), "cpu-ms/run")
 			b.ReportMetric(peak, "peak-MiB")
 			b.ReportMetric(runPeak, "run-peak-MiB")
 		})

@@ -4,19 +4,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rflowrt/rflow/internal/benchutil"
 	"github.com/rflowrt/rflow/internal/compiler/arch"
 	"github.com/rflowrt/rflow/internal/ort"
 	"github.com/rflowrt/rflow/internal/testmodels"
@@ -122,8 +121,8 @@ func BenchmarkExportVariants(b *testing.B) {
 				for _, r := range res[key{v.name, px}] {
 					ms, cpu, peak = append(ms, r.ms), append(cpu, r.cpuMS), max(peak, r.peak)
 				}
-				b.ReportMetric(median(ms), "ms/step")
-				b.ReportMetric(median(cpu), "cpu-ms/step")
+				b.ReportMetric(benchutil.Median(ms), "ms/step")
+				b.ReportMetric(benchutil.Median(cpu), "cpu-ms/step")
 				b.ReportMetric(peak, "peak-MiB")
 				b.ReportMetric(float64(v.size)/(1<<20), "disk-MiB")
 				b.ReportMetric(min(s, 999), "SNR-dB")
@@ -149,18 +148,6 @@ func envInts(tb testing.TB, name string, def []int) []int {
 		out = append(out, n)
 	}
 	return out
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	sort.Float64s(s)
-	if len(s) == 0 {
-		return math.NaN()
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // childResult is one child's measurement: wall and CPU ms per Run, and the process's peak RSS (MiB).
@@ -243,23 +230,14 @@ func TestExportBenchChild(t *testing.T) {
 	defer out.Destroy()
 	var times, cpu []float64
 	for i := range runs + 1 { // the first Run is a warm-up
-		start, cpu0 := time.Now(), cpuMillis()
+		start, cpu0 := time.Now(), benchutil.CPUMillis()
 		if err := s.Run(ctx, ins, []*ort.Tensor{out}); err != nil {
 			t.Fatal(err)
 		}
 		if i > 0 {
 			times = append(times, float64(time.Since(start).Microseconds())/1e3)
-			cpu = append(cpu, cpuMillis()-cpu0)
+			cpu = append(cpu, benchutil.CPUMillis()-cpu0)
 		}
 	}
-	fmt.Printf("export-bench-ms=%.1f cpu-ms=%.1f\n", median(times), median(cpu))
-}
-
-// cpuMillis is the process's user+system CPU time so far.
-func cpuMillis() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return math.NaN()
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e6
+	fmt.Printf("export-bench-ms=%.1f cpu-ms=%.1f\n", benchutil.Median(times), benchutil.Median(cpu))
 }

@@ -9,10 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/rflowrt/rflow/internal/benchutil"
 	"github.com/rflowrt/rflow/internal/compiler/arch"
 	"github.com/rflowrt/rflow/internal/onnx"
 )
@@ -103,7 +103,7 @@ func TestRewriteMemoryChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, err := procStatusMiB("VmRSS")
+	before, err := benchutil.StatusMiB("VmRSS")
 	if err != nil {
 		t.Skip(err)
 	}
@@ -113,24 +113,9 @@ func TestRewriteMemoryChild(t *testing.T) {
 	if _, err := QuantizeFolder(context.Background(), f[0], f[1], FolderOptions{Options: Options{Kind: kind}}); err != nil {
 		t.Fatal(err)
 	}
-	peak, err := procStatusMiB("VmHWM")
+	peak, err := benchutil.StatusMiB("VmHWM")
 	if err != nil {
 		t.Skip(err)
 	}
 	fmt.Printf("rss-before-MiB=%.1f peak-MiB=%.1f\n", before, peak)
-}
-
-// procStatusMiB reads a kB field of /proc/self/status in MiB.
-func procStatusMiB(field string) (float64, error) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return float64(kb) / 1024, err
-		}
-	}
-	return 0, fmt.Errorf("no %s in /proc/self/status", field)
 }

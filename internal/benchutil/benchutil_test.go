@@ -1,0 +1,56 @@
+package benchutil
+
+import (
+	"math"
+	"runtime"
+	"testing"
+	"time"
+)
+
+func TestMedian(t *testing.T) {
+	v := []float64{5, 1, 3}
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{v, 3}, {[]float64{4, 1, 3, 2}, 2.5}, {[]float64{7}, 7}} {
+		if got := Median(c.in); got != c.want {
+			t.Errorf("Median(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+	if v[0] != 5 || v[1] != 1 {
+		t.Errorf("Median sorted its argument: %v", v)
+	}
+	if !math.IsNaN(Median(nil)) {
+		t.Error("Median(nil) is not NaN")
+	}
+}
+
+func TestStatusField(t *testing.T) {
+	status := "Name:\tbench\nVmPeak:\t  812344 kB\nVmHWM:\t   40960 kB\nVmRSS:\t   30720 kB\n"
+	if kb, err := statusField(status, "VmHWM"); err != nil || kb != 40960 {
+		t.Errorf("VmHWM = %d, %v; want 40960", kb, err)
+	}
+	if _, err := statusField(status, "VmSwap"); err == nil {
+		t.Error("a missing field read without error")
+	}
+	if runtime.GOOS == "linux" {
+		if kb, err := StatusKB("VmRSS"); err != nil || kb <= 0 {
+			t.Errorf("this process's VmRSS = %d kB, %v", kb, err)
+		}
+	}
+}
+
+func TestCPUTimeCountsWork(t *testing.T) {
+	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" {
+		t.Skip("CPU time is not measured here")
+	}
+	start := CPUTime()
+	deadline := time.Now().Add(30 * time.Millisecond)
+	x := 0.0
+	for time.Now().Before(deadline) {
+		x += math.Sqrt(x + 1)
+	}
+	if used := CPUTime() - start; used <= 0 || x == 0 {
+		t.Errorf("30 ms of spinning used %v of CPU time", used)
+	}
+}
