@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -266,6 +267,44 @@ func TestGuidedRequestsRunAlone(t *testing.T) {
 		}
 		if !samePixels(decodeB64PNG(t, b), l.image(t, reqs[i])) {
 			t.Errorf("request %d (%s, %s): the image differs from a lone run", i, reqs[i].GuidanceRule, reqs[i].StepCache)
+		}
+	}
+}
+
+// TestGuidanceFieldsOnEdits: A1111 img2img and OpenAI's multipart edits take the fields too (edits'
+// skip_layers is a comma-separated form value) and draw pipeline.Generate's img2img image.
+func TestGuidanceFieldsOnEdits(t *testing.T) {
+	_, hs := testServer(t, Options{})
+	l := newLone(t)
+	init := testInit()
+	r := guidedRequest(9)
+	r.InitImage, r.Strength = init, 0.6
+	want := l.image(t, r)
+
+	var a a1111Answer
+	code, _ := post(t, hs.Client(), hs.URL+"/sdapi/v1/img2img", "", map[string]any{"prompt": "a blue square", "seed": 9,
+		"steps": 8, "cfg_scale": 3, "denoising_strength": 0.6, "guidance_rule": "cfg-zero-star", "step_cache": "taylor:0.1",
+		"init_images": []string{base64.StdEncoding.EncodeToString(pngBytes(t, init))}}, &a)
+	if code != 200 || len(a.Images) != 1 || !samePixels(decodeB64PNG(t, a.Images[0]), want) {
+		t.Errorf("A1111 img2img: %d, %d images, or the image differs from pipeline.Generate's", code, len(a.Images))
+	}
+	if info := parseInfo(t, a.Info); info.Extra["Guidance rule"] != zeroStar || info.Extra["Step cache"] != taylor {
+		t.Errorf("img2img extra_generation_params %v", info.Extra)
+	}
+
+	files := map[string][][]byte{"image": {pngBytes(t, init)}}
+	values := map[string]string{"prompt": "a blue square", "seed": "9", "steps": "8", "cfg_scale": "3", "strength": "0.6",
+		"guidance_rule": "cfg-zero-star", "step_cache": "taylor:0.1"}
+	var o openAIResponse
+	if code := postForm(t, hs.URL+"/v1/images/edits", files, values, &o); code != 200 || len(o.Data) != 1 ||
+		!samePixels(decodeB64PNG(t, o.Data[0].B64JSON), want) {
+		t.Errorf("OpenAI edits: %d, %d images, or the image differs from pipeline.Generate's", code, len(o.Data))
+	}
+	for field, v := range map[string]string{"guidance_rule": "pag", "step_cache": "fast", "skip_layers": "7,x"} {
+		bad := map[string]string{"prompt": "a blue square", "cfg_scale": "3", field: v}
+		var e apiError
+		if code := postForm(t, hs.URL+"/v1/images/edits", files, bad, &e); code != 400 || !strings.Contains(e.Error.Message, field) {
+			t.Errorf("edits with %s=%q: %d %q, want 400 naming the field", field, v, code, e.Error.Message)
 		}
 	}
 }
