@@ -256,11 +256,8 @@ func infotext(p *params, st pipeline.Resolved, model string) string {
 	b.WriteString(joinKV([][2]string{{"Steps", strconv.Itoa(st.Steps)}, {"Sampler", st.Sampler}, {"Schedule type", orDefault(st.Scheduler)},
 		{"CFG scale", strconv.FormatFloat(st.CFGScale, 'g', -1, 64)}, {"Seed", strconv.FormatUint(st.Seed, 10)}, {"Size", strconv.Itoa(st.Width) + "x" + strconv.Itoa(st.Height)},
 		{"Model", model}, {"Shift", strconv.FormatFloat(st.Shift, 'g', -1, 64)}}))
-	for _, kv := range st.GuidanceInfo() { // as the CLI's PNG text writes them
+	for _, kv := range append(st.GuidanceInfo(), slgInfo(&p.Guide)...) { // as the CLI's PNG text writes them
 		b.WriteString(", " + kv[0] + ": " + quoteInfo(kv[1]))
-	}
-	if kv := slgInfo(&p.Guide); len(kv) > 0 {
-		b.WriteString(", " + joinKV(kv))
 	}
 	if kv := editInfo(p, st); len(kv) > 0 {
 		b.WriteString(", " + joinKV(kv))

@@ -178,7 +178,7 @@ func guidanceOut(g *guidanceParams, out map[string]any) {
 }
 
 // slgInfo are A1111-style infotext entries for skip-layer guidance (the CLI's PNG text does not
-// record it; these are rflow's keys, spelled as the fields).
+// record it; these are rflow's keys, spelled as the fields), values unquoted.
 func slgInfo(g *guidanceParams) [][2]string {
 	if len(g.SLGLayers) == 0 {
 		return nil
@@ -188,7 +188,7 @@ func slgInfo(g *guidanceParams) [][2]string {
 		layers[i] = strconv.Itoa(l)
 	}
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	return [][2]string{{"Skip layers", quoteInfo(strings.Join(layers, ","))}, {"SLG scale", f(g.SLGScale)},
+	return [][2]string{{"Skip layers", strings.Join(layers, ",")}, {"SLG scale", f(g.SLGScale)},
 		{"Skip layer start", f(g.SLGStart)}, {"Skip layer end", f(g.SLGStop)}}
 }
 

@@ -308,3 +308,16 @@ func TestGuidanceFieldsOnEdits(t *testing.T) {
 		}
 	}
 }
+
+// TestSLGInfotext: skip-layer guidance is recorded in the infotext after the guidance rule, the list
+// quoted as A1111 quotes a value holding a comma.
+func TestSLGInfotext(t *testing.T) {
+	p := &params{Prompt: "x", Guide: guidanceParams{SLGLayers: []int{7, 8, 9}, SLGScale: 2.8, SLGStart: 0.01, SLGStop: 0.2}}
+	got := infotext(p, pipeline.Resolved{Steps: 4, Sampler: "euler", CFGScale: 3, Seed: 1, Width: 64, Height: 64, Shift: 3,
+		GuidanceRule: "apg:eta=1,norm-threshold=5,momentum=0"}, "m")
+	want := `Shift: 3, Guidance rule: "apg:eta=1,norm-threshold=5,momentum=0", Skip layers: "7,8,9", SLG scale: 2.8, ` +
+		`Skip layer start: 0.01, Skip layer end: 0.2`
+	if !strings.HasSuffix(got, want) {
+		t.Errorf("infotext %q, want it to end with %q", got, want)
+	}
+}
