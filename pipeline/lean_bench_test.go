@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -137,13 +136,11 @@ func BenchmarkLeanSessions(b *testing.B) {
 	results := make([][][]float64, len(sets)) // set → round → metrics
 	for r := range rounds {
 		for i, s := range sets {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestLeanChild$", "-test.v")
-			cmd.Env = append(os.Environ(), leanChildEnv+"=size="+size+","+s)
-			out, err := cmd.CombinedOutput()
+			out, _, err := benchutil.RunChild("TestLeanChild", leanChildEnv+"=size="+size+","+s)
 			if err != nil {
-				b.Fatalf("child %s: %v\n%s", s, err, out)
+				b.Fatalf("child %s: %v", s, err)
 			}
-			results[i] = append(results[i], parseLeanOut(b, out))
+			results[i] = append(results[i], parseLeanOut(b, []byte(out)))
 			b.Logf("round %d %s: %v", r, s, results[i][len(results[i])-1])
 		}
 	}

@@ -1,8 +1,11 @@
 package benchutil
 
 import (
+	"fmt"
 	"math"
+	"os"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -52,5 +55,38 @@ func TestCPUTimeCountsWork(t *testing.T) {
 	}
 	if used := CPUTime() - start; used <= 0 || x == 0 {
 		t.Errorf("30 ms of spinning used %v of CPU time", used)
+	}
+}
+
+// childEnv makes TestChild print a line and allocate (and touch) about 64 MiB, or fail ("fail").
+const childEnv = "RFLOW_BENCHUTIL_CHILD"
+
+func TestChild(t *testing.T) {
+	switch os.Getenv(childEnv) {
+	case "":
+		t.Skip("runs only as TestRunChild's child process")
+	case "fail":
+		t.Fatal("failing on purpose")
+	}
+	b := make([]byte, 64<<20)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	fmt.Printf("child-says=%s sum=%d\n", os.Getenv(childEnv), b[len(b)-1])
+}
+
+func TestRunChild(t *testing.T) {
+	out, peak, err := RunChild("TestChild", childEnv+"=hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "child-says=hello") {
+		t.Errorf("the child's output lacks its line:\n%s", out)
+	}
+	if runtime.GOOS == "linux" && (peak < 64 || peak > 1024) {
+		t.Errorf("the child touched 64 MiB, its peak is %.1f MiB", peak)
+	}
+	if _, _, err := RunChild("TestChild", childEnv+"=fail"); err == nil || !strings.Contains(err.Error(), "failing on purpose") {
+		t.Errorf("a failing child: %v, want an error with its output", err)
 	}
 }

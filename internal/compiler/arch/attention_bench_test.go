@@ -1,18 +1,15 @@
 package arch
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -180,26 +177,19 @@ func attentionChild(kind, path string, px, threads, runs int, warm bool) (childR
 	if warm {
 		w = 1
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestAttentionBenchChild$", "-test.v")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%s,%d,%d,%d,%d", attentionChildEnv, kind, path, px, threads, runs, w))
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return childResult{}, fmt.Errorf("%w\n%s", err, out.String())
+	out, peak, err := benchutil.RunChild("TestAttentionBenchChild",
+		fmt.Sprintf("%s=%s,%s,%d,%d,%d,%d", attentionChildEnv, kind, path, px, threads, runs, w))
+	if err != nil {
+		return childResult{}, err
 	}
-	var res childResult
-	_, rest, ok := strings.Cut(out.String(), "attention-bench-ms=")
+	res := childResult{peak: peak}
+	_, rest, ok := strings.Cut(out, "attention-bench-ms=")
 	if !ok {
-		return res, fmt.Errorf("no result in the child's output:\n%s", out.String())
+		return res, fmt.Errorf("no result in the child's output:\n%s", out)
 	}
 	if _, err := fmt.Sscanf(rest, "%g cpu-ms=%g run-peak-MiB=%g", &res.ms, &res.cpuMS, &res.runPeak); err != nil {
 		return res, fmt.Errorf("child's result %q: %w", rest, err)
 	}
-	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return res, fmt.Errorf("no rusage")
-	}
-	res.peak = float64(ru.Maxrss) / 1024 // Linux: KiB
 	return res, nil
 }
 

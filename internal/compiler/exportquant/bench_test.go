@@ -1,17 +1,14 @@
 package exportquant
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -155,24 +152,16 @@ type childResult struct{ ms, cpuMS, peak float64 }
 
 // benchChild runs TestExportBenchChild with spec and returns its measurement and peak RSS.
 func benchChild(spec string) (childResult, error) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestExportBenchChild$", "-test.v")
-	cmd.Env = append(os.Environ(), benchChildEnv+"="+spec)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return childResult{}, fmt.Errorf("%w\n%s", err, out.String())
+	out, peak, err := benchutil.RunChild("TestExportBenchChild", benchChildEnv+"="+spec)
+	if err != nil {
+		return childResult{}, err
 	}
-	var res childResult
-	if _, rest, ok := strings.Cut(out.String(), "export-bench-ms="); ok {
+	res := childResult{peak: peak}
+	if _, rest, ok := strings.Cut(out, "export-bench-ms="); ok {
 		if _, err := fmt.Sscanf(rest, "%g cpu-ms=%g", &res.ms, &res.cpuMS); err != nil {
 			return res, fmt.Errorf("child's result %q: %w", rest, err)
 		}
 	}
-	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return res, fmt.Errorf("no rusage")
-	}
-	res.peak = float64(ru.Maxrss) / 1024 // Linux: KiB
 	return res, nil
 }
 

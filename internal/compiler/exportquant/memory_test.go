@@ -1,13 +1,11 @@
 package exportquant
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,17 +67,14 @@ func TestRewriteMemoryStreams(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	writeModel(t, b.Model(), filepath.Join(src, "transformer"))
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRewriteMemoryChild$", "-test.v")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%s,%s", memChildEnv, src, filepath.Join(dir, "out"), arch.Q8))
-	var outBuf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &outBuf, &outBuf
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%v\n%s", err, outBuf.String())
+	printed, _, err := benchutil.RunChild("TestRewriteMemoryChild", fmt.Sprintf("%s=%s,%s,%s", memChildEnv, src, filepath.Join(dir, "out"), arch.Q8))
+	if err != nil {
+		t.Fatal(err)
 	}
 	var before, peak float64
-	_, rest, ok := strings.Cut(outBuf.String(), "rss-before-MiB=")
+	_, rest, ok := strings.Cut(printed, "rss-before-MiB=")
 	if !ok {
-		t.Skipf("no measurement (no /proc/self/status?):\n%s", outBuf.String())
+		t.Skipf("no measurement (no /proc/self/status?):\n%s", printed)
 	}
 	if _, err := fmt.Sscanf(rest, "%g peak-MiB=%g", &before, &peak); err != nil {
 		t.Fatalf("child's result %q: %v", rest, err)
