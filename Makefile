@@ -42,8 +42,8 @@ bench: setup
 
 # bench-cpu prints one table of the CPU cost of each transformer weight kind (fp32, int8, q8, q4) on the
 # random-weight SD3 and FLUX-dev fixtures at 512² and 1024²: transformer ms/step, VAE decode ms, peak
-# RSS, transformer size, image PSNR against fp32 (scripts/bench-cpu.sh; tens of minutes on 2 cores;
-# SIZE=bench for the smaller fixtures, OUT=FILE keeps the table).
+# RSS, transformer size, image PSNR against fp32 (scripts/bench-cpu.sh; ~22 minutes on 2 cores;
+# SIZE=large for ~550M-parameter transformers, OUT=FILE keeps the table).
 bench-cpu: setup
 	./scripts/bench-cpu.sh
 

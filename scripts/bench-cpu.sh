@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # bench-cpu.sh: the CPU cost of each transformer weight kind on the random-weight bench fixtures, as
 # one table (make bench-cpu). For SD3 and FLUX-dev checkpoints written by mkfixture (--size $SIZE,
-# default large: ~550M-parameter transformers), each compiled with --weights fp32|int8|q8|q4 (text
+# default bench: 22 minutes on 2 cores; large, ~550M-parameter transformers, takes hours), each compiled with --weights fp32|int8|q8|q4 (text
 # encoders and VAE fp32), it runs `rflow txt2img` at 512² and 1024² — one process per row, the same
 # seed and prompt — and reports, per row:
 #   transformer ms/step   (--timings: time inside transformer runs / steps; SD3 runs CFG, batch 2)
 #   VAE decode ms, peak RSS of the whole txt2img process (getrusage maxrss),
 #   the compiled transformer's size on disk (model.onnx + model.onnx_data),
 #   the final image's PSNR against the fp32 row's image (8-bit RGB).
-# Settings (environment): SIZE (large|bench), STEPS (default 2), SIZES ("512 1024"), KINDS ("fp32 int8
+# Settings (environment): SIZE (bench|large), STEPS (default 2), SIZES ("512 1024"), KINDS ("fp32 int8
 # q8 q4"), FAMILIES ("sd3 flux-dev"), THREADS (default: rflow's), RFLOW (an rflow binary to use
 # instead of building ./cmd/rflow), WORK (scratch folder, default a new
 # temporary one, removed at the end unless KEEP=1), OUT (the table is also written there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SIZE=${SIZE:-large}
+SIZE=${SIZE:-bench}
 STEPS=${STEPS:-2}
 SIZES=${SIZES:-"512 1024"}
 KINDS=${KINDS:-"fp32 int8 q8 q4"}
@@ -48,19 +48,30 @@ rows=()
 start=$(date +%s)
 for fam in $FAMILIES; do
 	ckpt=$WORK/$fam-ckpt
-	log "writing the $fam $SIZE checkpoint"
-	"$WORK/bin/mkfixture" --kind "$fam" --size "$SIZE" --checkpoint --out "$ckpt" >/dev/null
+	# A kept WORK folder (KEEP=1 WORK=DIR) is reused: its checkpoints, compiled folders and finished
+	# rows (image and timings) are not made again, so an interrupted run resumes.
+	if [ ! -d "$ckpt" ]; then
+		log "writing the $fam $SIZE checkpoint"
+		"$WORK/bin/mkfixture" --kind "$fam" --size "$SIZE" --checkpoint --out "$ckpt.tmp" >/dev/null
+		mv "$ckpt.tmp" "$ckpt"
+	fi
 	for kind in $KINDS; do
+		[ ! -d "$WORK/$fam-$kind" ] || continue
 		log "compiling $fam --weights $kind"
 		"$rflow" convert -q -m "$ckpt" --weights "$kind" --out "$WORK/$fam-$kind"
 	done
 	for px in $SIZES; do
 		for kind in $KINDS; do
 			dir=$WORK/$fam-$kind
-			log "$fam $kind ${px}²"
-			"$rflow" txt2img -q -m "$dir" -p "$PROMPT" -s $SEED --steps "$STEPS" -W "$px" -H "$px" "${threads[@]}" \
-				-o "$WORK/$fam-$kind-$px.png" --overwrite --timings "$WORK/$fam-$kind-$px.json"
 			t=$WORK/$fam-$kind-$px.json
+			if [ -s "$t" ] && [ -s "$WORK/$fam-$kind-$px.png" ]; then
+				log "$fam $kind ${px}²: kept from an earlier run"
+			else
+				log "$fam $kind ${px}²"
+				"$rflow" txt2img -q -m "$dir" -p "$PROMPT" -s $SEED --steps "$STEPS" -W "$px" -H "$px" "${threads[@]}" \
+					-o "$WORK/$fam-$kind-$px.png" --overwrite --timings "$t.tmp"
+				mv "$t.tmp" "$t"
+			fi
 			steps=$(json_int steps "$t")
 			tms=$(($(json_int transformer_ms "$t") / steps))
 			dms=$(json_int decode_ms "$t")
