@@ -129,10 +129,7 @@ func BenchmarkLeanSessions(b *testing.B) {
 	if s := os.Getenv("RFLOW_LEAN_SETS"); s != "" {
 		sets = strings.Split(s, ";")
 	}
-	rounds := 1
-	if n, err := strconv.Atoi(os.Getenv("RFLOW_BENCH_ROUNDS")); err == nil && n > 0 {
-		rounds = n
-	}
+	rounds := benchutil.EnvInt(b, "RFLOW_BENCH_ROUNDS", 1)
 	results := make([][][]float64, len(sets)) // set → round → metrics
 	for r := range rounds {
 		for i, s := range sets {

@@ -3,13 +3,13 @@ package vae
 import (
 	"context"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rflowrt/rflow/internal/benchutil"
 	"github.com/rflowrt/rflow/internal/ort"
 	"github.com/rflowrt/rflow/internal/testmodels"
 )
@@ -35,9 +35,9 @@ func benchFixtureDecoder(b *testing.B, so ort.SessionOptions) *Decoder {
 //
 //	RFLOW_VAE_SIZE=1024 go test -run '^$' -bench DecodeProfile -benchtime 1x -v ./vae
 func BenchmarkDecodeProfile(b *testing.B) {
-	side := envInt("RFLOW_VAE_SIZE", 512)
+	side := benchutil.EnvInt(b, "RFLOW_VAE_SIZE", 512)
 	prefix := filepath.Join(b.TempDir(), "vae")
-	d := benchFixtureDecoder(b, ort.SessionOptions{IntraOpThreads: envInt("RFLOW_THREADS", 1), ProfilePrefix: prefix})
+	d := benchFixtureDecoder(b, ort.SessionOptions{IntraOpThreads: benchutil.EnvInt(b, "RFLOW_THREADS", 1), ProfilePrefix: prefix})
 	h := side / d.cfg.ScaleFactor
 	z := benchLatents(d.cfg.LatentChannels * h * h)
 	for b.Loop() {
@@ -64,13 +64,6 @@ func BenchmarkDecodeProfile(b *testing.B) {
 			strconv.FormatFloat(100*float64(op.Total)/float64(total), 'f', 1, 64) + " %), " + strconv.Itoa(op.Calls) + " calls")
 	}
 	b.Logf("%d×%d decode, kernel time %d ms:%s", side, side, total.Milliseconds(), sb.String())
-}
-
-func envInt(name string, def int) int {
-	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
-		return n
-	}
-	return def
 }
 
 // benchLatents are n standard-normal latents (a sampler's output is about that).

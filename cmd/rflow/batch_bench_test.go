@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rflowrt/rflow/internal/benchutil"
 	"github.com/rflowrt/rflow/internal/ort/orttest"
 )
 
@@ -28,7 +29,7 @@ func BenchmarkBatchVsProcesses(b *testing.B) {
 	if msg, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v: %s", err, msg)
 	}
-	images, batchSize := envInt("RFLOW_BENCH_IMAGES", 8), envInt("RFLOW_BENCH_BATCH_SIZE", 1)
+	images, batchSize := benchutil.EnvInt(b, "RFLOW_BENCH_IMAGES", 8), benchutil.EnvInt(b, "RFLOW_BENCH_BATCH_SIZE", 1)
 	prompts := []string{"a green star on a black background", "a red circle", "a white ring on a purple background", "stripes"}
 	manifest := filepath.Join(b.TempDir(), "m.txt")
 	var text string
@@ -61,13 +62,4 @@ func BenchmarkBatchVsProcesses(b *testing.B) {
 	b.ReportMetric(n/tBatch.Seconds(), "batch_img/s")
 	b.ReportMetric(n/tProc.Seconds(), "procs_img/s")
 	b.ReportMetric(tProc.Seconds()/tBatch.Seconds(), "speedup")
-}
-
-// envInt reads a positive integer from the environment, or def.
-func envInt(name string, def int) int {
-	var v int
-	if _, err := fmt.Sscan(os.Getenv(name), &v); err != nil || v < 1 {
-		return def
-	}
-	return v
 }

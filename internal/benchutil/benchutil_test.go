@@ -90,3 +90,46 @@ func TestRunChild(t *testing.T) {
 		t.Errorf("a failing child: %v, want an error with its output", err)
 	}
 }
+
+// fatalTB records Fatalf instead of stopping the test.
+type fatalTB struct {
+	testing.TB
+	failed bool
+}
+
+func (f *fatalTB) Helper() {}
+
+func (f *fatalTB) Fatalf(string, ...any) { f.failed = true; runtime.Goexit() }
+
+// envOf runs fn on its own goroutine (Fatalf ends it) and says whether it stopped.
+func envOf(t *testing.T, fn func(tb testing.TB)) (stopped bool) {
+	tb := &fatalTB{TB: t}
+	done := make(chan struct{})
+	go func() { defer close(done); fn(tb) }()
+	<-done
+	return tb.failed
+}
+
+func TestEnvInts(t *testing.T) {
+	const name = "RFLOW_BENCHUTIL_TEST_INTS"
+	t.Setenv(name, "")
+	var got []int
+	if envOf(t, func(tb testing.TB) { got = EnvInts(tb, name, []int{512, 1024}) }) || len(got) != 2 || got[1] != 1024 {
+		t.Errorf("unset: %v, want the default", got)
+	}
+	t.Setenv(name, "256, 768")
+	if envOf(t, func(tb testing.TB) { got = EnvInts(tb, name, nil) }) || len(got) != 2 || got[0] != 256 || got[1] != 768 {
+		t.Errorf("256, 768: %v", got)
+	}
+	var n int
+	t.Setenv(name, "3")
+	if envOf(t, func(tb testing.TB) { n = EnvInt(tb, name, 1) }) || n != 3 {
+		t.Errorf("EnvInt 3: %d", n)
+	}
+	for _, bad := range []string{"x", "0", "-2", "2,", "1,2"} {
+		t.Setenv(name, bad)
+		if !envOf(t, func(tb testing.TB) { EnvInt(tb, name, 1) }) {
+			t.Errorf("EnvInt took %q", bad)
+		}
+	}
+}

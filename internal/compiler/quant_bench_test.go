@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -52,7 +51,7 @@ func BenchmarkQuant(b *testing.B) {
 		kinds = slices.DeleteFunc(splitComma(s), func(k string) bool { return k == "fp32" })
 		kinds = append([]string{"fp32"}, kinds...)
 	}
-	rounds, steps := envInt("RFLOW_QUANT_ROUNDS", 3), envInt("RFLOW_QUANT_STEPS", 4)
+	rounds, steps := benchutil.EnvInt(b, "RFLOW_QUANT_ROUNDS", 3), benchutil.EnvInt(b, "RFLOW_QUANT_STEPS", 4)
 	root := b.TempDir()
 	ckpt := filepath.Join(root, "checkpoint")
 	start := time.Now()
@@ -239,13 +238,6 @@ func fileSize(b *testing.B, parts ...string) int64 {
 		return 0
 	}
 	return st.Size()
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
 }
 
 func splitComma(s string) []string {

@@ -300,7 +300,7 @@ func TestAttentionBenchChild(t *testing.T) {
 // cold Run per child process on RFLOW_BENCH_THREADS threads (default 1), RFLOW_BENCH_ROUNDS rounds:
 // whether the mid-block attention or the convolutions set the decoder's peak memory.
 func BenchmarkAttentionVAE(b *testing.B) {
-	rounds, threads := envInt(b, "RFLOW_BENCH_ROUNDS", 1), envInt(b, "RFLOW_BENCH_THREADS", 1)
+	rounds, threads := benchutil.EnvInt(b, "RFLOW_BENCH_ROUNDS", 1), benchutil.EnvInt(b, "RFLOW_BENCH_THREADS", 1)
 	ops := []AttentionOp{UnfusedAttention, FusedAttention}
 	cfg := Config{"latent_channels": 16.0, "in_channels": 3.0, "out_channels": 3.0,
 		"block_out_channels": []any{64.0, 128.0, 256.0, 256.0}, "layers_per_block": 2.0, "norm_num_groups": 32.0,
@@ -347,17 +347,4 @@ func BenchmarkAttentionVAE(b *testing.B) {
 			b.ReportMetric(runPeak, "run-peak-MiB")
 		})
 	}
-}
-
-// envInt is the integer environment variable name, or def when it is unset.
-func envInt(b *testing.B, name string, def int) int {
-	s := os.Getenv(name)
-	if s == "" {
-		return def
-	}
-	v, err := strconv.Atoi(s)
-	if err != nil {
-		b.Fatalf("%s=%q: %v", name, s, err)
-	}
-	return v
 }

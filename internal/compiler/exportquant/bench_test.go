@@ -47,9 +47,9 @@ const benchChildEnv = "RFLOW_EXPORTQUANT_BENCH_CHILD"
 //
 //	go test -run '^$' -bench ExportVariants -benchtime 1x ./internal/compiler/exportquant/
 func BenchmarkExportVariants(b *testing.B) {
-	sizes := envInts(b, "RFLOW_BENCH_SIZES", []int{512, 1024})
-	rounds := envInts(b, "RFLOW_BENCH_ROUNDS", []int{1})[0]
-	threads := envInts(b, "RFLOW_BENCH_THREADS", []int{2})[0]
+	sizes := benchutil.EnvInts(b, "RFLOW_BENCH_SIZES", []int{512, 1024})
+	rounds := benchutil.EnvInt(b, "RFLOW_BENCH_ROUNDS", 1)
+	threads := benchutil.EnvInt(b, "RFLOW_BENCH_THREADS", 2)
 	dir := b.TempDir()
 	m, err := arch.BuildSD3(testmodels.RandomWeights{Seed: 0x5d3b}, benchSD3Config(b), arch.IO{Attention: arch.UnfusedAttention})
 	if err != nil {
@@ -129,22 +129,6 @@ func BenchmarkExportVariants(b *testing.B) {
 			})
 		}
 	}
-}
-
-func envInts(tb testing.TB, name string, def []int) []int {
-	s := os.Getenv(name)
-	if s == "" {
-		return def
-	}
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(f)
-		if err != nil {
-			tb.Fatalf("%s=%q: %v", name, s, err)
-		}
-		out = append(out, n)
-	}
-	return out
 }
 
 // childResult is one child's measurement: wall and CPU ms per Run, and the process's peak RSS (MiB).
