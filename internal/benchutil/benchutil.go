@@ -56,3 +56,15 @@ func StatusMiB(field string) (float64, error) {
 	kb, err := StatusKB(field)
 	return float64(kb) / 1024, err
 }
+
+// SNRdB is the signal-to-noise ratio of got against ref in dB: 10·log10(Σref² / Σ(got−ref)²),
+// +Inf when they are equal. got must be at least as long as ref.
+func SNRdB(got, ref []float32) float64 {
+	var p, e float64
+	for i := range ref {
+		p += float64(ref[i]) * float64(ref[i])
+		d := float64(got[i]) - float64(ref[i])
+		e += d * d
+	}
+	return 10 * math.Log10(p/e)
+}

@@ -133,3 +133,14 @@ func TestEnvInts(t *testing.T) {
 		}
 	}
 }
+
+func TestSNRdB(t *testing.T) {
+	ref := []float32{3, 4}                            // Σref² = 25
+	got := []float32{3.5, 4}                          // Σ(got−ref)² = 0.25
+	if s := SNRdB(got, ref); math.Abs(s-20) > 1e-12 { // 10·log10(100)
+		t.Errorf("SNRdB = %v, want 20", s)
+	}
+	if s := SNRdB(ref, ref); !math.IsInf(s, 1) {
+		t.Errorf("SNRdB of equal vectors = %v, want +Inf", s)
+	}
+}

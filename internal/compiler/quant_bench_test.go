@@ -101,7 +101,7 @@ func BenchmarkQuant(b *testing.B) {
 				if i == 0 {
 					ref = y
 				}
-				res[i].stepSNR = snrDB(y, ref)
+				res[i].stepSNR = benchutil.SNRdB(y, ref)
 				progress("round %d %s: %.0f ms wall, %.0f ms CPU", round, kinds[i], ms(d), ms(c))
 			}
 		}
@@ -130,7 +130,7 @@ func BenchmarkQuant(b *testing.B) {
 		if r.psnr, err = compare.PSNR(out.Images[0], refImg); err != nil {
 			b.Fatal(err)
 		}
-		r.latSNR = snrDB(out.Latents, refLat)
+		r.latSNR = benchutil.SNRdB(out.Latents, refLat)
 		r.pipMS = float64(out.Timings.Transformer.Microseconds()) / 1e3 / float64(out.Timings.Steps)
 		progress("generated %s: transformer %.0f ms/step, decode %.1f s, PSNR %.1f dB", kinds[i], r.pipMS, out.Timings.Decode.Seconds(), r.psnr)
 	}

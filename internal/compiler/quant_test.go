@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rflowrt/rflow/internal/benchutil"
 	"github.com/rflowrt/rflow/internal/compiler"
 	"github.com/rflowrt/rflow/internal/ort/orttest"
 	"github.com/rflowrt/rflow/internal/testmodels"
@@ -36,7 +37,7 @@ func TestQuantizedWeightsPerComponent(t *testing.T) {
 		want := runComponent(t, f32, comp, orttest.Options())
 		got := runComponent(t, q, comp, orttest.Options())
 		for out, w := range want {
-			s := snrDB(got[out], w)
+			s := benchutil.SNRdB(got[out], w)
 			t.Logf("%s %s: SNR vs fp32 %.1f dB", comp, out, s)
 			switch {
 			case strings.HasPrefix(comp, "vae") && !math.IsInf(s, 1):
@@ -95,14 +96,4 @@ func mustKey(t *testing.T, c *compiler.Checkpoint, o compiler.Options) string {
 		t.Fatal(err)
 	}
 	return k
-}
-
-func snrDB(got, ref []float32) float64 {
-	var p, e float64
-	for i := range ref {
-		p += float64(ref[i]) * float64(ref[i])
-		d := float64(got[i]) - float64(ref[i])
-		e += d * d
-	}
-	return 10 * math.Log10(p/e)
 }

@@ -110,7 +110,7 @@ func BenchmarkExportVariants(b *testing.B) {
 		}
 	}
 	for _, v := range variants {
-		s := snr(ref, runModel(b, v.path, 9)["out_hidden_states"])
+		s := benchutil.SNRdB(runModel(b, v.path, 9)["out_hidden_states"], ref)
 		for _, px := range sizes {
 			b.Run(fmt.Sprintf("%s/%dpx", v.name, px), func(b *testing.B) {
 				var ms, cpu []float64

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/rflowrt/rflow/internal/benchutil"
 	"github.com/rflowrt/rflow/internal/compiler/arch"
 	"github.com/rflowrt/rflow/internal/onnx"
 )
@@ -42,7 +43,7 @@ func TestTorchExports(t *testing.T) {
 			for k, w := range want {
 				d, scale := maxDiff(w, got[k])
 				t.Logf("%s %s: %d attentions fused (%d Softmax left), %d/%d MatMuls quantized; %s max |Δ| %.3g of %.3g, %.1f dB",
-					name, o.Kind, st.Attentions, st.AttentionsLeft, st.Quantized, st.WeightMatMuls, k, d, scale, snr(w, got[k]))
+					name, o.Kind, st.Attentions, st.AttentionsLeft, st.Quantized, st.WeightMatMuls, k, d, scale, benchutil.SNRdB(got[k], w))
 				if o.Kind == arch.FP32 && d > 1e-4*max(scale, 1) {
 					t.Errorf("%s %s: fused output differs by %g", name, k, d)
 				}

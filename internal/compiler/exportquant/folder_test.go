@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rflowrt/rflow/internal/benchutil"
 	"github.com/rflowrt/rflow/internal/compiler/arch"
 	"github.com/rflowrt/rflow/internal/onnx"
 	"github.com/rflowrt/rflow/internal/testmodels"
@@ -76,7 +77,7 @@ func TestQuantizeFolder(t *testing.T) {
 	want := runModel(t, filepath.Join(src, "transformer", modelFile), 3)
 	out := runModel(t, filepath.Join(dst, "transformer", modelFile), 3)
 	for k, w := range want {
-		s := snr(w, out[k])
+		s := benchutil.SNRdB(out[k], w)
 		t.Logf("int8 %s: %.1f dB SNR against fp32", k, s)
 		if s < 20 {
 			t.Errorf("int8 %s: %.1f dB SNR against fp32, want ≥ 20", k, s)

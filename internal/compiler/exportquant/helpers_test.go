@@ -163,17 +163,6 @@ func runModel(t testing.TB, path string, seed uint64) map[string][]float32 {
 	return res
 }
 
-// snr is 10·log10(Σref² / Σ(ref−x)²) in dB (+Inf when equal).
-func snr(ref, x []float32) float64 {
-	var s, e float64
-	for i := range ref {
-		d := float64(ref[i]) - float64(x[i])
-		s += float64(ref[i]) * float64(ref[i])
-		e += d * d
-	}
-	return 10 * math.Log10(s/e)
-}
-
 // maxDiff is the largest |a−b| and the largest |a|.
 func maxDiff(a, b []float32) (d, m float64) {
 	for i := range a {

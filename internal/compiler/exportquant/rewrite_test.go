@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rflowrt/rflow/internal/benchutil"
 	"github.com/rflowrt/rflow/internal/compiler/arch"
 	"github.com/rflowrt/rflow/internal/onnx"
 	"github.com/rflowrt/rflow/internal/testmodels"
@@ -204,7 +205,7 @@ func TestRewriteGemmAndSharedWeights(t *testing.T) {
 			t.Errorf("%s: %d integer initializers (the shared weight must be stored once)", k, quantized)
 		}
 		got := runModel(t, writeModel(t, m, filepath.Join(dir, string(k))), 4)["y"]
-		if s := snr(want, got); s < minSNR {
+		if s := benchutil.SNRdB(got, want); s < minSNR {
 			t.Errorf("%s: %.1f dB SNR against float, want ≥ %g", k, s, minSNR)
 		} else {
 			t.Logf("%s: %.1f dB", k, s)
