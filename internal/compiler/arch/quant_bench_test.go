@@ -81,7 +81,12 @@ func newSD3Step(b *testing.B, data []byte) *sd3Step {
 	}
 	st := &sd3Step{s: s, size: len(data)}
 	rng := rand.New(rand.NewPCG(11, 12))
-	shapes := map[string][]int64{"hidden_states": {2, 16, 64, 64}, "encoder_hidden_states": {2, 333, 4096},
+	lat := int64(64) // latent side: 512² images; RFLOW_QUANT_PX sets another image side
+	var px int64
+	if fmt.Sscan(os.Getenv("RFLOW_QUANT_PX"), &px); px >= 16 {
+		lat = px / 8
+	}
+	shapes := map[string][]int64{"hidden_states": {2, 16, lat, lat}, "encoder_hidden_states": {2, 333, 4096},
 		"pooled_projections": {2, 2048}, "timestep": {2}}
 	for _, info := range s.Inputs() {
 		x, err := s.NewInput(info.Name, shapes[info.Name]...)
@@ -97,7 +102,7 @@ func newSD3Step(b *testing.B, data []byte) *sd3Step {
 		}
 		st.ins = append(st.ins, x)
 	}
-	if st.out, err = s.NewOutput(s.Outputs()[0].Name, 2, 16, 64, 64); err != nil {
+	if st.out, err = s.NewOutput(s.Outputs()[0].Name, 2, 16, lat, lat); err != nil {
 		b.Fatal(err)
 	}
 	return st
@@ -157,7 +162,8 @@ func notIn(parts ...string) func(string, int, int) bool {
 	}
 }
 
-// BenchmarkWeightKindsTransformer measures the bench SD3 transformer (one CFG step at 512², 2 ORT
+// BenchmarkWeightKindsTransformer measures the bench SD3 transformer (one CFG step at 512² — or
+// RFLOW_QUANT_PX² —, 2 ORT
 // threads, no spinning) for weight kinds and quantizer settings, interleaved over rounds so that a
 // loaded machine slows every variant alike: ms/step (median of the rounds, and the spread), size, and
 // the output's SNR against fp32. RFLOW_QUANT_VARIANTS (comma-separated names) narrows the list;
