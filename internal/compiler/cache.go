@@ -88,26 +88,16 @@ func (c *Checkpoint) Key(o Options) (string, error) {
 		parts = append(parts, part{Role: string(p.Role), Class: p.Class, Identity: p.identity, Config: p.Config})
 	}
 	sort.Slice(parts, func(i, j int) bool { return parts[i].Role < parts[j].Role })
-	type quant struct {
-		Kind                     arch.WeightKind
-		BlockSize, AccuracyLevel int
-		Wide                     string `json:",omitempty"`
-	}
-	var quants []quant
+	var quants []quantKey
 	for _, k := range []arch.WeightKind{ks.transformer, ks.text} {
 		if k.Quantized() {
-			q := quantFor(k)
-			wide := ""
-			if q.Wide != nil {
-				wide = "modulation-8bit"
-			}
-			quants = append(quants, quant{q.Kind, q.BlockSize, q.AccuracyLevel, wide})
+			quants = append(quants, newQuantKey(k))
 		}
 	}
 	b, err := json.Marshal(struct {
 		Version                   string
 		Weights, TextWeights, VAE arch.WeightKind
-		Quant                     []quant `json:",omitempty"`
+		Quant                     []quantKey `json:",omitempty"`
 		Family, Variant, Folder   string
 		Parts                     []part
 	}{GraphVersion, ks.transformer, ks.text, ks.vae, quants, c.Family, c.Variant, c.folderIdentity(), parts})
@@ -199,4 +189,22 @@ func Cached(ctx context.Context, c *Checkpoint, root string, o Options) (dir str
 		return "", false, err
 	}
 	return dir, true, nil
+}
+
+// quantKey is the part of a cache key that quantFor decides: the kind's block sizes, accuracy levels
+// and the rule (quantRecipe) choosing q4's 8-bit layers.
+type quantKey struct {
+	Kind                             arch.WeightKind
+	BlockSize, AccuracyLevel         int
+	Wide                             string `json:",omitempty"`
+	WideBlockSize, WideAccuracyLevel int    `json:",omitempty"`
+}
+
+func newQuantKey(k arch.WeightKind) quantKey {
+	q := quantFor(k)
+	key := quantKey{Kind: q.Kind, BlockSize: q.BlockSize, AccuracyLevel: q.AccuracyLevel}
+	if q.Wide != nil {
+		key.Wide, key.WideBlockSize, key.WideAccuracyLevel = quantRecipe, q.WideBlockSize, q.WideAccuracyLevel
+	}
+	return key
 }

@@ -69,15 +69,14 @@ func weightsFor(w arch.Weights, k arch.WeightKind) arch.Weights {
 	return w
 }
 
-// quantFor is how the compiler quantizes a kind (its fields enter the cache key): q4 keeps the adaLN
-// modulation layers at 8 bits (arch.ModulationLayer).
-func quantFor(k arch.WeightKind) arch.Quant {
-	q := arch.Quant{Kind: k, BlockSize: arch.DefaultBlockSize(k), AccuracyLevel: arch.DefaultAccuracyLevel(k)}
-	if k == arch.Q4 {
-		q.Wide = arch.ModulationLayer
-	}
-	return q
-}
+// quantFor is how the compiler quantizes a kind (its fields enter the cache key): arch.DefaultQuant,
+// the measured recipe that rflow quantize uses for exports too (q4 keeps the modulation layers, the
+// image attention and the image MLP's input projection at 8 bits: arch.Q4WideLayer).
+func quantFor(k arch.WeightKind) arch.Quant { return arch.DefaultQuant(k) }
+
+// quantRecipe names quantFor's choice of 8-bit layers in q4 for the cache keys: a new rule needs a new
+// name, so that folders compiled under the old one are not reused.
+const quantRecipe = "q4-wide:modulation+image-attention+image-mlp-in"
 
 // component is one model folder of the output and how to build it.
 type component struct {

@@ -19,19 +19,15 @@ import (
 // again: switching a LoRA or its weight rewrites only the components it patches (the transformer, and
 // the text encoders a LoRA has parts for); the others (T5, VAE, …) come from the folder compiled before.
 func (c *Checkpoint) componentKey(comp component, k arch.WeightKind) string {
-	type quant struct {
-		BlockSize, AccuracyLevel int
-		Wide                     bool
-	}
-	var q *quant
+	var q *quantKey
 	if k.Quantized() {
-		qf := quantFor(k)
-		q = &quant{qf.BlockSize, qf.AccuracyLevel, qf.Wide != nil}
+		qk := newQuantKey(k)
+		q = &qk
 	}
 	b, _ := json.Marshal(struct {
 		Version, Dir, Identity string
 		Kind                   arch.WeightKind
-		Quant                  *quant `json:",omitempty"`
+		Quant                  *quantKey `json:",omitempty"`
 		Config                 arch.Config
 	}{GraphVersion, comp.dir, comp.part.identity, k, q, c.componentConfig(comp)})
 	sum := sha256.Sum256(b)
