@@ -16,11 +16,16 @@ latents within 1e-4:
     --inpaint-full-res --inpaint-full-res-padding 16 (diffusers' padding_mask_crop=16) on a disc in the 320×224
     image, drawn at 128² (the reference's picture is pasted back as rflow pastes it);
   - FluxFillPipeline at strength 1.0 (guidance 30, its default) from the ONNX export and from the diffusers folder
-    compiled by rflow, and at strength 0.8 from a 320×224 init and mask. Fill is checked against diffusers' pipeline
-    computed in float64 (float64_pipeline says how), at the same 1e-4: Fill's float32 reference is itself up to
-    ~4e-5 from exact arithmetic, because the masked image's constant hole makes the VAE encoder's float32 GroupNorm
-    inexact (masked_encode_f32_error). Each Fill case prints rflow's and diffusers' float32 distances to the
-    float64 latents, and rflow against the float32 reference as information (results-f32.jsonl);
+    compiled by rflow, and at strength 0.8 from a 320×224 init and mask. Fill's masked image (a constant hole, 0,
+    over a third of the pixels) makes the VAE encoder's float32 GroupNorm inexact (masked_encode_f32_error): its
+    latents are ~1e-4 from float64 in torch and in ONNX Runtime alike, ~2× more in ONNX Runtime, and the final
+    latents inherit it (diffusers float32 ~4e-5 from float64, rflow up to ~1e-4), so neither float32 run is a
+    reference to 1e-4. Fill is therefore checked, at the same 1e-4, against diffusers' pipeline computed in float64
+    (float64_pipeline) with rflow's own masked-image latents (rflow_masked_latents: the sample rflow's ONNX encoder
+    gives for the same masked image and ε, from scripts/fill_encode.go): everything rflow computes but the encoder's
+    float32 rounding. Each Fill case prints the distances (diffusers' masked-image latents, and the final latents of
+    diffusers float32 and of rflow, from plain float64) and compares rflow with the float32 and the plain float64
+    references as information (results-f32.jsonl, not checks);
   - FluxKontextPipeline with a 320×224 reference kept at its size (_auto_resize=False; rflow --ref-resize none)
     and snapped to Kontext's preferred 1248×832 (_auto_resize=True; rflow's default), max_area = 256², from the
     export and the compiled folder.
@@ -319,6 +324,73 @@ def float64_pipeline(pipe):
         pipe.vae.to(torch.float32)
 
 
+@contextlib.contextmanager
+def rflow_masked_latents(pipe, encode, tmp):
+    """Inside a float64_pipeline block: FluxFillPipeline's masked-image latents are rflow's, the sample that
+    rflow's ONNX VAE encoder gives for the same float32 masked image and the same ε (encode: the
+    scripts/fill_encode.go program, the model's vae_encoder folder, the ONNX Runtime library or ""), so the run
+    checks everything else rflow computes against exact arithmetic. The ε is still drawn from the generator where
+    diffusers draws it."""
+    import diffusers.models.autoencoders.vae as vae_module
+    vae = pipe.vae
+    sf, sh = vae.config.scaling_factor, vae.config.shift_factor or 0
+    state = {"masking": False, "used": 0}
+    prepare, enc = pipe.prepare_mask_latents, vae.encode
+
+    def prepare_mask_latents(*a, **k):
+        state["masking"] = True
+        try:
+            return prepare(*a, **k)
+        finally:
+            state["masking"] = False
+
+    def encode_masked(x, *a, **k):
+        out = enc(x, *a, **k)
+        if not state["masking"]:
+            return out
+        dist = out.latent_dist
+
+        def sample(generator=None):
+            eps = vae_module.randn_tensor(dist.mean.shape, generator=generator, dtype=torch.float32)
+            pix, e, z = (os.path.join(tmp, f) for f in ("masked.f32", "eps.f32", "z.f32"))
+            x.float().numpy().astype("<f4").tofile(pix)
+            eps.numpy().astype("<f4").tofile(e)
+            helper, vae_dir, ort_lib = encode
+            r = subprocess.run([helper, vae_dir, str(x.shape[-1]), str(x.shape[-2]), pix, e, z, ort_lib],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError("fill-encode: " + r.stderr.strip())
+            state["used"] += 1
+            lat = torch.from_numpy(np.fromfile(z, "<f4").reshape(dist.mean.shape)).double()
+            return (lat / sf + sh).to(dist.mean.dtype)
+
+        dist.sample = sample
+        return out
+
+    pipe.prepare_mask_latents, vae.encode = prepare_mask_latents, encode_masked
+    try:
+        yield state
+    finally:
+        del pipe.prepare_mask_latents, vae.encode
+
+
+def fill_encoder_dir(work, model):
+    """The vae_encoder folder rflow runs for model: the export's own, or for a diffusers folder the one rflow
+    compiled into WORK/cache (the newest compiled folder whose transformer has Fill's 384 input channels)."""
+    own = os.path.join(model, "vae_encoder")
+    if os.path.exists(os.path.join(own, "model.onnx")):
+        return own
+    root = os.path.join(work, "cache", "rflow", "compiled")
+    found = []
+    for e in os.listdir(root) if os.path.isdir(root) else ():
+        cfg = os.path.join(root, e, "transformer", "config.json")
+        if os.path.exists(cfg) and json.load(open(cfg)).get("in_channels") == 384:
+            found.append(os.path.join(root, e, "vae_encoder"))
+    if not found:
+        raise RuntimeError(f"no compiled Fill folder under {root}")
+    return max(found, key=os.path.getmtime)
+
+
 def latent_distance(a, b):
     """max |Δ| between two compare.py dumps' final latents."""
     return float(np.abs(np.load(a)["final_latents"].astype(np.float64) -
@@ -388,21 +460,26 @@ def main():
         if job["task"] == "kontext":
             args += ["--ref-image", job["ref"]] + ([] if job["auto"] else ["--ref-resize", "none"])
         err, stderr = run_rflow(rflow, args, png)
-        if job["task"] == "fill":  # checked against float64 diffusers; the float32 reference is information
-            ref32 = ref
-            ref = os.path.join(d, f"{job['id']}-f64.npz")
+        if job["task"] == "fill":  # the check: float64 diffusers fed rflow's masked-image latents (see the doc)
+            ref32, ref64 = ref, os.path.join(d, f"{job['id']}-f64.npz")
+            ref = os.path.join(d, f"{job['id']}-f64-rflow-masked.npz")
             with float64_pipeline(pipe):
-                reference(pipe, fam, job, ref)
-            print(f"     {label}: diffusers' float32 masked-image latents are {masked_encode_f32_error(pipe, job):.3g} "
-                  f"from float64; final latents from float64: diffusers float32 {latent_distance(ref32, ref):.3g}",
-                  end="")
+                reference(pipe, fam, job, ref64)
+                with rflow_masked_latents(pipe, (fill_encode, fill_encoder_dir(work, model), ort_lib), d) as st:
+                    reference(pipe, fam, job, ref)
+                assert st["used"] == 1, "the masked image was not encoded through rflow's encoder"
+            line = (f"     {label}: masked-image latents from float64: diffusers float32 "
+                    f"{masked_encode_f32_error(pipe, job):.3g}; final latents from float64: diffusers float32 "
+                    f"{latent_distance(ref32, ref64):.3g}")
             if os.path.exists(png):
                 t, _ = read_numpy(png[:-4] + ".safetensors")
-                r64 = np.load(ref)["final_latents"][0]
-                print(f", rflow {float(np.abs(t['latent'].astype(np.float64) - r64).max()):.3g}", end="")
-            print(flush=True)
+                r = t["latent"].astype(np.float64)
+                line += (f", rflow {float(np.abs(r - np.load(ref64)['final_latents'][0]).max()):.3g}; rflow from "
+                         f"float64 fed rflow's masked-image latents {float(np.abs(r - np.load(ref)['final_latents'][0]).max()):.3g}")
+            print(line, flush=True)
             compare(ref32, png, label + " [information: against diffusers float32]", results32, err)
-            label += " [check: against diffusers float64]"
+            compare(ref64, png, label + " [information: against diffusers float64]", results32, err)
+            label += " [check: against diffusers float64 fed rflow's masked-image latents]"
         ok &= compare(ref, png, label, results, err)
         k = kept_pixels(ref, png)
         if k > 0:
@@ -438,6 +515,11 @@ def main():
         flux = ensure_model(work, "flux-dev")
     if "fill" in cases:
         from diffusers import FluxFillPipeline, FluxTransformer2DModel
+        fill_encode = os.path.join(d, "fill-encode")
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        subprocess.run(["go", "build", "-o", fill_encode, "scripts/fill_encode.go"], cwd=here, check=True)
+        ort_lib = os.path.join(os.path.dirname(os.path.dirname(rflow)), ".ort", "libonnxruntime.so.1")
+        ort_lib = ort_lib if os.path.exists(ort_lib) else ""  # else the helper searches as rflow does
         m = ensure_fill(work, flux)
         pipe, fam = load_flux_family(os.path.join(m, "diffusers"))
         fp = FluxFillPipeline.from_pipe(pipe)
