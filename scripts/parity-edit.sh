@@ -6,7 +6,8 @@
 #
 # usage: scripts/parity-edit.sh [sd3|flux-dev|fill|kontext ...]     (default all four)
 #   PARITY_WORK  work folder (default .parity/ in the checkout; the tiny models in it are reused or built)
-# Needs bin/rflow (make build) and the oracle's Debian packages (../shared/oracle/README.md).
+# Needs bin/rflow (make build), the oracle's Debian packages (../shared/oracle/README.md) and, for Fill, go (the
+# script builds scripts/fill_encode.go: rflow's VAE encoder on Fill's masked image, see scripts/parity_edit.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ORACLE=${RFLOW_ORACLE:-$(cd .. && pwd)/shared/oracle}

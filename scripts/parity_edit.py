@@ -252,8 +252,8 @@ def reference(pipe, fam, job, out):
 
 
 def masked_encode_f32_error(pipe, job):
-    """How far diffusers' own float32 VAE encoding of Fill's masked image is from float64: the sampled latent
-    (mean + std·ε with the ε FluxFillPipeline draws, the generator's third draw) in scaled latent units. On the
+    """How far diffusers' own float32 VAE encoding of Fill's masked image is from float64, and the float64 one: the
+    sampled latent (mean + std·ε with the ε FluxFillPipeline draws, the generator's third draw) in model space. On the
     masked image (35 % of the pixels one constant, 0) the first GroupNorm's float32 reduction is inexact: given
     the same float32 input, torch's float32 GroupNorm is 1.2e-4 from float64 on the wide case against 6.8e-6 on the
     unmasked image, and the encoder's mean ends 5.9e-5 (torch) and 1.3e-4 (ONNX Runtime, rflow's encoder, at
@@ -276,7 +276,9 @@ def masked_encode_f32_error(pipe, job):
                 z[dt] = (d.mean + d.std * eps.to(dt)).double()
             finally:
                 vae.float()
-    return float((z[torch.float32] - z[torch.float64]).abs().max()) * vae.config.scaling_factor
+    sf, sh = vae.config.scaling_factor, vae.config.shift_factor or 0
+    model_space = {dt: (v - sh) * sf for dt, v in z.items()}  # as prepare_mask_latents scales them
+    return float((model_space[torch.float32] - model_space[torch.float64]).abs().max()), model_space[torch.float64]
 
 
 @contextlib.contextmanager
@@ -362,6 +364,7 @@ def rflow_masked_latents(pipe, encode, tmp):
                 raise RuntimeError("fill-encode: " + r.stderr.strip())
             state["used"] += 1
             lat = torch.from_numpy(np.fromfile(z, "<f4").reshape(dist.mean.shape)).double()
+            state["latents"] = lat  # model space, as rflow uses them
             return (lat / sf + sh).to(dist.mean.dtype)
 
         dist.sample = sample
@@ -468,8 +471,9 @@ def main():
                 with rflow_masked_latents(pipe, (fill_encode, fill_encoder_dir(work, model), ort_lib), d) as st:
                     reference(pipe, fam, job, ref)
                 assert st["used"] == 1, "the masked image was not encoded through rflow's encoder"
-            line = (f"     {label}: masked-image latents from float64: diffusers float32 "
-                    f"{masked_encode_f32_error(pipe, job):.3g}; final latents from float64: diffusers float32 "
+            enc_err, z64 = masked_encode_f32_error(pipe, job)
+            line = (f"     {label}: masked-image latents from float64: diffusers float32 {enc_err:.3g}, rflow "
+                    f"{float((st['latents'] - z64).abs().max()):.3g}; final latents from float64: diffusers float32 "
                     f"{latent_distance(ref32, ref64):.3g}")
             if os.path.exists(png):
                 t, _ = read_numpy(png[:-4] + ".safetensors")
