@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -30,6 +29,7 @@ type serveFlags struct {
 	timeout, batchWindow, grace     time.Duration
 	ckpt                            checkpointFlags
 	ort                             *ortFlags
+	sess                            *sessionFlags
 	guidance                        slgFlags // --guidance-rule and --step-cache only: the requests' defaults
 }
 
@@ -55,6 +55,7 @@ func runServe(ctx context.Context, args []string, out, errOut io.Writer) error {
 	f.ckpt.register(fs)
 	f.guidance.registerGuidance(fs)
 	f.ort = addORTFlags(fs)
+	f.sess = addSessionFlags(fs)
 	if err := parseFlags(fs, args, out); err != nil {
 		return err
 	}
@@ -75,16 +76,16 @@ func runServe(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if err != nil {
 		return &usageError{fs: fs, err: err}
 	}
+	so := ort.SessionOptions{Provider: p, DeviceID: f.deviceID, IntraOpThreads: f.threads}
+	if err := f.sess.apply(&so, os.Getenv); err != nil { // --spin, --low-mem, --no-cache, --cache-max-gb as txt2img
+		return &usageError{fs: fs, err: err}
+	}
 	if err := f.ort.init(); err != nil {
 		return err
 	}
 	m, err := openAnyModel(ctx, f.model, f.ckpt, errOut, false)
 	if err != nil {
 		return err
-	}
-	so := ort.SessionOptions{Provider: p, DeviceID: f.deviceID, IntraOpThreads: f.threads}
-	if dir, err := os.UserCacheDir(); err == nil {
-		so.CacheDir = filepath.Join(dir, "rflow", "ort-cache") // as txt2img: later starts skip graph optimization
 	}
 	srv, err := server.New(m, server.Options{Session: so,
 		APIKey: f.apiKey, MaxBodyBytes: f.maxBodyMB << 20, MaxQueue: f.maxQueue, MaxSide: f.maxSide, MaxSteps: f.maxSteps,

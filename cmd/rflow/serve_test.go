@@ -54,6 +54,22 @@ func TestServeRefusesOpenListen(t *testing.T) {
 	}
 }
 
+// TestServeSessionFlags: serve takes txt2img's session flags, and a bad $RFLOW_CACHE_MAX_GB is a usage
+// error before any model is opened.
+func TestServeSessionFlags(t *testing.T) {
+	code, out, _ := runCLI("serve", "--help")
+	for _, flag := range []string{"--spin", "--low-mem", "--no-cache", "--cache-max-gb"} {
+		if code != 0 || !strings.Contains(out, flag) {
+			t.Errorf("serve --help (exit %d) does not list %s", code, flag)
+		}
+	}
+	t.Setenv(cacheMaxEnv, "lots")
+	code, _, errOut := runCLI("serve", "-m", filepath.Join(t.TempDir(), "no-such-model"), "--listen", "127.0.0.1:0")
+	if code != 2 || !strings.Contains(errOut, cacheMaxEnv) {
+		t.Errorf("exit %d, stderr %q: want 2 naming $%s", code, errOut, cacheMaxEnv)
+	}
+}
+
 // syncBuffer is a log a child process writes while the test reads it.
 type syncBuffer struct {
 	mu sync.Mutex
