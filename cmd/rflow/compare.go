@@ -16,6 +16,7 @@ import (
 	"github.com/rflowrt/rflow/assets"
 	"github.com/rflowrt/rflow/compare"
 	"github.com/rflowrt/rflow/internal/imagefile"
+	"github.com/rflowrt/rflow/internal/ort"
 	"github.com/rflowrt/rflow/scheduler"
 )
 
@@ -33,6 +34,7 @@ type compareFlags struct {
 	threads                               int
 	overwrite, quiet                      bool
 	ort                                   *ortFlags
+	sess                                  *sessionFlags
 	ckpt                                  checkpointFlags
 	opt                                   optimizeFlags
 }
@@ -71,7 +73,18 @@ func addCompareFlags(fs *pflag.FlagSet) *compareFlags {
 	fs.IntVar(&f.opt.refine, "refine-rounds", 0, "--optimize-schedule: coordinate-descent sweeps on the training end point after the search")
 	fs.IntVar(&f.opt.batch, "train-batch", 4, "--optimize-schedule, model runs: images of the training seed's batch")
 	f.ort = addORTFlags(fs)
+	f.sess = addSessionFlags(fs)
 	return f
+}
+
+// sessionOptions are the model runs' ONNX Runtime settings: provider, threads and txt2img's session flags.
+func (f *compareFlags) sessionOptions() (ort.SessionOptions, error) {
+	prov, err := ort.ParseProvider(f.provider)
+	if err != nil {
+		return ort.SessionOptions{}, err
+	}
+	so := ort.SessionOptions{Provider: prov, IntraOpThreads: f.threads}
+	return so, f.sess.apply(&so, os.Getenv)
 }
 
 // compareSpec is the validated grid.

@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/rflowrt/rflow/compare"
-	"github.com/rflowrt/rflow/internal/ort"
 	"github.com/rflowrt/rflow/pipeline"
 	"github.com/rflowrt/rflow/scheduler"
 )
@@ -43,13 +40,9 @@ func (f *compareFlags) runModel(ctx context.Context, spec compareSpec, log *repo
 	if err != nil {
 		return nil, err
 	}
-	prov, err := ort.ParseProvider(f.provider)
+	so, err := f.sessionOptions()
 	if err != nil {
 		return nil, err
-	}
-	so := ort.SessionOptions{Provider: prov, IntraOpThreads: f.threads}
-	if dir, err := os.UserCacheDir(); err == nil {
-		so.CacheDir = filepath.Join(dir, "rflow", "ort-cache")
 	}
 	p := pipeline.New(m, pipeline.Options{Session: so, KeepModels: true})
 	defer p.Close()

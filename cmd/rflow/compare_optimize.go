@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/rflowrt/rflow/compare"
-	"github.com/rflowrt/rflow/internal/ort"
 	"github.com/rflowrt/rflow/pipeline"
 	"github.com/rflowrt/rflow/scheduler"
 )
@@ -152,13 +149,9 @@ func (f *compareFlags) optimizeModel(ctx context.Context, spec compareSpec, s co
 	if err != nil {
 		return "", compare.ScheduleSearchResult{}, err
 	}
-	prov, err := ort.ParseProvider(f.provider)
+	so, err := f.sessionOptions()
 	if err != nil {
 		return "", compare.ScheduleSearchResult{}, err
-	}
-	so := ort.SessionOptions{Provider: prov, IntraOpThreads: f.threads}
-	if dir, err := os.UserCacheDir(); err == nil {
-		so.CacheDir = filepath.Join(dir, "rflow", "ort-cache")
 	}
 	p := pipeline.New(m, pipeline.Options{Session: so, KeepModels: true})
 	defer p.Close()
