@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/rflowrt/rflow/internal/compiler/arch"
+	"github.com/rflowrt/rflow/internal/linkdir"
 )
 
 // componentKey identifies one compiled component folder: the graph version, the folder name, its
@@ -84,11 +85,8 @@ func linkComponent(src, dst string) error {
 		if !e.Type().IsRegular() {
 			continue
 		}
-		from, to := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
-		if err := os.Link(from, to); err != nil {
-			if err := copyFile(from, to); err != nil {
-				return err
-			}
+		if err := linkdir.LinkOrCopy(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+			return err
 		}
 		n++
 	}
