@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/rflowrt/rflow/internal/ort/orttest"
-	"github.com/rflowrt/rflow/internal/safetensors"
 	"github.com/rflowrt/rflow/internal/testmodels"
 )
 
@@ -22,25 +21,8 @@ func TestServeLoRAProcess(t *testing.T) {
 	if err := testmodels.WriteCheckpoint(ckpt, testmodels.Options{Kind: testmodels.KindFluxDev, GeneratedVocab: true}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := safetensors.Open(filepath.Join(ckpt, "transformer", "diffusion_pytorch_model.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, _ := r.Info("proj_out.weight")
-	r.Close()
-	out, in := int(info.Shape[0]), int(info.Shape[1])
-	down, up := make([]float32, in), make([]float32, out)
-	for i := range down {
-		down[i] = float32(i%7) / 7
-	}
-	for i := range up {
-		up[i] = float32(i%5) / 5
-	}
 	lora := filepath.Join(t.TempDir(), "style.safetensors")
-	if err := safetensors.WriteFile(lora, []safetensors.Tensor{
-		safetensors.F32("transformer.proj_out.lora_A.weight", []int{1, in}, down),
-		safetensors.F32("transformer.proj_out.lora_B.weight", []int{out, 1}, up),
-	}, nil); err != nil {
+	if err := testmodels.WriteProjOutLoRA(ckpt, lora); err != nil {
 		t.Fatal(err)
 	}
 
