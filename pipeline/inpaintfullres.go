@@ -49,39 +49,31 @@ func cropRegion(grey []uint8, w, h, width, height, pad int) (x1, y1, x2, y2 int)
 	ratioCrop := float64(x2-x1) / float64(y2-y1)
 	ratio := float64(width) / float64(height)
 	if ratioCrop > ratio {
-		diff := int(float64(x2-x1)/ratio - float64(y2-y1))
-		y1 -= floorDiv(diff, 2)
-		y2 += diff - floorDiv(diff, 2)
-		if y2 >= h {
-			d := y2 - h
-			y2 -= d
-			y1 -= d
-		}
-		if y1 < 0 {
-			y2 -= y1
-			y1 = 0
-		}
-		if y2 >= h {
-			y2 = h
-		}
-		return x1, y1, x2, y2
-	}
-	diff := int(float64(y2-y1)*ratio - float64(x2-x1))
-	x1 -= floorDiv(diff, 2)
-	x2 += diff - floorDiv(diff, 2)
-	if x2 >= w {
-		d := x2 - w
-		x2 -= d
-		x1 -= d
-	}
-	if x1 < 0 {
-		x2 -= x1
-		x1 = 0
-	}
-	if x2 >= w {
-		x2 = w
+		y1, y2 = widenCrop(y1, y2, int(float64(x2-x1)/ratio-float64(y2-y1)), h)
+	} else {
+		x1, x2 = widenCrop(x1, x2, int(float64(y2-y1)*ratio-float64(x2-x1)), w)
 	}
 	return x1, y1, x2, y2
+}
+
+// widenCrop grows the span [lo, hi) of an axis of length size by diff, split and shifted back inside
+// the axis as diffusers' crop-region code does it (the same steps for either axis).
+func widenCrop(lo, hi, diff, size int) (int, int) {
+	lo -= floorDiv(diff, 2)
+	hi += diff - floorDiv(diff, 2)
+	if hi >= size {
+		d := hi - size
+		hi -= d
+		lo -= d
+	}
+	if lo < 0 {
+		hi -= lo
+		lo = 0
+	}
+	if hi >= size {
+		hi = size
+	}
+	return lo, hi
 }
 
 // floorDiv is Python's a // b for b > 0.
