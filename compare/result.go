@@ -266,7 +266,7 @@ func appendNew(list []string, s string) []string {
 	return append(list, s)
 }
 
-// GeoMean is the geometric mean of the positive values (NaN if none).
+// GeoMean is the geometric mean of the positive finite values (NaN if none).
 func GeoMean(v []float64) float64 {
 	sum, n := 0.0, 0
 	for _, x := range v {

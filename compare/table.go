@@ -215,7 +215,7 @@ func BudgetWinners(rows []Row, metric func(Row) float64) []BudgetWinner {
 		best := map[string]*cell{}
 		bestErr := map[string]float64{}
 		for _, c := range cells {
-			e := geoMeanPositive(c.vals)
+			e := GeoMean(c.vals)
 			if c.calls > b || math.IsNaN(e) {
 				continue
 			}
@@ -293,19 +293,4 @@ func lower(a, b float64) string {
 		return "same"
 	}
 	return fmt.Sprintf("%.0f %% lower", 100*(1-a/b))
-}
-
-// geoMeanPositive is the geometric mean of the positive finite values (NaN if none).
-func geoMeanPositive(v []float64) float64 {
-	sum, n := 0.0, 0
-	for _, x := range v {
-		if x > 0 && !math.IsInf(x, 0) {
-			sum += math.Log(x)
-			n++
-		}
-	}
-	if n == 0 {
-		return math.NaN()
-	}
-	return math.Exp(sum / float64(n))
 }
