@@ -103,19 +103,26 @@ func (f *fuser) only(name string) bool {
 	return len(f.x.consumers[name]) == 1 && !f.x.outputs[name]
 }
 
-// scalar returns the value of a float32 scalar (or one-element) constant: an initializer or a
-// Constant node's value.
-func (f *fuser) scalar(name string) (float32, bool) {
-	var t *onnx.Tensor
+// constant is name's value when it is constant: an initializer or a Constant node's value (nil if not).
+func (f *fuser) constant(name string) *onnx.Tensor {
 	if c, ok := f.x.constTensor(f.g, name); ok {
-		t = c
-	} else if n, ok := f.producerOf(name); ok && n.OpType == "Constant" && n.Domain == "" {
+		return c
+	}
+	var t *onnx.Tensor
+	if n, ok := f.producerOf(name); ok && n.OpType == "Constant" && n.Domain == "" {
 		for _, a := range n.Attrs {
 			if a.Name == "value" && a.T != nil {
 				t = a.T
 			}
 		}
 	}
+	return t
+}
+
+// scalar returns the value of a float32 scalar (or one-element) constant: an initializer or a
+// Constant node's value.
+func (f *fuser) scalar(name string) (float32, bool) {
+	t := f.constant(name)
 	if t == nil || t.Type != onnx.Float || t.RawSize() != 4 {
 		return 0, false
 	}
@@ -456,16 +463,7 @@ func (f *fuser) headsOfShape(name string) (int64, bool) {
 
 // int64s returns the values of a constant int64 tensor (initializer or Constant node).
 func (f *fuser) int64s(name string) ([]int64, bool) {
-	var t *onnx.Tensor
-	if c, ok := f.x.constTensor(f.g, name); ok {
-		t = c
-	} else if n, ok := f.producerOf(name); ok && n.OpType == "Constant" && n.Domain == "" {
-		for _, a := range n.Attrs {
-			if a.Name == "value" && a.T != nil {
-				t = a.T
-			}
-		}
-	}
+	t := f.constant(name)
 	if t == nil || t.Type != onnx.Int64 || t.RawSize() > 64 {
 		return nil, false
 	}
