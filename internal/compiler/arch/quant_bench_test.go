@@ -3,15 +3,14 @@ package arch_test
 import (
 	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rflowrt/rflow/internal/benchutil"
 	"github.com/rflowrt/rflow/internal/compiler/arch"
 	"github.com/rflowrt/rflow/internal/onnx"
 	"github.com/rflowrt/rflow/internal/ort"
@@ -111,25 +110,16 @@ func newSD3Step(b *testing.B, data []byte) *sd3Step {
 // run runs one step and returns its wall time, the process's CPU time (user + system) during it — the
 // steadier measure on a shared machine — and the output.
 func (st *sd3Step) run(b *testing.B) (wall, cpu time.Duration, y []float32) {
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), benchutil.CPUTime()
 	if err := st.s.Run(context.Background(), st.ins, []*ort.Tensor{st.out}); err != nil {
 		b.Fatal(err)
 	}
-	wall, cpu = time.Since(start), cpuTime()-cpu0
+	wall, cpu = time.Since(start), benchutil.CPUTime()-cpu0
 	y = make([]float32, st.out.Len())
 	if err := st.out.ReadFloat32(y); err != nil {
 		b.Fatal(err)
 	}
 	return wall, cpu, y
-}
-
-// cpuTime is the process's user + system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func (st *sd3Step) close() {
@@ -138,16 +128,6 @@ func (st *sd3Step) close() {
 	}
 	st.out.Destroy()
 	st.s.Close()
-}
-
-func snrDB(got, ref []float32) float64 {
-	var p, e float64
-	for i := range ref {
-		p += float64(ref[i]) * float64(ref[i])
-		d := float64(got[i]) - float64(ref[i])
-		e += d * d
-	}
-	return 10 * math.Log10(p/e)
 }
 
 // notIn quantizes the default layers except those whose name contains one of parts.
@@ -253,11 +233,11 @@ func BenchmarkWeightKindsTransformer(b *testing.B) {
 	}
 	// The table goes to stderr: the testing package keeps only 10 lines of a benchmark's log.
 	fmt.Fprintf(os.Stderr, "%-22s %8s %8s %7s %8s %8s %7s %7s %8s\n", "variant", "wall ms", "spread", "×fp32", "CPU ms", "spread", "×fp32", "MB", "SNR dB")
-	base, cbase := median(times[0]), median(cpus[0])
+	base, cbase := benchutil.Median(times[0]), benchutil.Median(cpus[0])
 	for i, v := range vs {
 		t, c := times[i], cpus[i]
-		fmt.Fprintf(os.Stderr, "%-22s %8.0f %7.0f%% %7.2f %8.0f %7.0f%% %7.2f %7.1f %8.1f\n", v.name, median(t), 100*spread(t), median(t)/base,
-			median(c), 100*spread(c), median(c)/cbase, float64(steps[i].size)/1e6, snrDB(outs[i], outs[0]))
+		fmt.Fprintf(os.Stderr, "%-22s %8.0f %7.0f%% %7.2f %8.0f %7.0f%% %7.2f %7.1f %8.1f\n", v.name, benchutil.Median(t), 100*spread(t), benchutil.Median(t)/base,
+			benchutil.Median(c), 100*spread(c), benchutil.Median(c)/cbase, float64(steps[i].size)/1e6, benchutil.SNRdB(outs[i], outs[0]))
 	}
 }
 
@@ -317,12 +297,3 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 
 // spread is max/min − 1 of the rounds: how noisy the measurement was.
 func spread(v []float64) float64 { return slices.Max(v)/slices.Min(v) - 1 }
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}

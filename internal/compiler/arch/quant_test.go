@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/rflowrt/rflow/internal/benchutil"
 	"github.com/rflowrt/rflow/internal/onnx"
 	"github.com/rflowrt/rflow/internal/ort"
 	"github.com/rflowrt/rflow/internal/ort/orttest"
@@ -63,17 +64,6 @@ func matmulT(x, w, bias []float32, m, k, n int) []float32 {
 	return y
 }
 
-// snr is 10·log10(Σref² / Σ(got−ref)²) in dB.
-func snr(got, ref []float32) float64 {
-	var p, e float64
-	for i := range ref {
-		p += float64(ref[i]) * float64(ref[i])
-		d := float64(got[i]) - float64(ref[i])
-		e += d * d
-	}
-	return 10 * math.Log10(p/e)
-}
-
 // testLayer is the weight name the helpers below quantize as (a layer inside a block).
 const testLayer = "blocks.0.lin.weight"
 
@@ -116,12 +106,12 @@ func TestQuantSearchBeatsRoundToNearest(t *testing.T) {
 		} {
 			rtn := c.q
 			rtn.RoundToNearest = true
-			sRTN := snr(matmulT(x, dequantize(quantize(w, rtn, out, in), rtn, out, in), nil, m, in, out), ref)
-			sOurs := snr(matmulT(x, dequantize(quantize(w, c.q, out, in), c.q, out, in), nil, m, in, out), ref)
+			sRTN := benchutil.SNRdB(matmulT(x, dequantize(quantize(w, rtn, out, in), rtn, out, in), nil, m, in, out), ref)
+			sOurs := benchutil.SNRdB(matmulT(x, dequantize(quantize(w, c.q, out, in), c.q, out, in), nil, m, in, out), ref)
 			sym := ""
 			if c.q.Kind == Q4 {
 				sym = fmt.Sprintf(", symmetric round-to-nearest (absmax/8) %.2f dB",
-					snr(matmulT(x, symmetricQ4(w, c.q.BlockSize), nil, m, in, out), ref))
+					benchutil.SNRdB(matmulT(x, symmetricQ4(w, c.q.BlockSize), nil, m, in, out), ref))
 			}
 			t.Logf("heavy=%v %s block %d: output SNR round-to-nearest %.2f dB, search %.2f dB%s", heavy, c.q.Kind, c.q.BlockSize, sRTN, sOurs, sym)
 			if sOurs < sRTN+c.gainDB {
@@ -298,7 +288,7 @@ func TestQuantLinearRunsInORT(t *testing.T) {
 		want := matmulT(x, dequantize(quantize(w, q, n, k), q, n, k), b, rows, k, n)
 		if c.exact {
 			assertClose(t, string(c.q.Kind), got, want, 1e-4, 1e-4)
-		} else if s := snr(got, want); s < c.minSNR {
+		} else if s := benchutil.SNRdB(got, want); s < c.minSNR {
 			t.Errorf("%+v: SNR vs dequantized weights %.1f dB, want ≥ %.0f", c.q, s, c.minSNR)
 		}
 		ref := exact
@@ -306,7 +296,7 @@ func TestQuantLinearRunsInORT(t *testing.T) {
 			ref = matmulT(x, w, nil, rows, k, n)
 		}
 		t.Logf("%s block %d level %d rtn=%v full-range=%v: SNR vs float32 layer %.1f dB, vs its dequantized weights %.1f dB",
-			c.q.Kind, q.BlockSize, q.AccuracyLevel, c.q.RoundToNearest, c.q.FullRange, snr(got, ref), snr(got, want))
+			c.q.Kind, q.BlockSize, q.AccuracyLevel, c.q.RoundToNearest, c.q.FullRange, benchutil.SNRdB(got, ref), benchutil.SNRdB(got, want))
 	}
 }
 
