@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -18,7 +19,7 @@ func runQuantize(ctx context.Context, args []string, out, errOut io.Writer) erro
 	fs := pflag.NewFlagSet("quantize", pflag.ContinueOnError)
 	model := fs.StringP("model", "m", "", "the export folder `ONNX_DIR` to rewrite (diffusers/Optimum layout: model_index.json, transformer/model.onnx, …)")
 	outDir := fs.String("out", "", "output `DIR` (must not exist): the same folder with the chosen components rewritten")
-	weights := fs.String("weights", "", "weight `KIND`: int8 (dynamic int8 MatMul), q8 or q4 (MatMulNBits, the compiler's measured block sizes; q4 keeps the modulation and image-attention layers at 8 bits), or fp32 (no quantization: with --fuse-attention only)")
+	weights := fs.String("weights", "", "weight `KIND`: int8 (dynamic int8 MatMul), q8 or q4 (MatMulNBits, the compiler's measured block sizes; q4 keeps the modulation, image-attention and image-MLP-input layers at 8 bits), or fp32 (no quantization: with --fuse-attention only)")
 	components := fs.StringSlice("components", []string{"transformer"}, "component folder `NAMES` to rewrite, comma-separated (e.g. transformer,text_encoder_3); the others are linked or copied unchanged")
 	fuse := fs.Bool("fuse-attention", false, "also rewrite softmax(q·kᵀ·scale)·v attention into com.microsoft MultiHeadAttention (ONNX Runtime's flash kernel on CPU: no [S, S] score matrices)")
 	keep32 := fs.Bool("keep-float32", false, "keep the weights left unquantized (embedders, output projection) in float32; by default they are stored as float16, as rflow convert stores them (either way the graph computes in float32)")
@@ -105,6 +106,8 @@ func quantizeAdvice(err error, rep *exportquant.Report) error {
 		return fmt.Errorf("%w; re-export the model with an opset ONNX Runtime runs (e.g. 17); nothing was written", err)
 	case errors.Is(err, exportquant.ErrBadComponent):
 		return fmt.Errorf("%w; pass --components with the folder names listed", err)
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%w; -m takes an ONNX export folder (model_index.json, transformer/model.onnx, …)", err)
 	}
 	return err
 }
