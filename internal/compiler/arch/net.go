@@ -96,6 +96,8 @@ func (n *Net) param(name string, want []int64, l layout) string {
 	stored := want
 	if l == transposed {
 		stored = []int64{want[1], want[0]}
+	} else if _, _, ok := l.subPixelPhase(); ok {
+		stored = []int64{want[0], want[1], 2, 2}
 	}
 	src := paramSource{w: n.w, name: name, shape: want, layout: l, dtype: n.wtype}
 	init := n.B.Initializer(onnx.Tensor{Name: paramInitName(name, l), Type: n.wtype, Dims: stored, Source: src})
@@ -107,10 +109,13 @@ func (n *Net) param(name string, want []int64, l layout) string {
 }
 
 // paramInitName keeps the state-dict name as the initializer name (so exports stay mappable, e.g.
-// for LoRA), marking the transposed layout.
+// for LoRA), marking the transposed layout and the sub-pixel phases ("<name>.subpixel01").
 func paramInitName(name string, l layout) string {
 	if l == transposed {
 		return name + ".T"
+	}
+	if a, b, ok := l.subPixelPhase(); ok {
+		return fmt.Sprintf("%s%s%d%d", name, subPixelSuffix, a, b)
 	}
 	return name
 }

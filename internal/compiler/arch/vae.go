@@ -95,12 +95,21 @@ var vaeActivations = map[string]bool{"silu": true, "swish": true, "mish": true, 
 // [batch_size, latent_channels, latent_height, latent_width] (already unscaled and unshifted), output
 // sample [batch_size, out_channels, height, width], height = ScaleFactor()·latent_height. Parameters
 // are decoder.* and post_quant_conv.* (when use_post_quant_conv).
+//
+// The upsamplers are sub-pixel convolutions (SubPixelUpsampleConv: the same values, less than half
+// the work) unless io.Attention is UnfusedAttention, which keeps torch's export form throughout
+// (Resize, then a 3×3 conv).
 func VAEDecoder(w Weights, c Config, io IO) (*onnx.Model, error) {
+	return vaeDecoder(w, c, io, io.Attention == UnfusedAttention)
+}
+
+// vaeDecoder is VAEDecoder with the upsampler form chosen apart from the attention operator.
+func vaeDecoder(w Weights, c Config, io IO, resizeUpsample bool) (*onnx.Model, error) {
 	cfg, io, err := vaeSetup(c, io)
 	if err != nil {
 		return nil, fmt.Errorf("vae decoder: %w", err)
 	}
-	v := vaeNet{NewNet("vae_decoder", w), cfg}
+	v := vaeNet{Net: NewNet("vae_decoder", w), c: cfg, resizeUpsample: resizeUpsample}
 	v.UseAttention(io.Attention)
 	x := v.FloatInput("latent_sample", io.Float, onnx.Sym("batch_size"), onnx.Fixed(int64(cfg.LatentChannels)),
 		onnx.Sym("latent_height"), onnx.Sym("latent_width"))
@@ -122,7 +131,7 @@ func VAEEncoder(w Weights, c Config, io IO) (*onnx.Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vae encoder: %w", err)
 	}
-	v := vaeNet{NewNet("vae_encoder", w), cfg}
+	v := vaeNet{Net: NewNet("vae_encoder", w), c: cfg}
 	v.UseAttention(io.Attention)
 	x := v.FloatInput("sample", io.Float, onnx.Sym("batch_size"), onnx.Fixed(int64(cfg.InChannels)),
 		onnx.Sym("height"), onnx.Sym("width"))
@@ -148,6 +157,9 @@ func vaeSetup(c Config, io IO) (VAEConfig, IO, error) {
 type vaeNet struct {
 	*Net
 	c VAEConfig
+	// resizeUpsample makes the upsamplers Resize then a 3×3 conv (torch's form) instead of sub-pixel
+	// convolutions
+	resizeUpsample bool
 }
 
 // encoder is Encoder.forward (conv_in, down blocks, mid block, conv_norm_out, SiLU, conv_out with
@@ -291,7 +303,11 @@ func (v vaeNet) downsample(x, p string, ch int) string {
 		onnx.AttrInts("pads", 0, 0, 1, 1))
 }
 
-// upsample is Upsample2D with a conv: nearest ×2, then a 3×3 conv.
+// upsample is Upsample2D with a conv: nearest ×2, then a 3×3 conv, as four 2×2 convs on x interleaved
+// (unless resizeUpsample).
 func (v vaeNet) upsample(x, p string, ch int) string {
-	return v.Conv2D(v.Upsample2x(x), p, ch, ch, 3, 1, 1)
+	if v.resizeUpsample {
+		return v.Conv2D(v.Upsample2x(x), p, ch, ch, 3, 1, 1)
+	}
+	return v.SubPixelUpsampleConv(x, p, ch, ch)
 }

@@ -45,8 +45,8 @@ func TestVAEUsesEveryTensor(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, in := range m.Graph.Initializers {
-				if _, ok := g.weights[strings.TrimSuffix(in.Name, ".T")]; ok {
-					used[strings.TrimSuffix(in.Name, ".T")] = true
+				if _, ok := g.weights[stateDictName(in.Name)]; ok {
+					used[stateDictName(in.Name)] = true
 				}
 			}
 		}
@@ -98,6 +98,14 @@ func TestVAESignature(t *testing.T) {
 			}
 		}
 	}
+}
+
+// stateDictName is the parameter an initializer named by paramInitName holds.
+func stateDictName(init string) string {
+	if i := strings.LastIndex(init, subPixelSuffix); i >= 0 && len(init)-i == len(subPixelSuffix)+2 {
+		return init[:i]
+	}
+	return strings.TrimSuffix(init, ".T")
 }
 
 func dimStrings(v onnx.ValueInfo) []string {

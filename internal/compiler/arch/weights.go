@@ -56,6 +56,12 @@ type layout int
 const (
 	asIs       layout = iota
 	transposed        // a torch Linear weight [out, in] stored as [in, out] for MatMul
+	// a 3×3 conv weight [out, in, 3, 3] folded into the 2×2 kernel [out, in, 2, 2] of one output
+	// phase (row, column) of a nearest-×2 upsample followed by that conv (subpixel.go)
+	subPixel00
+	subPixel01
+	subPixel10
+	subPixel11
 )
 
 // paramSource produces one initializer's bytes from the weights when the graph is written.
@@ -74,6 +80,9 @@ func (p paramSource) WriteRaw(w io.Writer) error {
 	}
 	if want := numel(p.shape); len(v) != want {
 		return fmt.Errorf("tensor %q: %d values, want %d for shape %v", p.name, len(v), want, p.shape)
+	}
+	if a, b, ok := p.layout.subPixelPhase(); ok {
+		return writeFloats(w, subPixelKernel(v, int(p.shape[0]), int(p.shape[1]), a, b), p.dtype)
 	}
 	if p.layout != transposed {
 		return writeFloats(w, v, p.dtype)
