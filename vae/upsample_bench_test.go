@@ -8,61 +8,27 @@ import (
 	"testing"
 
 	"github.com/rflowrt/rflow/internal/benchutil"
+	"github.com/rflowrt/rflow/internal/compiler/arch"
 	"github.com/rflowrt/rflow/internal/onnx"
 	"github.com/rflowrt/rflow/internal/ort"
 )
 
-// The decoder's Upsample2D is nearest ×2 then a 3×3 convolution. The same output comes from four 2×2
-// convolutions on the small input (one per output phase, weights summed over the input pixels the
-// phase repeats) interleaved by DepthToSpace: 16 instead of 36 multiply-adds per output value per
-// input channel, and the ×2 tensor is never made. upsampleGraph builds either form.
-func upsampleGraph(c, h, w int, wt, bias []float32, subPixel bool) *onnx.Model {
-	b := onnx.NewBuilder("upsample", 17)
-	x := b.Input("x", onnx.Float, onnx.Fixed(1), onnx.Fixed(int64(c)), onnx.Fixed(int64(h)), onnx.Fixed(int64(w)))
-	B := b.Initializer(onnx.Float32Tensor("b", []int64{int64(c)}, bias))
+// The decoder's Upsample2D is nearest ×2 then a 3×3 convolution; arch builds it as four 2×2
+// convolutions on the small input interleaved by DepthToSpace (arch.Net.SubPixelUpsampleConv).
+// upsampleGraph builds either form with arch's own builders.
+func upsampleGraph(c, h, w int, wt, bias []float32, subPixel bool) (*onnx.Model, error) {
+	n := arch.NewNet("upsample", arch.Tensors{
+		"conv.weight": {Shape: []int64{int64(c), int64(c), 3, 3}, Data: wt},
+		"conv.bias":   {Shape: []int64{int64(c)}, Data: bias}})
+	x := n.FloatInput("x", onnx.Float, onnx.Fixed(1), onnx.Fixed(int64(c)), onnx.Fixed(int64(h)), onnx.Fixed(int64(w)))
 	var y string
-	if !subPixel {
-		up := b.Op("Resize", []string{x, "", b.Initializer(onnx.Float32Tensor("scales", []int64{4}, []float32{1, 1, 2, 2}))},
-			onnx.AttrString("mode", "nearest"), onnx.AttrString("coordinate_transformation_mode", "asymmetric"),
-			onnx.AttrString("nearest_mode", "floor"))
-		W := b.Initializer(onnx.Float32Tensor("w", []int64{int64(c), int64(c), 3, 3}, wt))
-		y = b.Op("Conv", []string{up, W, B}, onnx.AttrInts("kernel_shape", 3, 3), onnx.AttrInts("pads", 1, 1, 1, 1))
+	if subPixel {
+		y = n.SubPixelUpsampleConv(x, "conv", c, c)
 	} else {
-		phases := make([]string, 0, 4)
-		for a := range 2 {
-			for bb := range 2 {
-				k := subPixelKernel(wt, c, c, a, bb)
-				W := b.Initializer(onnx.Float32Tensor("", []int64{int64(c), int64(c), 2, 2}, k))
-				pads := []int64{int64(1 - a), int64(1 - bb), int64(a), int64(bb)} // top, left, bottom, right
-				phases = append(phases, b.Op("Conv", []string{x, W, B}, onnx.AttrInts("kernel_shape", 2, 2), onnx.AttrInts("pads", pads...)))
-			}
-		}
-		y = b.Op("DepthToSpace", []string{b.Op("Concat", phases, onnx.AttrInt("axis", 1))}, onnx.AttrInt("blocksize", 2))
+		y = n.Conv2D(n.Upsample2x(x), "conv", c, c, 3, 1, 1)
 	}
-	b.Output(y, "y", onnx.Float, onnx.Fixed(1), onnx.Fixed(int64(c)), onnx.Fixed(int64(2*h)), onnx.Fixed(int64(2*w)))
-	return b.Model()
-}
-
-// subPixelKernel folds a 3×3 kernel [out, in, 3, 3] into the 2×2 kernel of output phase (a, b): phase
-// 0 reads input rows i−1 (tap 0) and i (taps 1 and 2), phase 1 rows i (taps 0 and 1) and i+1 (tap 2).
-func subPixelKernel(w []float32, out, in, a, b int) []float32 {
-	taps := [2][2][]int{{{0}, {1, 2}}, {{0, 1}, {2}}}
-	k := make([]float32, out*in*4)
-	for o := range out * in {
-		src := w[o*9:][:9]
-		for ky := range 2 {
-			for kx := range 2 {
-				var s float32
-				for _, dy := range taps[a][ky] {
-					for _, dx := range taps[b][kx] {
-						s += src[dy*3+dx]
-					}
-				}
-				k[o*4+ky*2+kx] = s
-			}
-		}
-	}
-	return k
+	n.FloatOutput(y, "y", onnx.Float, onnx.Fixed(1), onnx.Fixed(int64(c)), onnx.Fixed(int64(2*h)), onnx.Fixed(int64(2*w)))
+	return n.Model()
 }
 
 // BenchmarkUpsampleConv compares the two forms at the bench decoder's upsampler sizes (one thread):
@@ -83,7 +49,11 @@ func BenchmarkUpsampleConv(b *testing.B) {
 		for _, sub := range []bool{false, true} {
 			name := fmt.Sprintf("c%d-%dto%d/%s", s.c, s.h, 2*s.h, map[bool]string{false: "resize-conv3x3", true: "subpixel-conv2x2"}[sub])
 			b.Run(name, func(b *testing.B) {
-				data, err := upsampleGraph(s.c, s.h, s.h, wt, bias, sub).Marshal()
+				m, err := upsampleGraph(s.c, s.h, s.h, wt, bias, sub)
+				if err != nil {
+					b.Fatal(err)
+				}
+				data, err := m.Marshal()
 				if err != nil {
 					b.Fatal(err)
 				}
