@@ -25,7 +25,7 @@ type Settings struct {
 	StepCache    string `json:"step_cache,omitempty"`
 	// LoRAs are the run-wide LoRAs merged into a checkpoint (file base name:weight, in order; an item's
 	// own LoRAs are part of the item); Weights and TextEncoderWeights how a compiled checkpoint stores
-	// its weights (fp32, fp16, int8, q8, q4; empty for an ONNX export, which the flags do not change).
+	// its weights (fp32, fp16, int8, q8, q4, q4s; empty for an ONNX export, which the flags do not change).
 	LoRAs              []string `json:"loras,omitempty"`
 	Weights            string   `json:"weights,omitempty"`
 	TextEncoderWeights string   `json:"te_weights,omitempty"`

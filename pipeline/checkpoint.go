@@ -52,7 +52,7 @@ type CompileOptions struct {
 	// CacheDir is the root of compiled models; "" is $XDG_CACHE_HOME/rflow/compiled.
 	CacheDir string
 	// Weights is how the transformer's weights are stored: "fp32" (default), "fp16" (also the text
-	// encoders' and the VAE's), or quantized "int8", "q8", "q4" (WeightKinds); TextWeights the same for
+	// encoders' and the VAE's), or quantized "int8", "q8", "q4", "q4s" (WeightKinds); TextWeights the same for
 	// the text encoders ("" → fp16 with fp16 weights, else fp32). The VAE is never quantized.
 	Weights, TextWeights string
 	// OnComponent, when set, is told each component as it is compiled (only on a cache miss).

@@ -31,8 +31,8 @@ func (c *checkpointFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.t5xxl, "t5xxl", "", "T5-XXL text encoder `FILE` (.safetensors)")
 	fs.StringVar(&c.vae, "vae", "", "VAE `FILE` (.safetensors: ae.safetensors, LDM or diffusers keys)")
 	c.weights = "fp32"
-	fs.Var(&c.weights, "weights", "how a compiled checkpoint stores the transformer's weights: fp32, fp16 (GPU providers; also the text encoders and VAE), int8, q8 or q4 (quantized Linear layers, smaller and for int8 faster on CPU)")
-	fs.Var(&c.teWeights, "te-weights", "the same for the text encoders: fp32, fp16, int8, q8 or q4 (default fp16 with --weights fp16, else fp32)")
+	fs.Var(&c.weights, "weights", "how a compiled checkpoint stores the transformer's weights: fp32, fp16 (GPU providers; also the text encoders and VAE), int8, q8, q4 or q4s (quantized Linear layers, smaller and for int8 faster on CPU; q4 keeps its most sensitive layers at 8 bits, q4s none: FLUX.1-dev in 6.9 GB)")
+	fs.Var(&c.teWeights, "te-weights", "the same for the text encoders: fp32, fp16, int8, q8, q4 or q4s (default fp16 with --weights fp16, else fp32)")
 	fs.Var(&c.loras, "lora", "merge a LoRA `FILE[:WEIGHT]` (.safetensors: kohya, diffusers/PEFT, BFL/ComfyUI, XLabs or SAI keys; weight default 1) into the model's weights (checkpoints, and ONNX exports that keep parameter names); repeatable")
 	fs.StringVar(&c.loraDir, "lora-dir", os.Getenv("RFLOW_LORA_DIR"), "`DIR` where a prompt's <lora:NAME:WEIGHT> finds NAME.safetensors (default $RFLOW_LORA_DIR)")
 	fs.StringVar(&c.config, "model-config", os.Getenv("RFLOW_MODEL_CONFIG"), "diffusers repository `DIR` whose config.json files replace the configs inferred from single files (for models whose head counts, rope axes or norm groups differ from the released ones; default $RFLOW_MODEL_CONFIG)")

@@ -12,7 +12,7 @@ func TestConvertWeightKinds(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"convert", "-m", "/nonexistent.safetensors", "--out", "/nonexistent-out", "--weights", "int4"}, `invalid argument "int4" for "--weights" flag: unknown weight kind "int4" (valid: fp32, fp16, int8, q8, q4)`},
+		{[]string{"convert", "-m", "/nonexistent.safetensors", "--out", "/nonexistent-out", "--weights", "int4"}, `invalid argument "int4" for "--weights" flag: unknown weight kind "int4" (valid: fp32, fp16, int8, q8, q4, q4s)`},
 		{[]string{"convert", "-m", "/nonexistent.safetensors", "--out", "/nonexistent-out", "--te-weights", "q3"}, `invalid argument "q3" for "--te-weights" flag: unknown weight kind "q3"`},
 	} {
 		code, _, errOut := runCLI(c.args...)

@@ -30,7 +30,7 @@ func commands() []command {
 		{name: "compare", summary: "compare samplers × steps × schedules on a model or an analytic flow: grid, metrics, orders, plots", run: runCompare},
 		{name: "batch", summary: "generate every image of a manifest, sharded, resumable, models loaded once (batch status: what is done)", run: runBatch},
 		{name: "inspect", summary: "list a model folder's components, signatures and tokenizers, and every problem found", run: runInspect},
-		{name: "quantize", summary: "rewrite an ONNX export folder with quantized weights (int8, q8, q4) and/or fused attention", run: runQuantize},
+		{name: "quantize", summary: "rewrite an ONNX export folder with quantized weights (int8, q8, q4, q4s) and/or fused attention", run: runQuantize},
 		{name: "noise", summary: "print torch-compatible initial noise for a seed and shape", run: runNoise},
 		{name: "schedule", summary: "print the σ schedule and the timesteps the model sees", run: runSchedule},
 		{name: "serve", summary: "serve a model over HTTP: OpenAI images API, A1111 sdapi, async jobs, a web page", run: runServe},

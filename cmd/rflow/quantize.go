@@ -19,7 +19,7 @@ func runQuantize(ctx context.Context, args []string, out, errOut io.Writer) erro
 	fs := pflag.NewFlagSet("quantize", pflag.ContinueOnError)
 	model := fs.StringP("model", "m", "", "the export folder `ONNX_DIR` to rewrite (diffusers/Optimum layout: model_index.json, transformer/model.onnx, …)")
 	outDir := fs.String("out", "", "output `DIR` (must not exist): the same folder with the chosen components rewritten")
-	weights := fs.String("weights", "", "weight `KIND`: int8 (dynamic int8 MatMul), q8 or q4 (MatMulNBits, the compiler's measured block sizes; q4 keeps the modulation, image-attention and image-MLP-input layers at 8 bits), or fp32 (no quantization: with --fuse-attention only)")
+	weights := fs.String("weights", "", "weight `KIND`: int8 (dynamic int8 MatMul), q8 q4 or q4s (MatMulNBits, the compiler's measured block sizes; q4 keeps the modulation, image-attention and image-MLP-input layers at 8 bits, q4s stores every layer in 4 bits: smallest, least accurate), or fp32 (no quantization: with --fuse-attention only)")
 	components := fs.StringSlice("components", []string{"transformer"}, "component folder `NAMES` to rewrite, comma-separated (e.g. transformer,text_encoder_3); the others are linked or copied unchanged")
 	fuse := fs.Bool("fuse-attention", false, "also rewrite softmax(q·kᵀ·scale)·v attention into com.microsoft MultiHeadAttention (ONNX Runtime's flash kernel on CPU: no [S, S] score matrices)")
 	keep32 := fs.Bool("keep-float32", false, "keep the weights left unquantized (embedders, output projection) in float32; by default they are stored as float16, as rflow convert stores them (either way the graph computes in float32)")
@@ -34,14 +34,14 @@ func runQuantize(ctx context.Context, args []string, out, errOut io.Writer) erro
 	case *outDir == "":
 		return usage("--out DIR is required")
 	case *weights == "":
-		return usage("--weights is required (int8, q8, q4, or fp32 with --fuse-attention)")
+		return usage("--weights is required (int8, q8, q4, q4s, or fp32 with --fuse-attention)")
 	}
 	kind, err := exportquant.ParseKind(*weights)
 	if err != nil {
 		return usage("--weights: %v", err)
 	}
 	if kind == arch.FP32 && !*fuse {
-		return usage("--weights fp32 leaves the weights as they are: add --fuse-attention, or choose int8, q8 or q4")
+		return usage("--weights fp32 leaves the weights as they are: add --fuse-attention, or choose int8, q8, q4 or q4s")
 	}
 	var comps []string
 	for _, c := range *components {

@@ -18,7 +18,7 @@ func TestQuantizeUsage(t *testing.T) {
 		{[]string{"--out", "/nonexistent-out", "--weights", "q8"}, "-m ONNX_DIR is required"},
 		{[]string{"-m", "/nonexistent", "--weights", "q8"}, "--out DIR is required"},
 		{[]string{"-m", "/nonexistent", "--out", "/nonexistent-out"}, "--weights is required"},
-		{[]string{"-m", "/nonexistent", "--out", "/nonexistent-out", "--weights", "q3"}, `unknown weight kind "q3" (valid: fp32, int8, q8, q4)`},
+		{[]string{"-m", "/nonexistent", "--out", "/nonexistent-out", "--weights", "q3"}, `unknown weight kind "q3" (valid: fp32, int8, q8, q4, q4s)`},
 		{[]string{"-m", "/nonexistent", "--out", "/nonexistent-out", "--weights", "fp16"}, `unknown weight kind "fp16"`},
 		{[]string{"-m", "/nonexistent", "--out", "/nonexistent-out", "--weights", "fp32"}, "add --fuse-attention"},
 	} {

@@ -60,7 +60,7 @@ func weightsFor(w arch.Weights, k arch.WeightKind) arch.Weights {
 	switch k {
 	case arch.FP16:
 		return arch.StoredAs(w, onnx.Float16)
-	case arch.Int8, arch.Q8, arch.Q4:
+	case arch.Int8, arch.Q8, arch.Q4, arch.Q4S:
 		// The parameters left unquantized (embedders, norms, biases, the output projection) are stored
 		// as fp16: on the bench SD3 transformer that costs no measurable output SNR (q4: 18.9 dB
 		// either way) and takes q4 from 0.28× to 0.25× of fp32's size.

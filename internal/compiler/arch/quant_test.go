@@ -472,6 +472,11 @@ func TestQuantRulesAndKinds(t *testing.T) {
 		{Q4, "transformer_blocks.0.attn.add_k_proj.weight", 1536, [3]int{4, 32, 0}},
 		{Q4, "transformer_blocks.0.attn.add_k_proj.weight", 48, [3]int{4, 16, 0}},
 		{Q8, "transformer_blocks.0.ff.net.2.weight", 6144, [3]int{8, 128, 0}},
+		// q4s: every layer 4 bits in blocks of 64, the sensitive ones too
+		{Q4S, "transformer_blocks.0.norm1.linear.weight", 3072, [3]int{4, 64, 0}},
+		{Q4S, "transformer_blocks.0.attn.to_q.weight", 1536, [3]int{4, 64, 0}},
+		{Q4S, "transformer_blocks.0.ff.net.0.proj.weight", 1536, [3]int{4, 64, 0}},
+		{Q4S, "transformer_blocks.0.attn.add_k_proj.weight", 96, [3]int{4, 32, 0}},
 		{Int8, "transformer_blocks.0.attn.to_q.weight", 1536, [3]int{8, 0, 0}},
 	} {
 		if b, bs, al := DefaultQuant(c.k).Layout(c.name, c.in); [3]int{b, bs, al} != c.want {

@@ -57,7 +57,7 @@ type Report struct {
 // MatMul selected, no attention pattern) the error wraps ErrNothingToRewrite and nothing is written.
 func QuantizeFolder(ctx context.Context, src, dst string, o FolderOptions) (*Report, error) {
 	if o.Kind != arch.FP32 && !o.Kind.Quantized() {
-		return nil, fmt.Errorf("%w %q (valid: fp32, int8, q8, q4)", ErrUnknownWeightKind, o.Kind)
+		return nil, fmt.Errorf("%w %q (valid: %s)", ErrUnknownWeightKind, o.Kind, validKinds)
 	}
 	if !o.Kind.Quantized() && !o.FuseAttention {
 		return nil, fmt.Errorf("%w: weights fp32 without fusing attention leaves the model as it is", ErrNothingToRewrite)

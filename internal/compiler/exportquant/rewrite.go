@@ -41,12 +41,15 @@ const (
 var quantizedOps = []string{"MatMulNBits", "DynamicQuantizeMatMul", "MatMulInteger", "QLinearMatMul",
 	"MatMulIntegerToFloat", "QGemm", "DequantizeLinear", "QuantizeLinear", "DynamicQuantizeLinear", "GatherBlockQuantized"}
 
+// validKinds are the kinds a rewrite takes, for error messages.
+const validKinds = "fp32, int8, q8, q4, q4s"
+
 // ParseKind reads the --weights value of a rewrite: fp32 (no quantization: fuse attention only),
-// int8, q8 or q4.
+// int8, q8, q4 or q4s.
 func ParseKind(s string) (arch.WeightKind, error) {
 	k, err := arch.ParseWeightKind(s)
 	if err != nil || k == arch.FP16 {
-		return "", fmt.Errorf("%w %q (valid: fp32, int8, q8, q4)", ErrUnknownWeightKind, s)
+		return "", fmt.Errorf("%w %q (valid: %s)", ErrUnknownWeightKind, s, validKinds)
 	}
 	return k, nil
 }
@@ -149,7 +152,7 @@ func walkNodes(g *onnx.Graph, fn func(n *onnx.Node)) {
 func Rewrite(ctx context.Context, m *onnx.Model, o Options) (Stats, error) {
 	var st Stats
 	if o.Kind != arch.FP32 && !o.Kind.Quantized() {
-		return st, fmt.Errorf("%w %q (valid: fp32, int8, q8, q4)", ErrUnknownWeightKind, o.Kind)
+		return st, fmt.Errorf("%w %q (valid: %s)", ErrUnknownWeightKind, o.Kind, validKinds)
 	}
 	if err := CheckModel(m, o); err != nil {
 		return st, err
