@@ -68,7 +68,10 @@ var a1111Fields = append(strings.Fields(`prompt negative_prompt styles seed subs
 func (s *Server) a1111Params(req a1111Request, img2img bool) (params, error) {
 	p := params{Prompt: req.Prompt, Negative: req.NegativePrompt, Steps: req.Steps, CFGScale: req.CFGScale,
 		Guidance: req.DistilledCFG, Width: req.Width, Height: req.Height, Sampler: req.SamplerName, Scheduler: req.Scheduler,
-		Seed: -1, OutputFormat: "png"}
+		Seed: -1, OutputFormat: "png", names: guidanceNames{forge: true}}
+	if s.flux() { // Forge: cfg_scale is FLUX's true CFG scale; left out, true CFG is off
+		p.TrueCFGScale, p.CFGScale = req.CFGScale, 0
+	}
 	if p.Sampler == "" {
 		p.Sampler = req.SamplerIndex
 	}
@@ -194,7 +197,7 @@ func (s *Server) a1111Run(w http.ResponseWriter, r *http.Request, img2img bool) 
 	for i, b := range j.encoded {
 		images[i] = base64.StdEncoding.EncodeToString(b)
 	}
-	raw := publicParams(&p)
+	raw := resolvedParams(&p, j.settings[0]) // what was drawn: A1111 echoes the request with its defaults filled
 	if img2img {
 		raw["init_images"] = []string{} // not echoed back: it is the client's own data
 	}
@@ -218,6 +221,9 @@ func (s *Server) a1111Info(j *job) map[string]any {
 	for _, kv := range editInfo(&j.p, st) {
 		extra[kv[0]] = kv[1]
 	}
+	if st.Guidance != 0 {
+		extra["Distilled CFG Scale"] = st.Guidance
+	}
 	for _, kv := range append(st.GuidanceInfo(), slgInfo(&j.p.Guide)...) {
 		extra[kv[0]] = kv[1]
 	}
@@ -227,7 +233,7 @@ func (s *Server) a1111Info(j *job) map[string]any {
 	info := map[string]any{"prompt": j.p.Prompt, "all_prompts": prompts, "negative_prompt": j.p.Negative,
 		"all_negative_prompts": repeat(j.p.Negative, len(seeds)), "seed": st.Seed, "all_seeds": seeds, "subseed": -1,
 		"all_subseeds": repeat(-1, len(seeds)), "width": st.Width, "height": st.Height, "sampler_name": st.Sampler,
-		"scheduler": st.Scheduler, "cfg_scale": st.CFGScale, "steps": st.Steps, "batch_size": len(seeds), "sd_model_name": s.m.Name,
+		"scheduler": st.Scheduler, "cfg_scale": cfgUsed(&j.p, st), "steps": st.Steps, "batch_size": len(seeds), "sd_model_name": s.m.Name,
 		"sd_model_hash": nil, "seed_resize_from_w": -1, "seed_resize_from_h": -1, "denoising_strength": st.Strength,
 		"infotexts": infotexts, "job_timestamp": j.created.UTC().Format("20060102150405"), "version": "rflow",
 		"extra_generation_params": extra}
@@ -249,13 +255,18 @@ func repeat[T any](v T, n int) []T {
 func infotext(p *params, st pipeline.Resolved, model string) string {
 	var b strings.Builder
 	b.WriteString(p.Prompt)
-	if p.Negative != "" {
+	if p.Negative != "" && negativeUsed(p, st) { // as the CLI's PNG text: not written as if it had been used
 		b.WriteString("\nNegative prompt: " + p.Negative)
 	}
 	b.WriteString("\n")
-	b.WriteString(joinKV([][2]string{{"Steps", strconv.Itoa(st.Steps)}, {"Sampler", st.Sampler}, {"Schedule type", orDefault(st.Scheduler)},
-		{"CFG scale", strconv.FormatFloat(st.CFGScale, 'g', -1, 64)}, {"Seed", strconv.FormatUint(st.Seed, 10)}, {"Size", strconv.Itoa(st.Width) + "x" + strconv.Itoa(st.Height)},
-		{"Model", model}, {"Shift", strconv.FormatFloat(st.Shift, 'g', -1, 64)}}))
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	kv := [][2]string{{"Steps", strconv.Itoa(st.Steps)}, {"Sampler", st.Sampler}, {"Schedule type", orDefault(st.Scheduler)},
+		{"CFG scale", f(cfgUsed(p, st))}}
+	if st.Guidance != 0 { // Forge writes FLUX's guidance right after the CFG scale
+		kv = append(kv, [2]string{"Distilled CFG Scale", f(st.Guidance)})
+	}
+	b.WriteString(joinKV(append(kv, [][2]string{{"Seed", strconv.FormatUint(st.Seed, 10)},
+		{"Size", strconv.Itoa(st.Width) + "x" + strconv.Itoa(st.Height)}, {"Model", model}, {"Shift", f(st.Shift)}}...)))
 	for _, kv := range append(st.GuidanceInfo(), slgInfo(&p.Guide)...) { // as the CLI's PNG text writes them
 		b.WriteString(", " + kv[0] + ": " + quoteInfo(kv[1]))
 	}
@@ -271,13 +282,10 @@ func infotext(p *params, st pipeline.Resolved, model string) string {
 // publicParams are a job's settings as the APIs echo them (no image data).
 func publicParams(p *params) map[string]any {
 	out := map[string]any{"prompt": p.Prompt, "negative_prompt": p.Negative, "width": p.Width, "height": p.Height,
-		"steps": p.Steps, "cfg_scale": p.CFGScale, "sampler_name": p.Sampler, "scheduler": p.Scheduler, "seed": p.Seed,
-		"batch_size": p.N}
+		"steps": p.Steps, "sampler_name": p.Sampler, "scheduler": p.Scheduler, "seed": p.Seed, "batch_size": p.N}
+	cfgOut(out, p.flux, p.CFGScale, p.TrueCFGScale, p.Guidance)
 	if p.Init != nil {
 		out["denoising_strength"] = p.Strength
-	}
-	if p.Guidance != 0 {
-		out["distilled_cfg_scale"] = p.Guidance
 	}
 	editParamsOut(p, out)
 	guidanceOut(&p.Guide, out)
@@ -291,11 +299,10 @@ func publicParams(p *params) map[string]any {
 // guidance, shift) in place of the defaults asked for.
 func resolvedParams(p *params, st pipeline.Resolved) map[string]any {
 	out := publicParams(p)
-	out["sampler_name"], out["scheduler"], out["cfg_scale"], out["shift"] = st.Sampler, orDefault(st.Scheduler), st.CFGScale, st.Shift
+	out["sampler_name"], out["scheduler"], out["shift"] = st.Sampler, orDefault(st.Scheduler), st.Shift
 	out["width"], out["height"], out["steps"] = st.Width, st.Height, st.Steps
-	if st.Guidance != 0 {
-		out["distilled_cfg_scale"] = st.Guidance
-	}
+	delete(out, "distilled_cfg_scale")
+	cfgOut(out, p.flux, st.CFGScale, st.TrueCFGScale, st.Guidance)
 	return out
 }
 

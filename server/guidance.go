@@ -124,9 +124,6 @@ func (s *Server) guidance(g guidanceRequest) (guidanceParams, error) {
 	return out, nil
 }
 
-// fieldNames spell the pipeline's Request fields in its errors as the APIs' fields.
-var fieldNames = strings.NewReplacer("CFGScale", "cfg_scale")
-
 // schedulerMessage is a parse error without its package prefix.
 func schedulerMessage(err error) string { return strings.TrimPrefix(err.Error(), "scheduler: ") }
 
@@ -140,10 +137,13 @@ func (g *guidanceParams) apply(r *pipeline.Request) {
 
 // guidanceError names the field behind an engine check's error, or returns nil when the error is
 // another field's.
-func guidanceError(err error, g *guidanceParams) error {
+func guidanceError(err error, p *params) error {
+	if rerr := ruleNeedsTrueCFG(err, p); rerr != nil {
+		return rerr
+	}
 	switch {
 	case errors.Is(err, pipeline.ErrGuidanceRule):
-		return badRequest("guidance_rule %q: %s", g.Rule, fieldNames.Replace(strings.TrimPrefix(err.Error(), "pipeline: ")))
+		return badRequest("guidance_rule %q: %s", p.Guide.Rule, p.names.replace(strings.TrimPrefix(err.Error(), "pipeline: ")))
 	case errors.Is(err, pipeline.ErrSLGUnsupported):
 		return badRequest("skip_layers: %s", strings.TrimPrefix(err.Error(), "pipeline: "))
 	}
@@ -158,7 +158,7 @@ func dropDefaultRule(err error, p *params) bool {
 		return false
 	}
 	p.Notes = append(p.Notes, fmt.Sprintf("the server's default guidance rule %s is not applied: %s", g.Rule,
-		fieldNames.Replace(strings.TrimPrefix(err.Error(), "pipeline: guidance rule unsupported: "))))
+		p.names.replace(strings.TrimPrefix(err.Error(), "pipeline: guidance rule unsupported: "))))
 	g.Rule, g.ruleDefault = "", false
 	return true
 }

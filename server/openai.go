@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// openAIRequest is POST /v1/images/generations. seed, steps, negative_prompt, sampler, scheduler and
-// cfg_scale are rflow's additions.
+// openAIRequest is POST /v1/images/generations. seed, steps, negative_prompt, sampler, scheduler,
+// cfg_scale (SD3's), guidance and true_cfg_scale (FLUX's) are rflow's additions, named as the CLI's flags.
 type openAIRequest struct {
 	Prompt         string   `json:"prompt"`
 	N              int      `json:"n"`
@@ -25,6 +25,8 @@ type openAIRequest struct {
 	Sampler        string   `json:"sampler"`
 	Scheduler      string   `json:"scheduler"`
 	CFGScale       float64  `json:"cfg_scale"`
+	Guidance       float64  `json:"guidance"`
+	TrueCFGScale   float64  `json:"true_cfg_scale"`
 	Strength       *float64 `json:"strength"`
 
 	guidanceRequest // rflow's extension fields
@@ -33,7 +35,7 @@ type openAIRequest struct {
 // openAIFields are the fields accepted; quality, style, user, background, moderation,
 // output_compression and input_fidelity are OpenAI's and ignored.
 var openAIFields = append([]string{"prompt", "n", "size", "response_format", "output_format", "model", "seed", "steps",
-	"negative_prompt", "sampler", "scheduler", "cfg_scale", "strength", "quality", "style", "user", "background", "moderation",
+	"negative_prompt", "sampler", "scheduler", "cfg_scale", "guidance", "true_cfg_scale", "strength", "quality", "style", "user", "background", "moderation",
 	"output_compression", "input_fidelity", "ref_resize"}, guidanceFields...)
 
 func (s *Server) openAIModels(w http.ResponseWriter, r *http.Request) {
@@ -44,7 +46,7 @@ func (s *Server) openAIModels(w http.ResponseWriter, r *http.Request) {
 // openAIParams turns the request into params, checking what OpenAI's API fixes.
 func (s *Server) openAIParams(req openAIRequest) (params, error) {
 	p := params{Prompt: req.Prompt, N: req.N, Steps: req.Steps, Negative: req.NegativePrompt, Sampler: req.Sampler,
-		Scheduler: req.Scheduler, CFGScale: req.CFGScale, Seed: -1}
+		Scheduler: req.Scheduler, CFGScale: req.CFGScale, Guidance: req.Guidance, TrueCFGScale: req.TrueCFGScale, Seed: -1}
 	if req.N == 0 {
 		p.N = 1
 	}
@@ -155,7 +157,8 @@ func (s *Server) openAIEdits(w http.ResponseWriter, r *http.Request) {
 	for _, num := range []struct {
 		k   string
 		dst any
-	}{{"n", &req.N}, {"steps", &req.Steps}, {"cfg_scale", &req.CFGScale}, {"seed", &req.Seed}, {"strength", &req.Strength}} {
+	}{{"n", &req.N}, {"steps", &req.Steps}, {"cfg_scale", &req.CFGScale}, {"guidance", &req.Guidance},
+		{"true_cfg_scale", &req.TrueCFGScale}, {"seed", &req.Seed}, {"strength", &req.Strength}} {
 		if err := formNumber(get(num.k), num.dst); err != nil {
 			s.writeRequestError(w, badRequest("%s: %v", num.k, err))
 			return

@@ -25,19 +25,24 @@ type params struct {
 	Prompt, Negative string
 	Width, Height    int
 	Steps            int
-	CFGScale         float64
-	Guidance         float64
-	Sampler          string
-	Scheduler        string
-	Seed             int64 // < 0: random
-	N                int
-	Init             image.Image
-	Strength         float64
-	Notes            []string // what the server ignored or changed, for the response's info
-	OutputFormat     string   // png or jpeg
-	Edit             editParams
-	LoRAHashes       string // A1111's "Lora hashes" of the LoRAs loaded at start ("" with none)
-	Guide            guidanceParams
+	// CFGScale is SD3's CFG scale, Guidance FLUX-dev's distilled guidance and TrueCFGScale FLUX's true
+	// CFG scale (pipeline.Request's fields; 0: the model's default).
+	CFGScale, Guidance, TrueCFGScale float64
+	// names spell the guidance fields as the request's API does, for notes and errors; flux: the model
+	// is FLUX (set by check).
+	names        guidanceNames
+	flux         bool
+	Sampler      string
+	Scheduler    string
+	Seed         int64 // < 0: random
+	N            int
+	Init         image.Image
+	Strength     float64
+	Notes        []string // what the server ignored or changed, for the response's info
+	OutputFormat string   // png or jpeg
+	Edit         editParams
+	LoRAHashes   string // A1111's "Lora hashes" of the LoRAs loaded at start ("" with none)
+	Guide        guidanceParams
 }
 
 // requestError is a client mistake: 400 with its message.
@@ -57,6 +62,10 @@ func (s *Server) check(p *params) error {
 	if err := s.useLoRATags(p); err != nil {
 		return err
 	}
+	p.flux = s.flux()
+	if err := checkGuidanceValues(p); err != nil {
+		return err
+	}
 	switch {
 	case strings.TrimSpace(p.Prompt) == "" && p.Init == nil && len(p.Edit.Refs) == 0:
 		return badRequest("prompt is empty")
@@ -68,8 +77,6 @@ func (s *Server) check(p *params) error {
 		return badRequest("size %dx%d out of range: each side at most %d pixels (multiples of 16)", p.Width, p.Height, o.MaxSide)
 	case p.Steps < 0 || p.Steps > o.MaxSteps:
 		return badRequest("steps %d out of range: 1 to %d", p.Steps, o.MaxSteps)
-	case p.CFGScale < 0 || p.CFGScale > 100 || p.Guidance < 0 || p.Guidance > 100:
-		return badRequest("cfg_scale and guidance must be in [0, 100]")
 	case p.Strength < 0 || p.Strength > 1:
 		return badRequest("denoising_strength %g out of range [0, 1]", p.Strength)
 	}
@@ -86,12 +93,13 @@ func (s *Server) check(p *params) error {
 		_, _ = rand.Read(b[:])
 		p.Seed = int64(binary.LittleEndian.Uint64(b[:]) >> 33) // A1111 seeds are 32-bit; keep them printable
 	}
+	s.familyNotes(p)
 	set, err := s.engine.Check(s.request(p, 0))
 	if err != nil && dropDefaultRule(err, p) {
 		set, err = s.engine.Check(s.request(p, 0))
 	}
 	if err != nil {
-		if gerr := guidanceError(err, &p.Guide); gerr != nil {
+		if gerr := guidanceError(err, p); gerr != nil {
 			return gerr
 		}
 		return badRequest("%s", strings.TrimPrefix(err.Error(), "pipeline: "))
@@ -122,7 +130,7 @@ func schedulerName(s string) string {
 // image is the lone run of its own seed (the CLI's image for that seed).
 func (s *Server) request(p *params, i int) pipeline.Request {
 	r := pipeline.Request{Prompt: p.Prompt, NegativePrompt: p.Negative, Width: p.Width, Height: p.Height, Steps: p.Steps,
-		CFGScale: p.CFGScale, Guidance: p.Guidance, Sampler: p.Sampler, Scheduler: p.Scheduler, Seed: uint64(p.Seed) + uint64(i)}
+		CFGScale: p.CFGScale, Guidance: p.Guidance, TrueCFGScale: p.TrueCFGScale, Sampler: p.Sampler, Scheduler: p.Scheduler, Seed: uint64(p.Seed) + uint64(i)}
 	if p.Init != nil {
 		r.InitImage, r.Strength = p.Init, p.Strength
 	}

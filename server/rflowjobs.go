@@ -12,8 +12,9 @@ type jobRequest struct {
 	Width          int     `json:"width"`
 	Height         int     `json:"height"`
 	Steps          int     `json:"steps"`
-	CFGScale       float64 `json:"cfg_scale"`
+	CFGScale       float64 `json:"cfg_scale"` // SD3's; FLUX takes guidance and true_cfg_scale, as the CLI's flags
 	Guidance       float64 `json:"guidance"`
+	TrueCFGScale   float64 `json:"true_cfg_scale"`
 	Sampler        string  `json:"sampler"`
 	Scheduler      string  `json:"scheduler"`
 	Seed           *int64  `json:"seed"`
@@ -33,7 +34,7 @@ type jobRequest struct {
 	guidanceRequest                // rflow's extension fields
 }
 
-var jobFields = append([]string{"prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "guidance", "sampler",
+var jobFields = append([]string{"prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "guidance", "true_cfg_scale", "sampler",
 	"scheduler", "seed", "n", "output_format", "init_image", "strength", "mask", "mask_blur", "inpaint_full_res",
 	"inpaint_full_res_padding", "ref_images", "ref_resize"}, guidanceFields...)
 
@@ -45,7 +46,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := params{Prompt: req.Prompt, Negative: req.NegativePrompt, Width: req.Width, Height: req.Height, Steps: req.Steps,
-		CFGScale: req.CFGScale, Guidance: req.Guidance, Sampler: req.Sampler, Scheduler: req.Scheduler, Seed: -1, N: req.N,
+		CFGScale: req.CFGScale, Guidance: req.Guidance, TrueCFGScale: req.TrueCFGScale, Sampler: req.Sampler, Scheduler: req.Scheduler, Seed: -1, N: req.N,
 		OutputFormat: "png"}
 	if req.Seed != nil {
 		p.Seed = *req.Seed
