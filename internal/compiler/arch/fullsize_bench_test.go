@@ -1,0 +1,431 @@
+package arch_test
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	ortgo "github.com/yalue/onnxruntime_go"
+
+	"github.com/rflowrt/rflow/internal/benchutil"
+	"github.com/rflowrt/rflow/internal/compiler/arch"
+	"github.com/rflowrt/rflow/internal/onnx"
+	"github.com/rflowrt/rflow/internal/ort"
+)
+
+// BenchmarkFullSizeLoad measures the peak resident size of loading a full-size FLUX.1-dev transformer
+// (the real config, 11.9B parameters, random weights) into an ONNX Runtime session, per weight kind:
+// the goal is ≤ 7 GB at q4 and ≤ 13 GB at q8. It is skipped unless RFLOW_FULLSIZE_KINDS names
+// the kinds, in the order to run them:
+//
+//	RFLOW_FULLSIZE_KINDS=q4s,q4,q8 go test -run '^$' -bench BenchmarkFullSizeLoad -benchtime 1x -timeout 3h ./internal/compiler/arch
+//
+// Kinds: q4s (every quantized layer 4-bit in blocks of 64), q4 (arch.DefaultQuant(Q4)), q8
+// (arch.DefaultQuant(Q8)); the unquantized parameters are fp16, as the compiler stores them. The
+// weights are a cheap deterministic pattern quantized round-to-nearest (the per-block search would
+// take hours at 12B parameters, and the values do not change what is loaded). For each kind the model
+// is written with external data to a folder under RFLOW_FULLSIZE_DIR (default: the benchmark's temp
+// folder), then each session variant in RFLOW_FULLSIZE_VARIANTS (default "default"; see
+// fullSizeVariants) is loaded in a child process on RFLOW_BENCH_THREADS threads (default 1, spinning
+// off: rflow's session defaults), optionally followed by one Run on 16 image and 1 text token
+// (RFLOW_FULLSIZE_RUN=1); the folder is removed before the next kind. A watchdog kills a child whose
+// resident size passes 18 GB, or when the machine's available memory falls under 1 GiB, and reports it.
+//
+// Measured on a 2-core x86-64 machine with 23 GB of RAM (AVX2, ORT 1.24.3 CPU, 1 thread, other
+// engineers' jobs running):
+//
+//	TODO(numbers)
+func BenchmarkFullSizeLoad(b *testing.B) {
+	spec := os.Getenv("RFLOW_FULLSIZE_KINDS")
+	if spec == "" {
+		b.Skip("set RFLOW_FULLSIZE_KINDS=q4s,q4,q8 to write and load full-size FLUX.1-dev transformers (up to 12.5 GB on disk each)")
+	}
+	cfg, err := arch.ReadConfig(filepath.Join("..", "..", "..", "..", "shared", "model-configs",
+		"black-forest-labs", "FLUX.1-dev", "transformer", "config.json"))
+	if err != nil {
+		b.Skipf("FLUX.1-dev config: %v", err)
+	}
+	root := os.Getenv("RFLOW_FULLSIZE_DIR")
+	if root == "" {
+		root = b.TempDir()
+	}
+	variants := strings.Split(os.Getenv("RFLOW_FULLSIZE_VARIANTS"), ",")
+	if variants[0] == "" {
+		variants = []string{"default"}
+	}
+	for _, v := range variants {
+		if _, ok := fullSizeVariants[v]; !ok {
+			b.Fatalf("RFLOW_FULLSIZE_VARIANTS: unknown variant %q", v)
+		}
+	}
+	threads := benchutil.EnvInt(b, "RFLOW_BENCH_THREADS", 1)
+	run := os.Getenv("RFLOW_FULLSIZE_RUN") == "1"
+
+	var rows []string
+	for _, kind := range strings.Split(spec, ",") {
+		q, ok := fullSizeKinds[kind]
+		if !ok {
+			b.Fatalf("RFLOW_FULLSIZE_KINDS: unknown kind %q (valid: q4s, q4, q8)", kind)
+		}
+		dir := filepath.Join(root, "flux-dev-"+kind)
+		m, err := arch.FluxTransformer(arch.StoredAs(arch.Quantized(patternWeights{}, q), onnx.Float16), cfg, arch.IO{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var weightBytes int64
+		for i := range m.Graph.Initializers {
+			weightBytes += m.Graph.Initializers[i].RawSize()
+		}
+		if free := freeBytes(root); free < weightBytes+2e9 {
+			b.Fatalf("%s: %.2f GB free under %s, the model needs %.2f GB (+2 GB margin)", kind, float64(free)/1e9, root, float64(weightBytes)/1e9)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		path := filepath.Join(dir, "model.onnx")
+		start := time.Now()
+		err = m.WriteFile(path, onnx.WriteOptions{ExternalData: true, DataName: "model.onnx_data"})
+		writeS := time.Since(start).Seconds()
+		m = nil
+		if err != nil {
+			os.RemoveAll(dir)
+			b.Fatal(err)
+		}
+		disk := dirBytes(dir)
+		b.Logf("%s: wrote %.2f GB (weights %.2f GB) in %.0f s", kind, float64(disk)/1e9, float64(weightBytes)/1e9, writeS)
+		for _, v := range variants {
+			r, err := fullSizeChild(path, v, threads, run)
+			if err != nil {
+				os.RemoveAll(dir)
+				b.Fatalf("%s %s: %v", kind, v, err)
+			}
+			rows = append(rows, fmt.Sprintf("%-4s %-10s %6.2f GB %5.0f s | %s", kind, v, float64(disk)/1e9, writeS, r))
+			b.Logf("%s", rows[len(rows)-1])
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("kind variant     on disk   write | %s\n%s", fullSizeHeader, strings.Join(rows, "\n"))
+	for range b.N {
+	}
+}
+
+// fullSizeKinds are the measured kinds' recipes, round-to-nearest (see BenchmarkFullSizeLoad).
+var fullSizeKinds = map[string]arch.Quant{
+	"q4s": {Kind: arch.Q4, BlockSize: 64, RoundToNearest: true},
+	"q4":  withRTN(arch.DefaultQuant(arch.Q4)),
+	"q8":  withRTN(arch.DefaultQuant(arch.Q8)),
+}
+
+func withRTN(q arch.Quant) arch.Quant {
+	q.RoundToNearest = true
+	return q
+}
+
+// fullSizeVariants are session settings tried on top of rflow's defaults (ort.SessionOptions with
+// IntraOpThreads and spinning off, as internal/ort configures them): ORT session config entries and
+// allocator switches.
+var fullSizeVariants = map[string]func(*ortgo.SessionOptions) error{
+	"default": func(*ortgo.SessionOptions) error { return nil },
+	// no prepacked copies of constant weights (MatMulNBits then packs B on every Run)
+	"noprepack": func(so *ortgo.SessionOptions) error {
+		return so.AddSessionConfigEntry("session.disable_prepacking", "1")
+	},
+	// initializers from the plain CPU allocator instead of the arena, so buffers freed after
+	// prepacking go back to the system
+	"devalloc": func(so *ortgo.SessionOptions) error {
+		return so.AddSessionConfigEntry("session.use_device_allocator_for_initializers", "1")
+	},
+	"noarena": func(so *ortgo.SessionOptions) error { return so.SetCpuMemArena(false) },
+	"lowmem":  func(so *ortgo.SessionOptions) error { return so.SetMemPattern(false) },
+}
+
+// patternWeights is a Weights that makes any parameter at the builder's shape from a cheap
+// deterministic pattern (xorshift, uniform in ±1/√fan-in for matrices, 1 ± 0.1 for vectors): fast
+// enough for 12B parameters, where normal draws take minutes. The values are irrelevant to memory.
+type patternWeights struct{}
+
+func (patternWeights) Shape(string) ([]int64, bool) { return nil, true }
+
+func (patternWeights) Float32(name string, shape []int64) ([]float32, error) {
+	n, fanIn := 1, 1
+	for i, d := range shape {
+		n *= int(d)
+		if i > 0 {
+			fanIn *= int(d)
+		}
+	}
+	scale, offset := float32(0.1), float32(1)
+	if len(shape) >= 2 {
+		scale, offset = 1/float32(math.Sqrt(float64(fanIn))), 0
+	}
+	x := uint64(len(name))*0x9E3779B97F4A7C15 | 1
+	for _, c := range name {
+		x = (x ^ uint64(c)) * 0x100000001B3
+	}
+	v := make([]float32, n)
+	for i := range v {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		v[i] = offset + scale*(float32(x>>40)/(1<<23)-1) // uniform in [-1, 1)
+	}
+	return v, nil
+}
+
+func freeBytes(dir string) int64 {
+	var st syscall.Statfs_t
+	if syscall.Statfs(dir, &st) != nil {
+		return 0
+	}
+	return int64(st.Bavail) * st.Bsize
+}
+
+func dirBytes(dir string) int64 {
+	var n int64
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+const (
+	fullSizeChildEnv = "RFLOW_FULLSIZE_CHILD"
+	watchdogBytes    = 18e9    // a child resident above this is killed
+	minAvailBytes    = 1 << 30 // … and so is one while the machine has less than this available
+	gib              = 1 << 30
+	fullSizeHeader   = "  load    peak RSS (GiB / GB)  RssAnon RssFile after load | first Run, peak RSS after it"
+)
+
+// fullSizeChild loads the model at path in a child process (TestFullSizeLoadChild) under a watchdog
+// and returns its table row.
+func fullSizeChild(path, variant string, threads int, run bool) (string, error) {
+	r := "0"
+	if run {
+		r = "1"
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFullSizeLoadChild$", "-test.v")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%s,%d,%s", fullSizeChildEnv, path, variant, threads, r))
+	out, pw, err := os.Pipe()
+	if err != nil {
+		return "", err
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		return "", err
+	}
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	killed := ""
+	var polledPeak int64
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	var got []string
+	for done := false; !done; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				done = true
+				break
+			}
+			got = append(got, l)
+		case <-tick.C:
+			rss := procStatusBytes(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid), "VmRSS")
+			polledPeak = max(polledPeak, rss)
+			avail := procStatusBytes("/proc/meminfo", "MemAvailable")
+			switch {
+			case killed != "":
+			case rss > watchdogBytes:
+				killed = fmt.Sprintf("over 18 GB (killed at %.2f GB)", float64(rss)/1e9)
+			case avail > 0 && avail < minAvailBytes:
+				killed = fmt.Sprintf("killed: machine down to %.2f GB available at %.2f GB resident", float64(avail)/1e9, float64(rss)/1e9)
+			}
+			if killed != "" {
+				_ = cmd.Process.Kill()
+			}
+		}
+	}
+	werr := cmd.Wait()
+	if killed != "" {
+		return killed, nil
+	}
+	text := strings.Join(got, "\n")
+	if werr != nil {
+		return "", fmt.Errorf("child: %w\n%s", werr, text)
+	}
+	_, res, ok := strings.Cut(text, "fullsize-result ")
+	if !ok {
+		return "", fmt.Errorf("no result in the child's output:\n%s", text)
+	}
+	res, _, _ = strings.Cut(res, "\n")
+	peak := int64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) * 1024
+	return fmt.Sprintf("%s | ru_maxrss %.2f GiB / %.2f GB (polled %.2f GB)", res, float64(peak)/gib, float64(peak)/1e9, float64(polledPeak)/1e9), nil
+}
+
+// procStatusBytes reads a "Field:  123 kB" line of a /proc status-style file in bytes (0 if absent).
+func procStatusBytes(file, field string) int64 {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// TestFullSizeLoadChild is BenchmarkFullSizeLoad's child process; it skips unless fullSizeChildEnv is
+// set ("model path,variant,threads,run").
+func TestFullSizeLoadChild(t *testing.T) {
+	spec := os.Getenv(fullSizeChildEnv)
+	if spec == "" {
+		t.Skip("runs only as BenchmarkFullSizeLoad's child process")
+	}
+	f := strings.Split(spec, ",")
+	if len(f) != 4 {
+		t.Fatalf("%s=%q: want path,variant,threads,run", fullSizeChildEnv, spec)
+	}
+	path, variant := f[0], f[1]
+	threads, err := strconv.Atoi(f[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins, outs, err := ort.Signature(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	so, err := ortgo.NewSessionOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer so.Destroy()
+	// rflow's defaults for ort.SessionOptions{IntraOpThreads: threads} (internal/ort configureOptions)
+	must(t, so.SetIntraOpNumThreads(threads))
+	must(t, so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"))
+	must(t, so.AddSessionConfigEntry("session.inter_op.allow_spinning", "0"))
+	if threads > 1 {
+		must(t, so.AddSessionConfigEntry("session.dynamic_block_base", strconv.Itoa(ort.DefaultDynamicBlockBase)))
+	}
+	must(t, fullSizeVariants[variant](so))
+	var inNames, outNames []string
+	for _, i := range ins {
+		inNames = append(inNames, i.Name)
+	}
+	for _, o := range outs {
+		outNames = append(outNames, o.Name)
+	}
+	base := procStatusBytes("/proc/self/status", "VmRSS")
+	start := time.Now()
+	s, err := ortgo.NewDynamicAdvancedSession(path, inNames, outNames, so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Destroy()
+	loadS := time.Since(start).Seconds()
+	st := func(field string) float64 { return float64(procStatusBytes("/proc/self/status", field)) }
+	hwm := st("VmHWM")
+	res := fmt.Sprintf("%5.0f s  %5.2f GiB / %5.2f GB  %5.2f GB %5.2f GB (before: %.2f GB)",
+		loadS, hwm/gib, hwm/1e9, st("RssAnon")/1e9, st("RssFile")/1e9, float64(base)/1e9)
+	if f[3] == "1" {
+		runS, err := fullSizeRun(s, inNames)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hwm := st("VmHWM")
+		res += fmt.Sprintf(" | %5.0f s  %5.2f GiB / %5.2f GB (then RssAnon %.2f GB)", runS, hwm/gib, hwm/1e9, st("RssAnon")/1e9)
+	}
+	fmt.Printf("fullsize-result %s\n", res)
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fullSizeRun runs the FLUX transformer once on a 64×64 px image (a 4×4 grid of packed latent tokens)
+// and one text token, batch 1, and returns the seconds it took.
+func fullSizeRun(s *ortgo.DynamicAdvancedSession, inNames []string) (float64, error) {
+	const hw, seq = 16, 1
+	var ins []ortgo.Value
+	defer func() {
+		for _, v := range ins {
+			v.Destroy()
+		}
+	}()
+	for _, name := range inNames {
+		var v ortgo.Value
+		var err error
+		switch name {
+		case "hidden_states":
+			v, err = filled(ortgo.NewShape(1, hw, 64), 0.1)
+		case "encoder_hidden_states":
+			v, err = filled(ortgo.NewShape(1, seq, 4096), 0.1)
+		case "pooled_projections":
+			v, err = filled(ortgo.NewShape(1, 768), 0.1)
+		case "timestep":
+			v, err = filled(ortgo.NewShape(1), 0.5)
+		case "guidance":
+			v, err = filled(ortgo.NewShape(1), 3.5)
+		case "img_ids":
+			ids := make([]int64, hw*3)
+			for i := range hw {
+				ids[3*i+1], ids[3*i+2] = int64(i/4), int64(i%4)
+			}
+			v, err = ortgo.NewTensor(ortgo.NewShape(hw, 3), ids)
+		case "txt_ids":
+			v, err = ortgo.NewTensor(ortgo.NewShape(seq, 3), make([]int64, seq*3))
+		default:
+			err = fmt.Errorf("unexpected input %q", name)
+		}
+		if err != nil {
+			return 0, err
+		}
+		ins = append(ins, v)
+	}
+	outs := []ortgo.Value{nil}
+	start := time.Now()
+	if err := s.Run(ins, outs); err != nil {
+		return 0, err
+	}
+	sec := time.Since(start).Seconds()
+	if outs[0] == nil {
+		return 0, errors.New("no output")
+	}
+	outs[0].Destroy()
+	return sec, nil
+}
+
+func filled(shape ortgo.Shape, x float32) (ortgo.Value, error) {
+	v := make([]float32, shape.FlattenedSize())
+	for i := range v {
+		v[i] = x
+	}
+	return ortgo.NewTensor(shape, v)
+}
