@@ -69,6 +69,7 @@ type snapshot struct {
 	Preview  string   `json:"preview,omitempty"`
 	Error    string   `json:"error,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
+	Notes    []string `json:"notes,omitempty"` // what the server ignored or changed in the request
 	Params   any      `json:"parameters"`
 	Created  string   `json:"created"`
 	Seconds  float64  `json:"seconds,omitempty"`
@@ -78,7 +79,7 @@ func (j *job) snapshot() snapshot {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	sn := snapshot{ID: j.id, Kind: j.kind, Status: j.state, Steps: j.total, Params: publicParams(&j.p),
-		Created: j.created.UTC().Format(time.RFC3339), Warnings: j.warnings}
+		Created: j.created.UTC().Format(time.RFC3339), Warnings: j.warnings, Notes: j.p.Notes}
 	sn.Step, sn.Progress = j.progressLocked()
 	if j.err != nil {
 		sn.Error = j.err.Error()

@@ -130,3 +130,47 @@ func countNear(img image.Image, c colourCount, tol int) int {
 }
 
 func near(a, b, tol int) bool { return a-b <= tol && b-a <= tol }
+
+// TestPageGuidanceControls drives the page's guidance controls in headless Chromium: on SD3 the CFG
+// scale and the guidance rule reach the job (its shown parameters carry the rule's canonical spelling);
+// on FLUX the page shows distilled guidance and true CFG in place of the CFG scale, and they reach the
+// job as the true CFG scale and guidance used.
+func TestPageGuidanceControls(t *testing.T) {
+	bin := browser(t)
+	_, hs := testServer(t, Options{})
+	q := url.Values{"auto": {"1"}, "prompt": {"a blue square"}, "seed": {"21"}, "width": {"64"}, "height": {"64"}, "steps": {"8"},
+		"cfg": {"3"}, "rule": {"cfg-zero-star"}}
+	dom := string(headless(t, bin, hs.URL+"/?"+q.Encode(), "--dump-dom"))
+	if !strings.Contains(dom, "done in") {
+		t.Fatalf("the page did not finish its job:\n%s", dom)
+	}
+	for _, want := range []string{`"guidance_rule": "` + zeroStar + `"`, `"cfg_scale": 3`, `id="fluxrow" hidden=""`} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("SD3 page: no %s in the page:\n%s", want, dom)
+		}
+	}
+
+	q = url.Values{"auto": {"1"}, "edit": {"1"}} // edit mode without a picture: the page says what is missing, sends nothing
+	dom = string(headless(t, bin, hs.URL+"/?"+q.Encode(), "--dump-dom"))
+	if !strings.Contains(dom, "choose the picture to edit") || !strings.Contains(dom, `id="width" type="number" min="16" step="16" value="256" disabled=""`) {
+		t.Errorf("edit mode without a picture: no message, or the size fields are not disabled:\n%s", dom)
+	}
+
+	m, err := pipeline.OpenDemo("demo-flux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, fs, _ := serveModel(t, m, Options{})
+	q = url.Values{"auto": {"1"}, "prompt": {"a white ring on a purple background"}, "negative": {"a green square"},
+		"seed": {"5"}, "width": {"64"}, "height": {"64"}, "steps": {"4"}, "guidance": {"2.5"}, "truecfg": {"3"}, "rule": {"apg"}}
+	dom = string(headless(t, bin, fs.URL+"/?"+q.Encode(), "--dump-dom"))
+	if !strings.Contains(dom, "done in") {
+		t.Fatalf("the FLUX page did not finish its job:\n%s", dom)
+	}
+	for _, want := range []string{`"true_cfg_scale": 3`, `"distilled_cfg_scale": 2.5`, `"guidance_rule": "apg:`, `id="cfgrow" hidden=""`,
+		"true CFG &gt; 1 and a negative prompt"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("FLUX page: no %s in the page:\n%s", want, dom)
+		}
+	}
+}
