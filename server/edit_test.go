@@ -480,3 +480,53 @@ func TestA1111Mask(t *testing.T) {
 		t.Errorf("OpenAI mask %v %v, want alpha 0 → 255", om, err)
 	}
 }
+
+// TestEditAlphaAsMask: an OpenAI edit without a mask takes the image's own fully transparent pixels as
+// the mask (OpenAI's rule), drawing the lone inpainting run with that mask bit for bit, with a note; a
+// picture with only partly transparent pixels stays an img2img edit.
+func TestEditAlphaAsMask(t *testing.T) {
+	_, hs, l := serveModel(t, openDemo(t), Options{})
+	hole := image.Rect(32, 8, 56, 40)
+	holed := testInit()
+	for y := hole.Min.Y; y < hole.Max.Y; y++ {
+		for x := hole.Min.X; x < hole.Max.X; x++ {
+			holed.Pix[holed.PixOffset(x, y)+3] = 0
+		}
+	}
+	data := pngBytes(t, holed)
+	init := decodePNG(t, data) // what the server decodes
+	base := pipeline.Request{Prompt: "a blue square", Width: 64, Height: 64, Steps: 4, Seed: 9, InitImage: init, Strength: 0.6}
+	masked := base
+	masked.Mask = rectMask(64, 64, hole)
+	want := l.image(t, masked)
+	if samePixels(want, l.image(t, base)) {
+		t.Fatal("the mask changes nothing: the test would not see it")
+	}
+	var out struct {
+		openAIResponse
+		Notes []string `json:"notes"`
+	}
+	values := map[string]string{"prompt": "a blue square", "seed": "9", "steps": "4", "strength": "0.6"}
+	if code := postForm(t, hs.URL+"/v1/images/edits", map[string][][]byte{"image": {data}}, values, &out); code != 200 || len(out.Data) != 1 {
+		t.Fatalf("edits: %d %+v", code, out)
+	}
+	if !samePixels(decodeB64PNG(t, out.Data[0].B64JSON), want) {
+		t.Error("an edit without a mask differs from the lone run masked by the image's transparent pixels")
+	}
+	if !strings.Contains(strings.Join(out.Notes, "\n"), "no mask sent") {
+		t.Errorf("notes %q: want one saying the transparency is the mask", out.Notes)
+	}
+
+	half := testInit()
+	for i := 3; i < len(half.Pix); i += 4 {
+		half.Pix[i] = 128
+	}
+	data = pngBytes(t, half)
+	img2img := base
+	img2img.InitImage = decodePNG(t, data)
+	out.Notes = nil
+	if code := postForm(t, hs.URL+"/v1/images/edits", map[string][][]byte{"image": {data}}, values, &out); code != 200 || len(out.Data) != 1 ||
+		!samePixels(decodeB64PNG(t, out.Data[0].B64JSON), l.image(t, img2img)) || len(out.Notes) != 0 {
+		t.Errorf("a half-transparent picture without a mask: %d, notes %q, or the image differs from the lone img2img run", code, out.Notes)
+	}
+}

@@ -99,8 +99,9 @@ func (s *Server) openAIGenerations(w http.ResponseWriter, r *http.Request) {
 
 // openAIEdits is POST /v1/images/edits: multipart/form-data (image or image[], mask, prompt, n, size,
 // response_format, output_format, and rflow's strength, seed, steps, ref_resize), as OpenAI's clients send it. The
-// mask's transparent pixels mark what to repaint (OpenAI's convention); useImages says which task the
-// model makes of it: Fill, Kontext references, inpainting or img2img.
+// mask's transparent pixels mark what to repaint (OpenAI's convention); without a mask, the first image's own
+// transparent pixels do, when it has any (else the whole picture is redrawn: img2img). useImages says which
+// task the model makes of it: Fill, Kontext references, inpainting or img2img.
 func (s *Server) openAIEdits(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseMultipartForm(8 << 20); err != nil {
 		var mbe *http.MaxBytesError
@@ -144,6 +145,12 @@ func (s *Server) openAIEdits(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	alphaMask := false
+	if mask == nil { // OpenAI: without a mask, the picture's own fully transparent pixels are what to edit
+		if m, err := openAIMask(images[0]); err == nil {
+			mask, alphaMask = m, true
+		}
+	}
 	v := r.MultipartForm.Value
 	get := func(k string) string {
 		if vs := v[k]; len(vs) > 0 {
@@ -174,6 +181,9 @@ func (s *Server) openAIEdits(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.writeRequestError(w, err)
 		return
+	}
+	if alphaMask {
+		p.Notes = append(p.Notes, "no mask sent: the image's fully transparent pixels (alpha 0) are repainted, as OpenAI reads them")
 	}
 	if p.Edit.RefResize, err = refResize(get("ref_resize")); err != nil {
 		s.writeRequestError(w, err)
