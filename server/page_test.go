@@ -174,3 +174,53 @@ func TestPageGuidanceControls(t *testing.T) {
 		}
 	}
 }
+
+// TestPageEditMode drives the page's edit mode in headless Chromium over the DevTools protocol: it
+// ticks Edit a picture, chooses a picture and a mask file, sets the strength and generates; the job's
+// image equals the lone inpainting run of the same picture, mask and settings, and the page shows it
+// with its parameters.
+func TestPageEditMode(t *testing.T) {
+	bin := browser(t)
+	_, hs := testServer(t, Options{})
+	dir := t.TempDir()
+	init, mask := testInit(), rectMask(64, 64, image.Rect(32, 8, 56, 40))
+	initPath, maskPath := filepath.Join(dir, "init.png"), filepath.Join(dir, "mask.png")
+	for path, img := range map[string]image.Image{initPath: init, maskPath: mask} {
+		if err := os.WriteFile(path, pngBytes(t, img), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := url.Values{"prompt": {"a blue square"}, "seed": {"9"}, "steps": {"4"}, "width": {"256"}, "height": {"256"}}
+	d := openDevtools(t, bin, hs.URL+"/?"+q.Encode())
+	d.waitFor(`document.readyState === "complete" && !!(document.getElementById("model") || {}).textContent`, 30*time.Second)
+	d.eval(`(() => { const e = document.getElementById("edit"); e.click(); return e.checked; })()`, nil)
+	d.setFiles("#init", initPath)
+	d.setFiles("#mask", maskPath)
+	d.eval(`document.getElementById("strength").value = "0.6"; document.getElementById("go").click(); true`, nil)
+	d.waitFor(`/done in|failed|error|choose/.test(document.getElementById("status").textContent)`, 60*time.Second)
+	var shown struct {
+		Status, Params string
+		Images         int
+	}
+	d.eval(`({status: document.getElementById("status").textContent, params: document.getElementById("params").textContent,
+		images: document.querySelectorAll("#out img.result").length})`, &shown)
+	if !strings.HasPrefix(shown.Status, "done in") || shown.Images != 1 {
+		t.Fatalf("the page's edit: status %q, %d images shown", shown.Status, shown.Images)
+	}
+	for _, want := range []string{`"denoising_strength": 0.6`, `"mask_blur": 0`, `"width": 64`} {
+		if !strings.Contains(shown.Params, want) {
+			t.Errorf("the page's parameters lack %s:\n%s", want, shown.Params)
+		}
+	}
+	var jobs struct{ Jobs []jobSnapshot }
+	var b []byte
+	if get(t, hs.URL+"/rflow/v1/jobs", &jobs); len(jobs.Jobs) != 1 || len(jobs.Jobs[0].Images) != 1 ||
+		get(t, hs.URL+jobs.Jobs[0].Images[0], &b) != 200 {
+		t.Fatalf("jobs after the page's edit: %+v", jobs)
+	}
+	want := newLone(t).image(t, pipeline.Request{Prompt: "a blue square", Width: 64, Height: 64, Steps: 4, Seed: 9,
+		InitImage: init, Mask: mask, Strength: 0.6})
+	if !samePixels(decodePNG(t, b), want) {
+		t.Error("the page's edit differs from the lone inpainting run of the same picture and mask")
+	}
+}
