@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench-cpu.sh: the CPU cost of each transformer weight kind on the random-weight bench fixtures, as
 # one table (make bench-cpu). For SD3 and FLUX-dev checkpoints written by mkfixture (--size $SIZE,
-# default bench: 22 minutes on 2 cores; large, ~550M-parameter transformers, takes hours), each compiled with --weights fp32|int8|q8|q4 (text
+# default bench: 22 minutes on 2 cores; large, ~550M-parameter transformers, takes hours), each compiled with --weights fp32|int8|q8|q4|q4s (text
 # encoders and VAE fp32), it runs `rflow txt2img` at 512² and 1024² — one process per row, the same
 # seed and prompt — and reports, per row:
 #   transformer ms/step   (--timings: time inside transformer runs / steps; SD3 runs CFG, batch 2)
@@ -9,7 +9,7 @@
 #   the compiled transformer's size on disk (model.onnx + model.onnx_data),
 #   the final image's PSNR against the fp32 row's image (8-bit RGB).
 # Settings (environment): SIZE (bench|large), STEPS (default 2), SIZES ("512 1024"), KINDS ("fp32 int8
-# q8 q4"), FAMILIES ("sd3 flux-dev"), THREADS (default: rflow's), RFLOW (an rflow binary to use
+# q8 q4 q4s"), FAMILIES ("sd3 flux-dev"), THREADS (default: rflow's), RFLOW (an rflow binary to use
 # instead of building ./cmd/rflow), WORK (scratch folder, default a new
 # temporary one, removed at the end unless KEEP=1), OUT (the table is also written there).
 set -euo pipefail
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 SIZE=${SIZE:-bench}
 STEPS=${STEPS:-2}
 SIZES=${SIZES:-"512 1024"}
-KINDS=${KINDS:-"fp32 int8 q8 q4"}
+KINDS=${KINDS:-"fp32 int8 q8 q4 q4s"}
 FAMILIES=${FAMILIES:-"sd3 flux-dev"}
 PROMPT="a lighthouse on a cliff at dawn, oil painting"
 SEED=42

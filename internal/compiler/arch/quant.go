@@ -247,7 +247,7 @@ func MLPInputLayer(weight string) bool {
 // projection (MLPInputLayer). On the bench SD3 checkpoint (512², 4 steps, CFG 7, seed 42) the image's
 // PSNR against fp32 goes from 25.5 dB (modulation layers alone, 0.235× of fp32's size) to 28.7 dB
 // with the attention layers (0.237×: their 8-bit blocks of 128 cost what the modulation layers' blocks
-// of 32 did) and 31.5 dB with the MLP input too (0.247×).
+// of 32 did) and 31.5 dB with the MLP input too (0.247×; 30.5 dB when remeasured with scripts/bench-cpu.sh, STEPS=4).
 func Q4WideLayer(weight string) bool {
 	return ModulationLayer(weight) || AttentionLayer(weight) || MLPInputLayer(weight)
 }
