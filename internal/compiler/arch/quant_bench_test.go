@@ -198,6 +198,7 @@ func BenchmarkWeightKindsTransformer(b *testing.B) {
 		{name: "q4-attn8-down8", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: wideAlso("to_q", "to_k", "to_v", "to_out", ".net.2.")}, f16: true},
 		// Every-layer-4-bit candidates for a ≤ 7 GB FLUX.1-dev (TestQuantFullSizeWeightBytes).
 		{name: "q4-b64-al0", kind: arch.Q4, q: arch.Quant{BlockSize: 64}, f16: true},
+		{name: "q4s", kind: arch.Q4S, q: arch.DefaultQuant(arch.Q4S), f16: true},
 		{name: "q4-b128-attn8", kind: arch.Q4, q: arch.Quant{BlockSize: 128, Wide: arch.AttentionLayer, WideBlockSize: 128}, f16: true},
 		{name: "q4-b128-al0", kind: arch.Q4, q: arch.Quant{BlockSize: 128}, f16: true},
 		{name: "q4-ada8w128", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 4, Wide: arch.ModulationLayer, WideBlockSize: 128}, f16: true},
