@@ -104,6 +104,7 @@ func BenchmarkSubPixelVAE(b *testing.B) {
 					cpu = append(cpu, r.cpuMS)
 					peak, runPeak = max(peak, r.peak), max(runPeak, r.runPeak)
 				}
+				b.Logf("CPU ms per round: %.0f", cpu) // the spread says how noisy the machine was
 				b.ReportMetric(benchutil.Median(cpu), "cpu-ms/run")
 				b.ReportMetric(peak, "peak-MiB")
 				b.ReportMetric(runPeak, "run-peak-MiB")
