@@ -164,6 +164,7 @@ type IO struct {
 	Float onnx.DataType // float inputs and outputs: onnx.Float (the default) or onnx.Float16
 	IDs   onnx.DataType // token ids and positions: onnx.Int64 (the default) or onnx.Int32
 	// Attention is the operator for attention: FusedAttention (the default) or UnfusedAttention
+	// (which also keeps torch's export form elsewhere: the VAE decoder's upsamplers as Resize + Conv)
 	Attention AttentionOp
 }
 
