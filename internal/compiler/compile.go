@@ -5,19 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/rflowrt/rflow/internal/compiler/arch"
 	"github.com/rflowrt/rflow/internal/compiler/checkpoint"
+	"github.com/rflowrt/rflow/internal/linkdir"
 	"github.com/rflowrt/rflow/internal/onnx"
 	"github.com/rflowrt/rflow/internal/tokenizerdata"
 )
 
 // GraphVersion names the builders' graphs; it is part of every cache key, so a change to any builder
 // that changes its graph must change it (compiled models are then rebuilt, never reused stale).
-const GraphVersion = "rflow-graphs-2"
+const GraphVersion = "rflow-graphs-3"
 
 // Options configure a compilation.
 type Options struct {
@@ -338,22 +338,10 @@ func writeJSON(path string, v any) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
+// copyFile copies src to dst (which must not exist yet), making dst's folder first.
 func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return linkdir.CopyFile(src, dst)
 }
