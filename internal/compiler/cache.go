@@ -191,18 +191,20 @@ func Cached(ctx context.Context, c *Checkpoint, root string, o Options) (dir str
 	return dir, true, nil
 }
 
-// quantKey is the part of a cache key that quantFor decides: the kind's block sizes, accuracy levels
-// and the rule (quantRecipe) choosing q4's 8-bit layers.
+// quantKey is the part of a cache key that quantFor decides: the kind's block sizes, accuracy levels,
+// int8's weight range (the last two depend on the CPU) and the rule (quantRecipe) choosing q4's 8-bit
+// layers.
 type quantKey struct {
 	Kind                             arch.WeightKind
 	BlockSize, AccuracyLevel         int
 	Wide                             string `json:",omitempty"`
 	WideBlockSize, WideAccuracyLevel int    `json:",omitempty"`
+	FullRange                        bool   `json:",omitempty"`
 }
 
 func newQuantKey(k arch.WeightKind) quantKey {
 	q := quantFor(k)
-	key := quantKey{Kind: q.Kind, BlockSize: q.BlockSize, AccuracyLevel: q.AccuracyLevel}
+	key := quantKey{Kind: q.Kind, BlockSize: q.BlockSize, AccuracyLevel: q.AccuracyLevel, FullRange: q.FullRange}
 	if q.Wide != nil {
 		key.Wide, key.WideBlockSize, key.WideAccuracyLevel = quantRecipe, q.WideBlockSize, q.WideAccuracyLevel
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sys/cpu"
+
 	"github.com/rflowrt/rflow/internal/onnx"
 )
 
@@ -76,7 +78,9 @@ type Quant struct {
 	// FullRange stores int8 weights in the full ±127 instead of 7 bits (±63). ONNX Runtime's u8s8
 	// kernel for AVX2 CPUs without VNNI adds pairs of uint8·int8 products in 16 bits, which saturate
 	// with full-range weights: measured on such a CPU, a bench CLIP's output SNR falls from 33 to 23 dB
-	// (T5: 28 to 18 dB), while 7 bits lose only ~6 dB of weight precision. Full range suits VNNI CPUs.
+	// (T5: 28 to 18 dB), while 7 bits lose only ~6 dB of weight precision. VNNI CPUs add in 32 bits:
+	// there the bench SD3 transformer's output SNR rises from 31.9 to 34.9 dB with full range, at the
+	// same speed, so DefaultQuant(Int8) sets it on them.
 	FullRange bool
 	// Select, when set, replaces the rule choosing which Linear layers are quantized (QuantizesLayer).
 	Select func(weight string, in, out int) bool
@@ -119,14 +123,30 @@ func DefaultBlockSize(k WeightKind) int {
 	return 32
 }
 
-// DefaultAccuracyLevel is the MatMulNBits accuracy_level of the kinds: 0 (unset: ONNX Runtime's
-// float32 kernel, the same as 1), chosen by measurement on the bench SD3 transformer at 512² (ORT
-// 1.24.3, AVX2 CPU without VNNI; BenchmarkWeightKindsTransformer, CPU time over interleaved rounds on
-// a loaded 2-core machine, ±5–15 % noise). q8: levels 0/1 1.02–1.06× fp32 and 43.6 dB output SNR,
-// level 4 (int8 activations) 1.34× and 39.0 dB in every round. q4 (DefaultQuant): levels 0, 1 and 4
-// 0.87, 0.86 and 0.92× fp32 with 22.9, 22.9 and 22.8 dB (an earlier run of the plain q4: 1.04, 0.94
-// and 1.04×) — level 4 is never faster here and loses accuracy.
-func DefaultAccuracyLevel(k WeightKind) int { return 0 }
+// DefaultAccuracyLevel is the MatMulNBits accuracy_level of the kinds on this CPU, chosen by
+// measurement on the bench SD3 transformer at 512² (ORT 1.24.3, one thread;
+// BenchmarkWeightKindsTransformer, CPU time over interleaved rounds): 4 (int8 activations, in blocks
+// along the input axis, as ggml's q8_0 and q4_0 quantize them) for q8 on a CPU with int8 dot-product
+// instructions (x86 AVX-VNNI or AVX512-VNNI), else 0 (unset: ONNX Runtime's float32 kernel, the same
+// as 1).
+//   - AVX512-VNNI (2-core AMD EPYC, quiet, 12 rounds, ±15–20 %): q8 level 0 1.05× fp32 at 41.0 dB
+//     output SNR, level 4 0.91–0.92× at 36.7 dB (2-step image PSNR vs fp32 in docs/bench-cpu.md); q4
+//     (DefaultQuant) levels 0 and 4 1.03–1.07× both, q4s 0.95 and 1.05×.
+//   - AVX2 without VNNI (loaded 2-core machine, ±5–15 %): q8 levels 0/1 1.02–1.06× fp32 at 43.6 dB,
+//     level 4 1.34× at 39.0 dB in every round; q4 levels 0, 1 and 4 0.87, 0.86 and 0.92×.
+//
+// So level 4 pays only where the CPU multiplies int8 natively, and only for 8-bit weights; a compiled
+// folder records the level in its cache key, so another CPU class compiles its own.
+func DefaultAccuracyLevel(k WeightKind) int {
+	if k == Q8 && hasInt8DotProduct() {
+		return 4
+	}
+	return 0
+}
+
+// hasInt8DotProduct reports whether this CPU has the int8 dot-product instructions ONNX Runtime's
+// MatMulNBits level-4 kernels use on x86 (vpdpbusd); ARM's are not measured, so they keep level 0.
+func hasInt8DotProduct() bool { return cpu.X86.HasAVX512VNNI || cpu.X86.HasAVXVNNI }
 
 // Quantized makes the nets built on w store the weights of their Linear layers as q says (see
 // QuantizesLayer for which). It composes with StoredAs as StoredAs(Quantized(w, q), t): the other
@@ -255,7 +275,8 @@ func Q4WideLayer(weight string) bool {
 // DefaultQuant is the measured recipe of a quantized kind: DefaultBlockSize and DefaultAccuracyLevel,
 // and for Q4 the Q4WideLayer layers at 8 bits as Q8 stores them (block 128, accuracy level 0).
 func DefaultQuant(k WeightKind) Quant {
-	q := Quant{Kind: k, BlockSize: DefaultBlockSize(k), AccuracyLevel: DefaultAccuracyLevel(k)}
+	q := Quant{Kind: k, BlockSize: DefaultBlockSize(k), AccuracyLevel: DefaultAccuracyLevel(k),
+		FullRange: k == Int8 && hasInt8DotProduct()}
 	if k == Q4 {
 		q.Wide, q.WideBlockSize = Q4WideLayer, DefaultBlockSize(Q8)
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/sys/cpu"
+
 	"github.com/rflowrt/rflow/internal/benchutil"
 	"github.com/rflowrt/rflow/internal/onnx"
 	"github.com/rflowrt/rflow/internal/ort"
@@ -455,7 +457,16 @@ func TestQuantRulesAndKinds(t *testing.T) {
 		}
 	}
 	// DefaultQuant: q4 keeps modulation and image attention at 8 bits as q8 stores them, the rest 4 bits.
-	// The block halves until it divides the input width (192: 64).
+	// The block halves until it divides the input width (192: 64). q8 takes int8 activations (level 4)
+	// and int8 full-range weights only on CPUs with VNNI.
+	q8Level, vnni := 0, cpu.X86.HasAVX512VNNI || cpu.X86.HasAVXVNNI
+	if vnni {
+		q8Level = 4
+	}
+	if DefaultQuant(Int8).FullRange != vnni || DefaultQuant(Q4).FullRange || DefaultAccuracyLevel(Q4S) != 0 {
+		t.Errorf("VNNI %v: DefaultQuant(int8).FullRange %v, q4 %v, q4s level %d", vnni, DefaultQuant(Int8).FullRange,
+			DefaultQuant(Q4).FullRange, DefaultAccuracyLevel(Q4S))
+	}
 	for _, c := range []struct {
 		k    WeightKind
 		name string
@@ -471,7 +482,7 @@ func TestQuantRulesAndKinds(t *testing.T) {
 		{Q4, "single_transformer_blocks.0.proj_mlp.weight", 3072, [3]int{4, 32, 0}},
 		{Q4, "transformer_blocks.0.attn.add_k_proj.weight", 1536, [3]int{4, 32, 0}},
 		{Q4, "transformer_blocks.0.attn.add_k_proj.weight", 48, [3]int{4, 16, 0}},
-		{Q8, "transformer_blocks.0.ff.net.2.weight", 6144, [3]int{8, 128, 0}},
+		{Q8, "transformer_blocks.0.ff.net.2.weight", 6144, [3]int{8, 128, q8Level}},
 		// q4s: every layer 4 bits in blocks of 64, the sensitive ones too
 		{Q4S, "transformer_blocks.0.norm1.linear.weight", 3072, [3]int{4, 64, 0}},
 		{Q4S, "transformer_blocks.0.attn.to_q.weight", 1536, [3]int{4, 64, 0}},
