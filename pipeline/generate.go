@@ -41,7 +41,7 @@ func New(m *Model, o Options) *Pipeline {
 	if m != nil && m.Compiled && o.Session.Provider != ort.TensorRT {
 		o.Session.CacheDir = "" // TensorRT keeps its engine cache there, which holds no weight copy
 	}
-	return &Pipeline{m: m, o: o, ms: &models{m: m, so: o.Session, keep: o.KeepModels}}
+	return &Pipeline{m: m, o: o, ms: &models{m: m, so: o.Session, keep: o.KeepModels, available: availableBytes}}
 }
 
 // Close releases every loaded session; it waits for a Generate in progress. The pipeline can be used
@@ -126,8 +126,9 @@ func (p *Pipeline) generate(ctx context.Context, pl *plan) (Result, error) {
 			return res, err
 		}
 	}
-	res.Latents, res.Warnings = x, pl.warnings
+	res.Latents = x
 	res.Images, err = p.decode(ctx, pl, x, tm)
+	res.Warnings = pl.warnings // the decode may add one
 	pl.edit.overlay(res.Images)
 	return res, err
 }
@@ -168,9 +169,21 @@ func (p *Pipeline) decode(ctx context.Context, pl *plan, latents []float32, tm *
 	p.ms.events.emit(Event{Stage: StageDecode, Total: 1})
 	start := time.Now()
 	var pixels []float32
-	if pl.req.VAETiling {
+	auto := dec.AutoTiling()
+	switch {
+	case pl.req.VAETiling:
 		pixels, err = dec.DecodeTiled(ctx, latents, pl.batch, pl.h, pl.w, p.m.VAE.TileOptions()) // diffusers' enable_tiling
-	} else {
+	case auto.Tile == 0 || pl.h <= auto.Tile && pl.w <= auto.Tile: // a whole decode, if memory allows
+		avail, known := p.ms.available()
+		tiles, warning := memoryTiles(dec.Config(), pl.batch, pl.height, pl.width, avail, known)
+		if tiles.Tile == 0 {
+			pixels, err = dec.Decode(ctx, latents, pl.batch, pl.h, pl.w)
+			break
+		}
+		pl.warnings = append(pl.warnings, Warning{Item: -1, Message: warning})
+		p.ms.events.emit(Event{Stage: StageWarning, Message: warning})
+		pixels, err = dec.DecodeTiled(ctx, latents, pl.batch, pl.h, pl.w, tiles)
+	default:
 		pixels, err = dec.Decode(ctx, latents, pl.batch, pl.h, pl.w)
 	}
 	tm.Decode += time.Since(start)

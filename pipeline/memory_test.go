@@ -1,7 +1,10 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/rflowrt/rflow/internal/ort/orttest"
@@ -44,5 +47,70 @@ func TestDecoderTiles(t *testing.T) {
 			t.Errorf("lowMem %v: the loaded decoder tiles above %d latents, want %d", lowMem, got, want)
 		}
 		p.Close()
+	}
+}
+
+// TestMemoryTiles: a whole decode whose estimate exceeds nine tenths of the available memory falls
+// back to the low-memory tiles with a warning naming both figures; enough memory, unknown memory or
+// an image no larger than one tile decode whole.
+func TestMemoryTiles(t *testing.T) {
+	sd3 := vae.Config{ScaleFactor: 8, FullResChannels: 256}
+	need := sd3.WholeDecodeBytes(1, 1024, 1024)
+	if gb := float64(need) / 1e9; gb < 4 || gb > 7 { // the real SD3/FLUX VAE at 1024²: twice the bench fixture's 2.1 GB
+		t.Errorf("whole 1024² decode of the SD3 VAE estimated at %.2f GB", gb)
+	}
+	for _, c := range []struct {
+		batch, side int
+		avail       int64
+		known       bool
+		tiles       bool
+	}{
+		{1, 1024, need * 2, true, false},
+		{1, 1024, need, true, true}, // under the 10 % margin
+		{2, 1024, need * 3 / 2, true, true},
+		{1, 1024, 0, false, false},
+		{1, 512, 1, true, false}, // one low-memory tile already
+		{1, 768, 1, true, true},
+	} {
+		tiles, warning := memoryTiles(sd3, c.batch, c.side, c.side, c.avail, c.known)
+		if got := tiles.Tile != 0; got != c.tiles || got != (warning != "") || got && tiles.Tile != vae.LowMemTileLatents {
+			t.Errorf("batch %d %d², %d bytes available (known %v): tiles %+v, warning %q", c.batch, c.side, c.avail, c.known, tiles, warning)
+		}
+		if c.tiles && !strings.Contains(warning, fmt.Sprintf("%dx%d", c.side, c.side)) {
+			t.Errorf("warning %q does not name the size", warning)
+		}
+	}
+}
+
+// TestDecodeFallsBackToTiles: with the available memory made short, Generate decodes in the
+// low-memory tiles — the image --low-mem gives, bit for bit — and reports it as a warning; with
+// memory to spare it decodes whole, as before.
+func TestDecodeFallsBackToTiles(t *testing.T) {
+	m, err := OpenDemo("demo-sd3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := Request{Prompt: "a green star", Width: 640, Height: 640, Steps: 2, Seed: 3}
+	run := func(lowMem bool, avail int64) Result {
+		so := orttest.Options()
+		so.LowMem = lowMem
+		p := New(m, Options{Session: so})
+		defer p.Close()
+		p.ms.available = func() (int64, bool) { return avail, true }
+		res, err := p.Generate(context.Background(), req, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	whole, short, lowMem := run(false, 1<<40), run(false, 1<<20), run(true, 1<<40)
+	if len(whole.Warnings) != 0 || len(short.Warnings) != 1 || !strings.Contains(short.Warnings[0].Message, "tiles") {
+		t.Fatalf("warnings: ample memory %v, short %v", whole.Warnings, short.Warnings)
+	}
+	if !bytes.Equal(short.Images[0].Pix, lowMem.Images[0].Pix) {
+		t.Error("the fallback's image differs from --low-mem's")
+	}
+	if bytes.Equal(short.Images[0].Pix, whole.Images[0].Pix) {
+		t.Error("the fallback's image equals the whole decode's: it did not tile")
 	}
 }

@@ -38,6 +38,10 @@ type Config struct {
 	// first entry of a list; absent: AutoencoderKL's default 32). It sets the tiles of tiled decoding
 	// (TileOptions); 0 in a Config built by hand means DefaultTile latents.
 	SampleSize int
+	// FullResChannels is the width of the widest tensor the decoder holds at full resolution:
+	// block_out_channels[1], the block upsampled into it (256 for SD3 and FLUX), or [0] when there is
+	// only one block; 0 when unknown. It sizes WholeDecodeBytes.
+	FullResChannels int
 }
 
 // autoencoderKLSampleSize is AutoencoderKL's sample_size when a config.json names none.
@@ -101,6 +105,7 @@ func ReadConfig(componentDir string) (Config, error) {
 		LatentChannels: *raw.LatentChannels,
 		ScaleFactor:    1 << (len(raw.BlockOutChannels) - 1),
 	}
+	c.FullResChannels = raw.BlockOutChannels[min(1, len(raw.BlockOutChannels)-1)]
 	if raw.ShiftFactor != nil {
 		c.ShiftFactor = *raw.ShiftFactor
 	}

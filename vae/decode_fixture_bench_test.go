@@ -15,7 +15,7 @@ import (
 )
 
 // benchFixtureDecoder loads the bench SD3 fixture's VAE decoder with so.
-func benchFixtureDecoder(b *testing.B, so ort.SessionOptions) *Decoder {
+func benchFixtureDecoder(b testing.TB, so ort.SessionOptions) *Decoder {
 	b.Helper()
 	dir := filepath.Join(testmodels.Cached(b, testmodels.Options{Kind: testmodels.KindSD3, Size: testmodels.SizeBench}), "vae_decoder")
 	cfg, err := ReadConfig(dir)

@@ -1,0 +1,84 @@
+package vae
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rflowrt/rflow/internal/benchutil"
+	"github.com/rflowrt/rflow/internal/ort"
+)
+
+// decodePeakChildEnv makes TestDecodePeakChild decode one latent: "side,threads".
+const decodePeakChildEnv = "RFLOW_DECODE_PEAK_CHILD"
+
+// BenchmarkDecodePeak measures what a whole decode adds to a process's peak RSS: for each image side
+// in RFLOW_VAE_SIZES (default 256,512,768,1024) a child process loads the bench SD3 fixture's VAE
+// decoder (RFLOW_THREADS threads, default 2) and decodes one latent, and the benchmark logs the peak
+// RSS after loading, after the decode, and the difference per output pixel — the figure
+// WholeDecodeBytes is fitted to.
+//
+//	go test -run '^$' -bench DecodePeak -benchtime 1x -v ./vae
+func BenchmarkDecodePeak(b *testing.B) {
+	threads := benchutil.EnvInt(b, "RFLOW_THREADS", 2)
+	d := benchFixtureDecoder(b, ort.SessionOptions{IntraOpThreads: 1})
+	cfg := d.Config()
+	d.Close()
+	for _, side := range benchutil.EnvInts(b, "RFLOW_VAE_SIZES", []int{256, 512, 768, 1024}) {
+		out, _, err := benchutil.RunChild("TestDecodePeakChild", fmt.Sprintf("%s=%d,%d", decodePeakChildEnv, side, threads))
+		if err != nil {
+			b.Fatalf("%d²: %v", side, err)
+		}
+		var loaded, peak float64
+		if _, err := fmt.Sscanf(lastLine(out, "decode-peak "), "decode-peak %g %g", &loaded, &peak); err != nil {
+			b.Fatalf("%d²: %v in %q", side, err, out)
+		}
+		px := float64(side * side)
+		b.Logf("%5d²: peak after load %6.0f MiB, after decode %6.0f MiB: +%6.0f MiB = %5.0f bytes/pixel (estimate %5.0f)",
+			side, loaded, peak, peak-loaded, (peak-loaded)*(1<<20)/px, float64(cfg.WholeDecodeBytes(1, side, side))/px)
+	}
+	for b.Loop() {
+	}
+}
+
+// lastLine is the last line of out that starts with prefix.
+func lastLine(out, prefix string) string {
+	line := ""
+	for l := range strings.Lines(out) {
+		if strings.HasPrefix(l, prefix) {
+			line = strings.TrimSpace(l)
+		}
+	}
+	return line
+}
+
+// TestDecodePeakChild is BenchmarkDecodePeak's child process.
+func TestDecodePeakChild(t *testing.T) {
+	spec := os.Getenv(decodePeakChildEnv)
+	if spec == "" {
+		t.Skip("run by BenchmarkDecodePeak")
+	}
+	var side, threads int
+	if _, err := fmt.Sscanf(spec, "%d,%d", &side, &threads); err != nil {
+		t.Fatal(err)
+	}
+	d := benchFixtureDecoder(t, ort.SessionOptions{IntraOpThreads: threads})
+	defer d.Close()
+	loaded, err := benchutil.StatusMiB("VmHWM")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := side / d.cfg.ScaleFactor
+	z := benchLatents(d.cfg.LatentChannels * h * h)
+	if _, err := d.Decode(context.Background(), z, 1, h, h); err != nil {
+		t.Fatal(err)
+	}
+	peak, err := benchutil.StatusMiB("VmHWM")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("decode-peak", strconv.FormatFloat(loaded, 'f', 1, 64), strconv.FormatFloat(peak, 'f', 1, 64))
+}
