@@ -12,7 +12,7 @@ import (
 	"github.com/rflowrt/rflow/internal/ort"
 )
 
-// decodePeakChildEnv makes TestDecodePeakChild decode one latent: "side,threads".
+// decodePeakChildEnv makes TestDecodePeakChild decode one latent: "side,threads,optlevel".
 const decodePeakChildEnv = "RFLOW_DECODE_PEAK_CHILD"
 
 // BenchmarkDecodePeak measures what a whole decode adds to a process's peak RSS: for each image side
@@ -24,21 +24,22 @@ const decodePeakChildEnv = "RFLOW_DECODE_PEAK_CHILD"
 //	go test -run '^$' -bench DecodePeak -benchtime 1x -v ./vae
 func BenchmarkDecodePeak(b *testing.B) {
 	threads := benchutil.EnvInt(b, "RFLOW_THREADS", 2)
+	opt := benchutil.EnvInt(b, "RFLOW_VAE_OPT", 0) // an ortopts.OptLevel: 0 all, 1 extended (no NCHWc layout)
 	d := benchFixtureDecoder(b, ort.SessionOptions{IntraOpThreads: 1})
 	cfg := d.Config()
 	d.Close()
 	for _, side := range benchutil.EnvInts(b, "RFLOW_VAE_SIZES", []int{256, 512, 768, 1024}) {
-		out, _, err := benchutil.RunChild("TestDecodePeakChild", fmt.Sprintf("%s=%d,%d", decodePeakChildEnv, side, threads))
+		out, _, err := benchutil.RunChild("TestDecodePeakChild", fmt.Sprintf("%s=%d,%d,%d", decodePeakChildEnv, side, threads, opt))
 		if err != nil {
 			b.Fatalf("%d²: %v", side, err)
 		}
-		var loaded, peak float64
-		if _, err := fmt.Sscanf(lastLine(out, "decode-peak "), "decode-peak %g %g", &loaded, &peak); err != nil {
+		var loaded, peak, cpuMS float64
+		if _, err := fmt.Sscanf(lastLine(out, "decode-peak "), "decode-peak %g %g %g", &loaded, &peak, &cpuMS); err != nil {
 			b.Fatalf("%d²: %v in %q", side, err, out)
 		}
 		px := float64(side * side)
-		b.Logf("%5d²: peak after load %6.0f MiB, after decode %6.0f MiB: +%6.0f MiB = %5.0f bytes/pixel (estimate %5.0f)",
-			side, loaded, peak, peak-loaded, (peak-loaded)*(1<<20)/px, float64(cfg.WholeDecodeBytes(1, side, side))/px)
+		b.Logf("%5d²: peak after load %6.0f MiB, after decode %6.0f MiB: +%6.0f MiB = %5.0f bytes/pixel (estimate %5.0f); decode %5.0f ms CPU",
+			side, loaded, peak, peak-loaded, (peak-loaded)*(1<<20)/px, float64(cfg.WholeDecodeBytes(1, side, side))/px, cpuMS)
 	}
 	for b.Loop() {
 	}
@@ -61,11 +62,11 @@ func TestDecodePeakChild(t *testing.T) {
 	if spec == "" {
 		t.Skip("run by BenchmarkDecodePeak")
 	}
-	var side, threads int
-	if _, err := fmt.Sscanf(spec, "%d,%d", &side, &threads); err != nil {
+	var side, threads, opt int
+	if _, err := fmt.Sscanf(spec, "%d,%d,%d", &side, &threads, &opt); err != nil {
 		t.Fatal(err)
 	}
-	d := benchFixtureDecoder(t, ort.SessionOptions{IntraOpThreads: threads})
+	d := benchFixtureDecoder(t, ort.SessionOptions{IntraOpThreads: threads, OptLevel: ort.OptLevel(opt)})
 	defer d.Close()
 	loaded, err := benchutil.StatusMiB("VmHWM")
 	if err != nil {
@@ -73,12 +74,14 @@ func TestDecodePeakChild(t *testing.T) {
 	}
 	h := side / d.cfg.ScaleFactor
 	z := benchLatents(d.cfg.LatentChannels * h * h)
+	start := benchutil.CPUTime()
 	if _, err := d.Decode(context.Background(), z, 1, h, h); err != nil {
 		t.Fatal(err)
 	}
+	cpu := benchutil.CPUTime() - start
 	peak, err := benchutil.StatusMiB("VmHWM")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Println("decode-peak", strconv.FormatFloat(loaded, 'f', 1, 64), strconv.FormatFloat(peak, 'f', 1, 64))
+	fmt.Println("decode-peak", strconv.FormatFloat(loaded, 'f', 1, 64), strconv.FormatFloat(peak, 'f', 1, 64), cpu.Milliseconds())
 }

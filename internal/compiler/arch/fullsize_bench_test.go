@@ -52,7 +52,11 @@ import (
 // ORT repacks the B of the MatMulNBits it has a kernel for (4-bit at level 0; 8-bit only at level 4,
 // the default on VNNI CPUs) into its own memory and unmaps the file's copy; scales and zero points
 // stay mapped from the file. Weights it has no packed kernel for (8-bit at level 0) stay mapped and
-// are dequantized on every Run (hence 51 s for 17 tokens).
+// are dequantized on every Run (hence 51 s for 17 tokens). With the benchmark inside a memory cgroup
+// (v1, the writer included), q4s loaded and ran under a 7.0e9-byte limit (peak 6.36 GB: the kernel
+// reclaimed the mapped scales) and q8 at level 4 under 13 GiB (peak 13.15 GB), but was killed under
+// 13.0e9 bytes: its 12.9 GB of ORT's own memory (int8 B 11.8, packed scales and block sums 0.74,
+// float32 copies of the fp16 float parameters 0.3) leaves no room.
 func BenchmarkFullSizeLoad(b *testing.B) {
 	spec := os.Getenv("RFLOW_FULLSIZE_KINDS")
 	if spec == "" {
