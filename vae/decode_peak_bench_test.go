@@ -30,7 +30,7 @@ const decodePeakChildEnv = "RFLOW_DECODE_PEAK_CHILD"
 func BenchmarkDecodePeak(b *testing.B) {
 	threads := benchutil.EnvInt(b, "RFLOW_THREADS", 2)
 	opt := benchutil.EnvInt(b, "RFLOW_VAE_OPT", 0) // an ortopts.OptLevel: 0 all, 1 extended (no NCHWc layout)
-	arena, pattern := 1, 1 // RFLOW_VAE_NOARENA=1: ORT's CPU arena off; RFLOW_VAE_NOPATTERN=1: its memory pattern off
+	arena, pattern := 1, 1                         // RFLOW_VAE_NOARENA=1: ORT's CPU arena off; RFLOW_VAE_NOPATTERN=1: its memory pattern off
 	if os.Getenv("RFLOW_VAE_NOARENA") == "1" {
 		arena = 0
 	}
