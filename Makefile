@@ -40,10 +40,10 @@ parity: build
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# bench-cpu prints one table of the CPU cost of each transformer weight kind (fp32, int8, q8, q4) on the
-# random-weight SD3 and FLUX-dev fixtures at 512² and 1024²: transformer ms/step, VAE decode ms, peak
-# RSS, transformer size, image PSNR against fp32 (scripts/bench-cpu.sh; ~22 minutes on 2 cores;
-# SIZE=large for ~550M-parameter transformers, OUT=FILE keeps the table).
+# bench-cpu prints one table of the CPU cost of each transformer weight kind (fp32, int8, q8, q4, q4s)
+# on the random-weight SD3 and FLUX-dev fixtures at 512² and 1024²: transformer ms/step, VAE decode ms,
+# peak RSS, transformer size, image PSNR against fp32 (scripts/bench-cpu.sh; 3 minutes on a quiet
+# 2-core EPYC, ~22 on a loaded one; SIZE=large for ~550M-parameter transformers, OUT=FILE keeps the table).
 bench-cpu: setup
 	./scripts/bench-cpu.sh
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench-cpu.sh: the CPU cost of each transformer weight kind on the random-weight bench fixtures, as
 # one table (make bench-cpu). For SD3 and FLUX-dev checkpoints written by mkfixture (--size $SIZE,
-# default bench: 22 minutes on 2 cores; large, ~550M-parameter transformers, takes hours), each compiled with --weights fp32|int8|q8|q4|q4s (text
+# default bench: 3 minutes on a quiet 2-core EPYC, ~22 on a loaded one; large, ~550M-parameter transformers, takes hours), each compiled with --weights fp32|int8|q8|q4|q4s (text
 # encoders and VAE fp32), it runs `rflow txt2img` at 512² and 1024² — one process per row, the same
 # seed and prompt — and reports, per row:
 #   transformer ms/step   (--timings: time inside transformer runs / steps; SD3 runs CFG, batch 2)
