@@ -133,6 +133,21 @@ func (p *Pipeline) generate(ctx context.Context, pl *plan) (Result, error) {
 	return res, err
 }
 
+// tilesForMemory is the tiles to decode pl's latents in when the decoder would decode them whole and
+// the memory left is too small for that (memoryTiles), with the warning given; zero otherwise.
+func (p *Pipeline) tilesForMemory(dec *vae.Decoder, pl *plan) vae.TileOptions {
+	if auto := dec.AutoTiling(); auto.Tile > 0 && (pl.h > auto.Tile || pl.w > auto.Tile) {
+		return vae.TileOptions{} // Decode tiles them already
+	}
+	avail, known := p.ms.available()
+	tiles, warning := memoryTiles(dec.Config(), pl.batch, pl.height, pl.width, avail, known)
+	if tiles.Tile > 0 {
+		pl.warnings = append(pl.warnings, Warning{Item: -1, Message: warning})
+		p.ms.events.emit(Event{Stage: StageWarning, Message: warning})
+	}
+	return tiles
+}
+
 // encodeText loads the text encoders, computes the family's conditioning and releases them.
 func (p *Pipeline) encodeText(ctx context.Context, pl *plan, tm *Timings) (conditioning, error) {
 	ev := p.ms.events
@@ -169,21 +184,11 @@ func (p *Pipeline) decode(ctx context.Context, pl *plan, latents []float32, tm *
 	p.ms.events.emit(Event{Stage: StageDecode, Total: 1})
 	start := time.Now()
 	var pixels []float32
-	auto := dec.AutoTiling()
-	switch {
-	case pl.req.VAETiling:
+	if pl.req.VAETiling {
 		pixels, err = dec.DecodeTiled(ctx, latents, pl.batch, pl.h, pl.w, p.m.VAE.TileOptions()) // diffusers' enable_tiling
-	case auto.Tile == 0 || pl.h <= auto.Tile && pl.w <= auto.Tile: // a whole decode, if memory allows
-		avail, known := p.ms.available()
-		tiles, warning := memoryTiles(dec.Config(), pl.batch, pl.height, pl.width, avail, known)
-		if tiles.Tile == 0 {
-			pixels, err = dec.Decode(ctx, latents, pl.batch, pl.h, pl.w)
-			break
-		}
-		pl.warnings = append(pl.warnings, Warning{Item: -1, Message: warning})
-		p.ms.events.emit(Event{Stage: StageWarning, Message: warning})
+	} else if tiles := p.tilesForMemory(dec, pl); tiles.Tile > 0 {
 		pixels, err = dec.DecodeTiled(ctx, latents, pl.batch, pl.h, pl.w, tiles)
-	default:
+	} else {
 		pixels, err = dec.Decode(ctx, latents, pl.batch, pl.h, pl.w)
 	}
 	tm.Decode += time.Since(start)

@@ -14,14 +14,21 @@ import (
 	"github.com/rflowrt/rflow/internal/testmodels"
 )
 
-// benchFixtureDecoder loads the bench SD3 fixture's VAE decoder with so.
-func benchFixtureDecoder(b testing.TB, so ort.SessionOptions) *Decoder {
+// benchFixtureDir is the bench SD3 fixture's vae_decoder folder and its config.
+func benchFixtureDir(b testing.TB) (string, Config) {
 	b.Helper()
 	dir := filepath.Join(testmodels.Cached(b, testmodels.Options{Kind: testmodels.KindSD3, Size: testmodels.SizeBench}), "vae_decoder")
 	cfg, err := ReadConfig(dir)
 	if err != nil {
 		b.Fatal(err)
 	}
+	return dir, cfg
+}
+
+// benchFixtureDecoder loads the bench SD3 fixture's VAE decoder with so.
+func benchFixtureDecoder(b testing.TB, so ort.SessionOptions) *Decoder {
+	b.Helper()
+	dir, cfg := benchFixtureDir(b)
 	d, err := LoadDecoder(context.Background(), filepath.Join(dir, "model.onnx"), so, cfg)
 	if err != nil {
 		b.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"github.com/rflowrt/rflow/internal/ort"
 )
 
-// decodePeakChildEnv makes TestDecodePeakChild decode one latent: "side,threads,optlevel,arena,pattern".
+// decodePeakChildEnv makes TestDecodePeakChild decode one latent: "side,threads,optlevel,noarena,nopattern".
 const decodePeakChildEnv = "RFLOW_DECODE_PEAK_CHILD"
 
 // BenchmarkDecodePeak measures what a whole decode adds to a process's peak RSS: for each image side
@@ -29,19 +29,12 @@ const decodePeakChildEnv = "RFLOW_DECODE_PEAK_CHILD"
 // whole decode's live tensors, not ORT's allocators, set its peak.
 func BenchmarkDecodePeak(b *testing.B) {
 	threads := benchutil.EnvInt(b, "RFLOW_THREADS", 2)
-	opt := benchutil.EnvInt(b, "RFLOW_VAE_OPT", 0) // an ortopts.OptLevel: 0 all, 1 extended (no NCHWc layout)
-	arena, pattern := 1, 1                         // RFLOW_VAE_NOARENA=1: ORT's CPU arena off; RFLOW_VAE_NOPATTERN=1: its memory pattern off
-	if os.Getenv("RFLOW_VAE_NOARENA") == "1" {
-		arena = 0
-	}
-	if os.Getenv("RFLOW_VAE_NOPATTERN") == "1" {
-		pattern = 0
-	}
-	d := benchFixtureDecoder(b, ort.SessionOptions{IntraOpThreads: 1})
-	cfg := d.Config()
-	d.Close()
+	opt := benchutil.EnvInt(b, "RFLOW_VAE_OPT", 0)       // an ortopts.OptLevel: 0 all, 1 extended (no NCHWc layout)
+	noArena := os.Getenv("RFLOW_VAE_NOARENA") == "1"     // ORT's CPU arena off
+	noPattern := os.Getenv("RFLOW_VAE_NOPATTERN") == "1" // its memory pattern off
+	_, cfg := benchFixtureDir(b)
 	for _, side := range benchutil.EnvInts(b, "RFLOW_VAE_SIZES", []int{256, 512, 768, 1024}) {
-		out, _, err := benchutil.RunChild("TestDecodePeakChild", fmt.Sprintf("%s=%d,%d,%d,%d,%d", decodePeakChildEnv, side, threads, opt, arena, pattern))
+		out, _, err := benchutil.RunChild("TestDecodePeakChild", fmt.Sprintf("%s=%d,%d,%d,%t,%t", decodePeakChildEnv, side, threads, opt, noArena, noPattern))
 		if err != nil {
 			b.Fatalf("%d²: %v", side, err)
 		}
@@ -74,11 +67,12 @@ func TestDecodePeakChild(t *testing.T) {
 	if spec == "" {
 		t.Skip("run by BenchmarkDecodePeak")
 	}
-	var side, threads, opt, arena, pattern int
-	if _, err := fmt.Sscanf(spec, "%d,%d,%d,%d,%d", &side, &threads, &opt, &arena, &pattern); err != nil {
+	var side, threads, opt int
+	var noArena, noPattern bool
+	if _, err := fmt.Sscanf(spec, "%d,%d,%d,%t,%t", &side, &threads, &opt, &noArena, &noPattern); err != nil {
 		t.Fatal(err)
 	}
-	d := benchFixtureDecoder(t, ort.SessionOptions{IntraOpThreads: threads, OptLevel: ort.OptLevel(opt), NoArena: arena == 0, LowMem: pattern == 0})
+	d := benchFixtureDecoder(t, ort.SessionOptions{IntraOpThreads: threads, OptLevel: ort.OptLevel(opt), NoArena: noArena, LowMem: noPattern})
 	defer d.Close()
 	loaded, err := benchutil.StatusMiB("VmHWM")
 	if err != nil {

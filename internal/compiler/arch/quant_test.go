@@ -10,8 +10,6 @@ import (
 	"sync"
 	"testing"
 
-	"golang.org/x/sys/cpu"
-
 	"github.com/rflowrt/rflow/internal/benchutil"
 	"github.com/rflowrt/rflow/internal/onnx"
 	"github.com/rflowrt/rflow/internal/ort"
@@ -459,7 +457,7 @@ func TestQuantRulesAndKinds(t *testing.T) {
 	// DefaultQuant: q4 keeps modulation and image attention at 8 bits as q8 stores them, the rest 4 bits.
 	// The block halves until it divides the input width (192: 64). q8 takes int8 activations (level 4)
 	// and int8 full-range weights only on CPUs with VNNI.
-	q8Level, vnni := 0, cpu.X86.HasAVX512VNNI || cpu.X86.HasAVXVNNI
+	q8Level, vnni := 0, hasInt8DotProduct()
 	if vnni {
 		q8Level = 4
 	}
