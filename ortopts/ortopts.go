@@ -56,6 +56,11 @@ type SessionOptions struct {
 	LowMem bool
 	// NoArena turns ORT's CPU memory arena off, so freed buffers go back to the C allocator.
 	NoArena bool
+	// SharedArena makes the session allocate from one CPU arena that every session setting it shares
+	// (ORT's environment allocator) instead of an arena of its own: for many small sessions run one
+	// after another (the VAE decoder's strips), whose own arenas would each keep their peak, and whose
+	// buffers the C allocator, with the arena off, keeps fragmented. It wins over NoArena.
+	SharedArena bool
 	// DynamicBlockBase sets ORT's session.dynamic_block_base for sessions of more than one thread:
 	// intra-op work is handed out in shrinking blocks instead of one equal share per thread, so a
 	// thread the OS descheduled does not hold up the others. 0 means DefaultDynamicBlockBase (4), a

@@ -140,7 +140,7 @@ func (p *Pipeline) tilesForMemory(dec *vae.Decoder, pl *plan) vae.TileOptions {
 		return vae.TileOptions{} // Decode tiles them already
 	}
 	avail, known := p.ms.available()
-	tiles, warning := memoryTiles(dec.Config(), pl.batch, pl.height, pl.width, avail, known)
+	tiles, warning := memoryTiles(dec.Config(), dec.DecodeBytes(pl.batch, pl.height, pl.width), pl.height, pl.width, avail, known)
 	if tiles.Tile > 0 {
 		pl.warnings = append(pl.warnings, Warning{Item: -1, Message: warning})
 		p.ms.events.emit(Event{Stage: StageWarning, Message: warning})

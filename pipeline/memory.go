@@ -41,7 +41,7 @@ type models struct {
 func (ms *models) vaeConfig() vae.Config {
 	c := ms.m.VAE
 	return vae.Config{ScalingFactor: c.ScalingFactor, ShiftFactor: c.ShiftFactor, LatentChannels: c.LatentChannels,
-		ScaleFactor: c.ScaleFactor, FullResChannels: c.FullResChannels}
+		ScaleFactor: c.ScaleFactor, FullResChannels: c.FullResChannels, ImageChannels: c.ImageChannels}
 }
 
 // path returns a component's model file or an error naming the missing component.
@@ -204,18 +204,17 @@ func decoderTiles(vaeTiles vae.TileOptions, lowMem bool) vae.TileOptions {
 	return vae.TileOptions{Tile: vae.AutoTileLatents}
 }
 
-// memoryTiles decides how to decode latents that the decoder would decode whole: when the whole
-// decode's estimate (vae.Config.WholeDecodeBytes) exceeds nine tenths of the memory the system can
+// memoryTiles decides how to decode latents that the decoder would decode in one run: when that
+// run's estimate need (vae.Decoder.DecodeBytes) exceeds nine tenths of the memory the system can
 // still give, it returns the low-memory tiles and the warning that says so — an image slightly
 // different from the exact decode instead of a process the kernel kills, as ComfyUI falls back to
 // tiles. Otherwise, or when the memory is unknown, it returns no tiles.
-func memoryTiles(cfg vae.Config, batch, height, width int, avail int64, known bool) (vae.TileOptions, string) {
-	need := cfg.WholeDecodeBytes(batch, height, width)
+func memoryTiles(cfg vae.Config, need int64, height, width int, avail int64, known bool) (vae.TileOptions, string) {
 	if !known || need <= avail/10*9 || height <= vae.LowMemTileLatents*cfg.ScaleFactor && width <= vae.LowMemTileLatents*cfg.ScaleFactor {
 		return vae.TileOptions{}, ""
 	}
 	return vae.TileOptions{Tile: vae.LowMemTileLatents}, fmt.Sprintf(
-		"VAE decode in %d-pixel tiles: a whole %dx%d decode needs about %.1f GB and the system has %.1f GB available (the tiles differ slightly from a whole decode; free memory for the exact one)",
+		"VAE decode in %d-pixel tiles: a %dx%d decode needs about %.1f GB and the system has %.1f GB available (the tiles differ slightly from an untiled decode; free memory for the exact one)",
 		vae.LowMemTileLatents*cfg.ScaleFactor, width, height, float64(need)/1e9, float64(avail)/1e9)
 }
 

@@ -72,7 +72,7 @@ func TestMemoryTiles(t *testing.T) {
 		{1, 512, 1, true, false}, // one low-memory tile already
 		{1, 768, 1, true, true},
 	} {
-		tiles, warning := memoryTiles(sd3, c.batch, c.side, c.side, c.avail, c.known)
+		tiles, warning := memoryTiles(sd3, sd3.WholeDecodeBytes(c.batch, c.side, c.side), c.side, c.side, c.avail, c.known)
 		if got := tiles.Tile != 0; got != c.tiles || got != (warning != "") || got && tiles.Tile != vae.LowMemTileLatents {
 			t.Errorf("batch %d %d², %d bytes available (known %v): tiles %+v, warning %q", c.batch, c.side, c.avail, c.known, tiles, warning)
 		}

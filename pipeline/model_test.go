@@ -104,7 +104,7 @@ func checkFixtureModel(t *testing.T, m *Model, o testmodels.Options) {
 		t.Errorf("dims joint %d pooled %d in %d, want %d %d %d", m.JointDim, m.PooledDim, m.InChannels, joint, pooled, inCh)
 	}
 	wantVAE := vae.Config{ScalingFactor: scale, ShiftFactor: shift, LatentChannels: d.VAE.LatentChannels, ScaleFactor: d.VAE.ScaleFactor(),
-		SampleSize: 1024, FullResChannels: d.VAE.BlockOut[1]} // the fixtures' VAE configs say SD3's and FLUX's sample_size
+		SampleSize: 1024, FullResChannels: d.VAE.BlockOut[1], ImageChannels: d.VAE.BlockOut[0]} // the fixtures' VAE configs say SD3's and FLUX's sample_size
 	if m.VAE != wantVAE {
 		t.Errorf("VAE %+v, want %+v", m.VAE, wantVAE)
 	}
@@ -185,8 +185,8 @@ func TestOpenDemos(t *testing.T) {
 		if m.Transformer != c.io || m.GuidanceEmbeds != c.guidance {
 			t.Errorf("%s: %+v guidance %v", c.name, m.Transformer, m.GuidanceEmbeds)
 		}
-		// The demos' configs: identity VAE scaling, 16 latent channels, factor 8, sample_size 256, block_out_channels[1] 32.
-		if m.VAE != (vae.Config{ScalingFactor: 1, LatentChannels: 16, ScaleFactor: 8, SampleSize: 256, FullResChannels: 32}) || m.JointDim != 64 {
+		// The demos' configs: identity VAE scaling, 16 latent channels, factor 8, sample_size 256, block_out_channels[0] and [1] 32.
+		if m.VAE != (vae.Config{ScalingFactor: 1, LatentChannels: 16, ScaleFactor: 8, SampleSize: 256, FullResChannels: 32, ImageChannels: 32}) || m.JointDim != 64 {
 			t.Errorf("%s: VAE %+v joint %d", c.name, m.VAE, m.JointDim)
 		}
 		if want := map[scheduler.Family]int{scheduler.FamilySD3: 16, scheduler.FamilyFLUX: 64}[c.family]; m.InChannels != want {

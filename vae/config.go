@@ -42,6 +42,9 @@ type Config struct {
 	// block_out_channels[1], the block upsampled into it (256 for SD3 and FLUX), or [0] when there is
 	// only one block; 0 when unknown. It sizes WholeDecodeBytes.
 	FullResChannels int
+	// ImageChannels is block_out_channels[0], the width of the decoder's last block (128 for SD3 and
+	// FLUX); 0 when unknown. With FullResChannels it sizes StreamedDecodeBytes.
+	ImageChannels int
 }
 
 // autoencoderKLSampleSize is AutoencoderKL's sample_size when a config.json names none.
@@ -106,6 +109,7 @@ func ReadConfig(componentDir string) (Config, error) {
 		ScaleFactor:    1 << (len(raw.BlockOutChannels) - 1),
 	}
 	c.FullResChannels = raw.BlockOutChannels[min(1, len(raw.BlockOutChannels)-1)]
+	c.ImageChannels = raw.BlockOutChannels[0]
 	if raw.ShiftFactor != nil {
 		c.ShiftFactor = *raw.ShiftFactor
 	}

@@ -33,7 +33,7 @@ func TestReadConfigRealModels(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := Config{ScalingFactor: c.scale, ShiftFactor: c.shift, LatentChannels: 16, ScaleFactor: 8, SampleSize: 1024, FullResChannels: 256}
+		want := Config{ScalingFactor: c.scale, ShiftFactor: c.shift, LatentChannels: 16, ScaleFactor: 8, SampleSize: 1024, FullResChannels: 256, ImageChannels: 128}
 		if got != want {
 			t.Errorf("%s: %+v, want %+v", c.dir, got, want)
 		}
@@ -45,7 +45,7 @@ func TestReadConfigDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Config{ScalingFactor: 1, LatentChannels: 16, ScaleFactor: 8, SampleSize: 256, FullResChannels: 32}); got != want {
+	if want := (Config{ScalingFactor: 1, LatentChannels: 16, ScaleFactor: 8, SampleSize: 256, FullResChannels: 32, ImageChannels: 32}); got != want {
 		t.Errorf("demo vae config %+v, want %+v", got, want)
 	}
 }
@@ -59,7 +59,7 @@ func TestReadConfigShift(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := (Config{ScalingFactor: 0.13025, LatentChannels: 4, ScaleFactor: 8, SampleSize: 32, FullResChannels: 256}); got != want { // AutoencoderKL's default sample_size
+		if want := (Config{ScalingFactor: 0.13025, LatentChannels: 4, ScaleFactor: 8, SampleSize: 32, FullResChannels: 256, ImageChannels: 128}); got != want { // AutoencoderKL's default sample_size
 			t.Errorf("%s: %+v, want %+v", body, got, want)
 		}
 	}

@@ -1,9 +1,13 @@
 package vae
 
 import (
+	"cmp"
 	"context"
+	"maps"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,11 +29,16 @@ func benchFixtureDir(b testing.TB) (string, Config) {
 	return dir, cfg
 }
 
-// benchFixtureDecoder loads the bench SD3 fixture's VAE decoder with so.
-func benchFixtureDecoder(b testing.TB, so ort.SessionOptions) *Decoder {
+// benchFixtureDecoder loads the bench SD3 fixture's VAE decoder with so (streamed, as LoadDecoder
+// does, unless whole).
+func benchFixtureDecoder(b testing.TB, so ort.SessionOptions, whole ...bool) *Decoder {
 	b.Helper()
 	dir, cfg := benchFixtureDir(b)
-	d, err := LoadDecoder(context.Background(), filepath.Join(dir, "model.onnx"), so, cfg)
+	load := LoadDecoder
+	if len(whole) > 0 && whole[0] {
+		load = LoadWholeDecoder
+	}
+	d, err := load(context.Background(), filepath.Join(dir, "model.onnx"), so, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -37,14 +46,15 @@ func benchFixtureDecoder(b testing.TB, so ort.SessionOptions) *Decoder {
 }
 
 // BenchmarkDecodeProfile decodes one latent of the bench SD3 fixture (RFLOW_VAE_SIZE pixels a side,
-// default 512; RFLOW_THREADS intra-op threads, default 1) under ORT's profiler and logs the kernel time
-// per operator type:
+// default 512; RFLOW_THREADS intra-op threads, default 1; streamed, or whole with RFLOW_VAE_WHOLE=1)
+// under ORT's profiler and logs the kernel time per operator type:
 //
 //	RFLOW_VAE_SIZE=1024 go test -run '^$' -bench DecodeProfile -benchtime 1x -v ./vae
 func BenchmarkDecodeProfile(b *testing.B) {
 	side := benchutil.EnvInt(b, "RFLOW_VAE_SIZE", 512)
 	prefix := filepath.Join(b.TempDir(), "vae")
-	d := benchFixtureDecoder(b, ort.SessionOptions{IntraOpThreads: benchutil.EnvInt(b, "RFLOW_THREADS", 1), ProfilePrefix: prefix})
+	d := benchFixtureDecoder(b, ort.SessionOptions{IntraOpThreads: benchutil.EnvInt(b, "RFLOW_THREADS", 1), ProfilePrefix: prefix},
+		os.Getenv("RFLOW_VAE_WHOLE") == "1")
 	h := side / d.cfg.ScaleFactor
 	z := benchLatents(d.cfg.LatentChannels * h * h)
 	for b.Loop() {
@@ -53,14 +63,24 @@ func BenchmarkDecodeProfile(b *testing.B) {
 		}
 	}
 	d.Close()
-	files, err := ort.ProfileFiles(prefix)
+	files, err := filepath.Glob(prefix + "*.json") // the stem's and the strips' (prefix-stripNN_…)
 	if err != nil || len(files) == 0 {
 		b.Fatalf("no profile: %v", err)
 	}
-	ops, err := ort.SummarizeProfile(files[0])
-	if err != nil {
-		b.Fatal(err)
+	// a streamed decoder's strip sessions write a profile each: sum them by operator
+	byOp := map[string]ort.OpTime{}
+	for _, f := range files {
+		fops, err := ort.SummarizeProfile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, op := range fops {
+			t := byOp[op.Op]
+			t.Op, t.Total, t.Calls = op.Op, t.Total+op.Total, t.Calls+op.Calls
+			byOp[op.Op] = t
+		}
 	}
+	ops := slices.SortedFunc(maps.Values(byOp), func(a, b ort.OpTime) int { return cmp.Compare(b.Total, a.Total) })
 	var total time.Duration
 	for _, op := range ops {
 		total += op.Total

@@ -1,6 +1,7 @@
 package vae
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -12,14 +13,15 @@ import (
 	"github.com/rflowrt/rflow/internal/ort"
 )
 
-// decodePeakChildEnv makes TestDecodePeakChild decode one latent: "side,threads,optlevel,noarena,nopattern".
+// decodePeakChildEnv makes TestDecodePeakChild decode one latent: "side,threads,optlevel,noarena,nopattern,whole".
 const decodePeakChildEnv = "RFLOW_DECODE_PEAK_CHILD"
 
-// BenchmarkDecodePeak measures what a whole decode adds to a process's peak RSS: for each image side
-// in RFLOW_VAE_SIZES (default 256,512,768,1024) a child process loads the bench SD3 fixture's VAE
-// decoder (RFLOW_THREADS threads, default 2) and decodes one latent, and the benchmark logs the peak
-// RSS after loading, after the decode, and the difference per output pixel — the figure
-// WholeDecodeBytes is fitted to.
+// BenchmarkDecodePeak measures what a decode adds to a process's peak RSS: for each image side in
+// RFLOW_VAE_SIZES (default 256,512,768,1024) and each mode in RFLOW_VAE_MODES (default
+// "whole,streamed", interleaved) a child process loads the bench SD3 fixture's VAE decoder
+// (RFLOW_THREADS threads, default 2) and decodes one latent, and the benchmark logs the peak RSS
+// after loading, after the decode, and the difference per output pixel — the figure WholeDecodeBytes
+// and StreamedDecodeBytes are fitted to.
 //
 //	go test -run '^$' -bench DecodePeak -benchtime 1x -v ./vae
 //
@@ -33,18 +35,26 @@ func BenchmarkDecodePeak(b *testing.B) {
 	noArena := os.Getenv("RFLOW_VAE_NOARENA") == "1"     // ORT's CPU arena off
 	noPattern := os.Getenv("RFLOW_VAE_NOPATTERN") == "1" // its memory pattern off
 	_, cfg := benchFixtureDir(b)
+	modes := strings.Split(cmp.Or(os.Getenv("RFLOW_VAE_MODES"), "whole,streamed"), ",")
 	for _, side := range benchutil.EnvInts(b, "RFLOW_VAE_SIZES", []int{256, 512, 768, 1024}) {
-		out, _, err := benchutil.RunChild("TestDecodePeakChild", fmt.Sprintf("%s=%d,%d,%d,%t,%t", decodePeakChildEnv, side, threads, opt, noArena, noPattern))
-		if err != nil {
-			b.Fatalf("%d²: %v", side, err)
+		for _, mode := range modes {
+			whole := mode == "whole"
+			out, _, err := benchutil.RunChild("TestDecodePeakChild", fmt.Sprintf("%s=%d,%d,%d,%t,%t,%t", decodePeakChildEnv, side, threads, opt, noArena, noPattern, whole))
+			if err != nil {
+				b.Fatalf("%d²: %v", side, err)
+			}
+			var loaded, peak, cpuMS float64
+			if _, err := fmt.Sscanf(lastLine(out, "decode-peak "), "decode-peak %g %g %g", &loaded, &peak, &cpuMS); err != nil {
+				b.Fatalf("%d²: %v in %q", side, err, out)
+			}
+			px := float64(side * side)
+			est := cfg.WholeDecodeBytes(1, side, side)
+			if !whole {
+				est = cfg.StreamedDecodeBytes(1, side, side)
+			}
+			b.Logf("%5d² %-8s: peak after load %6.0f MiB, after decode %6.0f MiB: +%6.0f MiB = %5.0f bytes/pixel (estimate %5.0f); decode %5.0f ms CPU",
+				side, mode, loaded, peak, peak-loaded, (peak-loaded)*(1<<20)/px, float64(est)/px, cpuMS)
 		}
-		var loaded, peak, cpuMS float64
-		if _, err := fmt.Sscanf(lastLine(out, "decode-peak "), "decode-peak %g %g %g", &loaded, &peak, &cpuMS); err != nil {
-			b.Fatalf("%d²: %v in %q", side, err, out)
-		}
-		px := float64(side * side)
-		b.Logf("%5d²: peak after load %6.0f MiB, after decode %6.0f MiB: +%6.0f MiB = %5.0f bytes/pixel (estimate %5.0f); decode %5.0f ms CPU",
-			side, loaded, peak, peak-loaded, (peak-loaded)*(1<<20)/px, float64(cfg.WholeDecodeBytes(1, side, side))/px, cpuMS)
 	}
 	for b.Loop() {
 	}
@@ -68,11 +78,14 @@ func TestDecodePeakChild(t *testing.T) {
 		t.Skip("run by BenchmarkDecodePeak")
 	}
 	var side, threads, opt int
-	var noArena, noPattern bool
-	if _, err := fmt.Sscanf(spec, "%d,%d,%d,%t,%t", &side, &threads, &opt, &noArena, &noPattern); err != nil {
+	var noArena, noPattern, whole bool
+	if _, err := fmt.Sscanf(spec, "%d,%d,%d,%t,%t,%t", &side, &threads, &opt, &noArena, &noPattern, &whole); err != nil {
 		t.Fatal(err)
 	}
-	d := benchFixtureDecoder(t, ort.SessionOptions{IntraOpThreads: threads, OptLevel: ort.OptLevel(opt), NoArena: noArena, LowMem: noPattern})
+	d := benchFixtureDecoder(t, ort.SessionOptions{IntraOpThreads: threads, OptLevel: ort.OptLevel(opt), NoArena: noArena, LowMem: noPattern}, whole)
+	if whole != (d.s == nil) {
+		t.Fatalf("whole %t, but the decoder is streamed: %t", whole, d.s != nil)
+	}
 	defer d.Close()
 	loaded, err := benchutil.StatusMiB("VmHWM")
 	if err != nil {

@@ -2,6 +2,7 @@ package vae
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/rflowrt/rflow/ortopts"
@@ -11,7 +12,8 @@ import (
 // with H = ScaleFactor·h, W = ScaleFactor·w, nominally in [−1, 1] and not clamped. Its methods may
 // be called from several goroutines; the runs are serialised.
 type Decoder struct {
-	g    *graph
+	g    *graph    // the whole export, when it is not streamed
+	s    *streamer // the streamed decoder, when it is
 	cfg  Config
 	auto TileOptions // Decode tiles latents larger than auto.Tile; 0: never
 }
@@ -49,7 +51,27 @@ func (d *Decoder) AutoTiling() TileOptions { return d.auto }
 // input (Optimum names it latent_sample) with cfg.LatentChannels channels and one rank-4 output with
 // 3, each either declared or symbolic, in float32, float16 or bfloat16; fixed sizes must agree with
 // cfg.ScaleFactor. An export with a fixed batch size is run in chunks of that size.
+//
+// On the CPU, a decoder whose export names its parameters (rflow's compiled decoders and torch's
+// exports do) and whose folder holds its AutoencoderKL config.json is streamed: its stem runs whole
+// and its up blocks in row strips, so a decode holds two full-resolution tensors instead of about
+// five, for the same pixels. Other exports, and other providers, run whole.
 func LoadDecoder(ctx context.Context, path string, so ortopts.SessionOptions, cfg Config) (*Decoder, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("load vae decoder %s: %w", path, err)
+	}
+	s, err := loadStreamer(ctx, path, so)
+	switch {
+	case err == nil:
+		return &Decoder{s: s, cfg: cfg}, nil
+	case !errors.Is(err, errNotStreamable):
+		return nil, fmt.Errorf("load vae decoder %s: %w", path, err)
+	}
+	return LoadWholeDecoder(ctx, path, so, cfg)
+}
+
+// LoadWholeDecoder is LoadDecoder without streaming: the export runs as one graph.
+func LoadWholeDecoder(ctx context.Context, path string, so ortopts.SessionOptions, cfg Config) (*Decoder, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("load vae decoder %s: %w", path, err)
 	}
@@ -62,6 +84,18 @@ func LoadDecoder(ctx context.Context, path string, so ortopts.SessionOptions, cf
 		return nil, err
 	}
 	return &Decoder{g: g, cfg: cfg}, nil
+}
+
+// Streamed reports whether the decoder runs streamed (see LoadDecoder).
+func (d *Decoder) Streamed() bool { return d != nil && d.s != nil }
+
+// DecodeBytes estimates what one Decode run of b latents into h×w-pixel images adds to the process's
+// peak resident memory, streamed or whole (Config.StreamedDecodeBytes, Config.WholeDecodeBytes).
+func (d *Decoder) DecodeBytes(b, h, w int) int64 {
+	if d.Streamed() {
+		return d.cfg.StreamedDecodeBytes(b, h, w)
+	}
+	return d.cfg.WholeDecodeBytes(b, h, w)
 }
 
 // Config is the latent space the decoder was loaded with.
@@ -97,7 +131,7 @@ func (d *Decoder) decodeWhole(ctx context.Context, latents []float32, b, h, w in
 
 // checkInput validates Decode's arguments: sizes, the output size, finite latents.
 func (d *Decoder) checkInput(latents []float32, b, h, w int) error {
-	if d == nil || d.g == nil {
+	if d == nil || d.g == nil && d.s == nil {
 		return fmt.Errorf("vae decode: no decoder")
 	}
 	if err := checkLen("vae decode: latents", latents, b, d.cfg.LatentChannels, h, w); err != nil {
@@ -115,7 +149,14 @@ func (d *Decoder) decode(ctx context.Context, latents []float32, b, h, w int) ([
 	in := make([]float32, len(latents))
 	d.cfg.Unscale(in, latents)
 	sf := d.cfg.ScaleFactor
-	out, err := d.g.run(ctx, in, [4]int{b, d.cfg.LatentChannels, h, w}, [4]int{b, 3, sf * h, sf * w})
+	var out []float32
+	var err error
+	if d.s != nil {
+		out = make([]float32, b*3*sf*h*sf*w)
+		err = d.s.run(ctx, in, b, d.cfg.LatentChannels, h, w, sf, out)
+	} else {
+		out, err = d.g.run(ctx, in, [4]int{b, d.cfg.LatentChannels, h, w}, [4]int{b, 3, sf * h, sf * w})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("vae decode %d×%d latents to %d×%d pixels: %w", h, w, sf*h, sf*w, err)
 	}
@@ -127,5 +168,5 @@ func (d *Decoder) Close() error {
 	if d == nil {
 		return nil
 	}
-	return d.g.close()
+	return errors.Join(d.g.close(), d.s.close())
 }

@@ -250,7 +250,12 @@ func TestDecodeFixture(t *testing.T) {
 			t.Fatalf("%s: config %+v", fc.kind, cfg)
 		}
 		path := filepath.Join(dir, "model.onnx")
-		d := loadDecoder(t, path, cfg)
+		// whole, to compare with the graph bit for bit (TestStreamedDecodeMatchesWhole covers streaming)
+		d, err := LoadWholeDecoder(ctx, path, orttest.Options(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
 		const b, h, w = 2, 4, 6
 		z := randLatents(5, b*16*h*w, 1)
 		got, err := d.Decode(ctx, z, b, h, w)

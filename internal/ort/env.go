@@ -30,9 +30,36 @@ type Config struct {
 
 // env is the process-wide ONNX Runtime environment: ORT allows one per process.
 var env struct {
-	mu      sync.Mutex
-	path    string
-	version string
+	mu          sync.Mutex
+	path        string
+	version     string
+	sharedArena bool // the CPU arena of SessionOptions.SharedArena is registered
+}
+
+// registerSharedArena registers the environment's CPU arena that sessions with SharedArena use, once.
+// It grows by what is asked (not to powers of two), since the sessions sharing it hold few, similar
+// buffers.
+func registerSharedArena() error {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	if env.sharedArena {
+		return nil
+	}
+	mi, err := ortgo.GetMemoryInfo()
+	if err != nil {
+		return err
+	}
+	const sameAsRequested = 1
+	cfg, err := ortgo.NewArenaCfg(0, sameAsRequested, -1, -1)
+	if err != nil {
+		return err
+	}
+	defer cfg.Destroy()
+	if err := ortgo.CreateAndRegisterAllocator(mi, cfg); err != nil {
+		return err
+	}
+	env.sharedArena = true
+	return nil
 }
 
 // Init loads the ONNX Runtime library and creates the process-wide environment. Calling it again is a
@@ -99,7 +126,7 @@ func Shutdown() error {
 	if env.path == "" {
 		return nil
 	}
-	env.path, env.version = "", ""
+	env.path, env.version, env.sharedArena = "", "", false
 	return ortgo.DestroyEnvironment()
 }
 

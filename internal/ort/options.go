@@ -120,7 +120,14 @@ func configureOptions(so *ortgo.SessionOptions, o SessionOptions) error {
 			return fmt.Errorf("memory pattern: %w", err)
 		}
 	}
-	if o.NoArena {
+	if o.SharedArena {
+		if err := registerSharedArena(); err != nil {
+			return fmt.Errorf("shared cpu arena: %w", err)
+		}
+		if err := so.AddSessionConfigEntry("session.use_env_allocators", "1"); err != nil {
+			return fmt.Errorf("shared cpu arena: %w", err)
+		}
+	} else if o.NoArena {
 		if err := so.SetCpuMemArena(false); err != nil {
 			return fmt.Errorf("cpu arena: %w", err)
 		}

@@ -75,6 +75,30 @@ func NewTensor(t onnx.DataType, shape ...int64) (*Tensor, error) {
 	return x, nil
 }
 
+// WrapFloat32 makes a float32 tensor of shape over data, without copying: ORT reads and writes data
+// itself, which must hold exactly the shape's values and outlive the tensor. It lets a caller run a
+// model on a window of a larger buffer (a strip of rows) in place.
+func WrapFloat32(data []float32, shape ...int64) (*Tensor, error) {
+	if err := checkInit(); err != nil {
+		return nil, err
+	}
+	n := int64(1)
+	for _, d := range shape {
+		if d <= 0 {
+			return nil, fmt.Errorf("tensor shape %v: every dimension must be positive", shape)
+		}
+		n *= d
+	}
+	if int64(len(data)) != n {
+		return nil, fmt.Errorf("tensor shape %v: %d values, want %d", shape, len(data), n)
+	}
+	v, err := ortgo.NewTensor(ortgo.NewShape(shape...), data)
+	if err != nil {
+		return nil, fmt.Errorf("wrap float32 tensor %v: %w", shape, err)
+	}
+	return &Tensor{typ: onnx.Float, shape: append([]int64(nil), shape...), value: v, f32: data}, nil
+}
+
 // Type is the element type.
 func (t *Tensor) Type() onnx.DataType { return t.typ }
 

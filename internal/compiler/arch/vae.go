@@ -192,12 +192,9 @@ func (v vaeNet) encoder(x string) string {
 // layers_per_block+1 ResNets from the widest level, conv_norm_out, SiLU, conv_out).
 func (v vaeNet) decoder(z string) string {
 	c := v.c
-	if c.PostQuantConv {
-		z = v.Conv2D(z, "post_quant_conv", c.LatentChannels, c.LatentChannels, 1, 1, 0)
-	}
 	last := len(c.BlockOut) - 1
 	ch := c.BlockOut[last]
-	h := v.mid(v.Conv2D(z, "decoder.conv_in", c.LatentChannels, ch, 3, 1, 1), "decoder.mid_block", ch)
+	h := v.stem(z)
 	for i := range c.BlockOut {
 		out := c.BlockOut[last-i]
 		p := fmt.Sprintf("decoder.up_blocks.%d", i)
@@ -211,6 +208,16 @@ func (v vaeNet) decoder(z string) string {
 	}
 	h = v.SiLU(v.GroupNorm(h, "decoder.conv_norm_out", c.NormGroups, ch, vaeEps))
 	return v.Conv2D(h, "decoder.conv_out", ch, c.OutChannels, 3, 1, 1)
+}
+
+// stem is the decoder up to its mid block: post_quant_conv, conv_in, mid block.
+func (v vaeNet) stem(z string) string {
+	c := v.c
+	if c.PostQuantConv {
+		z = v.Conv2D(z, "post_quant_conv", c.LatentChannels, c.LatentChannels, 1, 1, 0)
+	}
+	ch := c.BlockOut[len(c.BlockOut)-1]
+	return v.mid(v.Conv2D(z, "decoder.conv_in", c.LatentChannels, ch, 3, 1, 1), "decoder.mid_block", ch)
 }
 
 // act is the ResNets' activation (act_fn).

@@ -1,0 +1,47 @@
+package vae
+
+import (
+	"fmt"
+	"syscall"
+	"unsafe"
+)
+
+// bigBuf is a float32 buffer mapped from the kernel rather than Go's heap, so that a streamed
+// decode's full-resolution tensors go back to the system the moment they are dropped (release) or
+// cut down (shrink), instead of waiting for a garbage collection that a heap twice the live size
+// would defer.
+type bigBuf struct {
+	mem []byte
+	f   []float32
+}
+
+func newBigBuf(n int) (*bigBuf, error) {
+	if n == 0 {
+		return &bigBuf{}, nil
+	}
+	mem, err := syscall.Mmap(-1, 0, 4*n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		return nil, fmt.Errorf("allocate %d MiB: %w", 4*n>>20, err)
+	}
+	return &bigBuf{mem: mem, f: unsafe.Slice((*float32)(unsafe.Pointer(&mem[0])), n)}, nil
+}
+
+// shrink keeps the first n values and gives the pages past them back.
+func (b *bigBuf) shrink(n int) {
+	if n >= len(b.f) {
+		return
+	}
+	b.f = b.f[:n]
+	page := syscall.Getpagesize()
+	if from := (4*n + page - 1) / page * page; from < len(b.mem) {
+		_ = syscall.Madvise(b.mem[from:], syscall.MADV_DONTNEED) // only a hint: the pages are freed at release anyway
+	}
+}
+
+func (b *bigBuf) release() {
+	if b == nil || b.mem == nil {
+		return
+	}
+	_ = syscall.Munmap(b.mem)
+	b.mem, b.f = nil, nil
+}

@@ -1,0 +1,56 @@
+package vae
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/rflowrt/rflow/internal/ort/orttest"
+)
+
+// TestStreamedDecodeMatchesWhole decodes the tiny fixtures (a width change, so a conv_shortcut, in
+// the last up block; fp32 and fp16 I/O) streamed and whole: the streamed pixels must be the whole
+// graph's up to float32 rounding, with one strip per layer and with strips of a row or two (so every
+// halo, the upsamplers' row phases and the in-place residual cross strip borders), and for odd sizes.
+func TestStreamedDecodeMatchesWhole(t *testing.T) {
+	ctx := context.Background()
+	for _, fc := range fixtureCases {
+		dir := filepath.Join(fixtureDir(t, fc.kind, fc.prec), "vae_decoder")
+		cfg, err := ReadConfig(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "model.onnx")
+		streamed := loadDecoder(t, path, cfg)
+		if streamed.s == nil {
+			t.Fatalf("%s: the compiled fixture's decoder is not streamed", fc.kind)
+		}
+		whole, err := LoadWholeDecoder(ctx, path, orttest.Options(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer whole.Close()
+		for _, sz := range []struct{ b, h, w, strip int }{{2, 4, 6, stripValues}, {1, 5, 3, stripValues}, {2, 4, 6, 1}, {1, 3, 7, 40 * 32}} {
+			streamed.s.strip = sz.strip
+			z := randLatents(9, sz.b*16*sz.h*sz.w, 1)
+			want, err := whole.Decode(ctx, z, sz.b, sz.h, sz.w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := streamed.Decode(ctx, z, sz.b, sz.h, sz.w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// fp16 I/O: the whole graph rounds its output to float16, the stream does not
+			tol := 2e-5
+			if fc.prec != 0 && fc.prec.String() == "float16" {
+				tol = 2e-3
+			}
+			if m := maxAbsDiff(got, want); m > tol {
+				t.Errorf("%s %+v: streamed differs from whole by %g (tolerance %g)", fc.kind, sz, m, tol)
+			} else {
+				t.Logf("%s %+v: max |streamed − whole| %.2g", fc.kind, sz, m)
+			}
+		}
+	}
+}
