@@ -38,6 +38,16 @@ func (b *bigBuf) shrink(n int) {
 	}
 }
 
+// drop gives back the whole pages of values [from, to), whose contents are no longer needed; they
+// read as zeros if written again.
+func (b *bigBuf) drop(from, to int) {
+	page := syscall.Getpagesize()
+	start, end := (4*from+page-1)/page*page, 4*min(to, len(b.f))/page*page
+	if end > start {
+		_ = syscall.Madvise(b.mem[start:end], syscall.MADV_DONTNEED) // a hint: the pages go at release anyway
+	}
+}
+
 func (b *bigBuf) release() {
 	if b == nil || b.mem == nil {
 		return

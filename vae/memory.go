@@ -11,18 +11,22 @@ func (c Config) WholeDecodeBytes(b, h, w int) int64 {
 }
 
 // StreamedDecodeBytes estimates what a streamed decode (LoadDecoder on the CPU) of b latents into
-// h×w-pixel images adds to the process's peak resident memory: the images are decoded one after
-// another, each holding at most the last upsampler's output and the first ResNet of the last block's
-// inner tensor at full resolution (float32), plus the output pixels of the batch and ORT's strip
-// buffers; 0 when the config does not know the VAE's widths.
+// h×w-pixel images adds to the process's peak resident memory. The images are decoded one after
+// another, each holding at most two float32 tensors at full resolution: the last upsampler's output
+// (FullResChannels), which the first ResNet of the last block replaces row by row with its shortcut and
+// inner tensor (ImageChannels each). Beside them: the batch's output pixels and streamBytesPerPixel,
+// streamOverheadBytes for the stem's and the strips' buffers, fitted with BenchmarkDecodePeak (bench
+// SD3 VAE: +190 MiB at 512², +673 MiB at 1024², against 214 and 704 MB estimated). 0 when the config
+// does not know the VAE's widths.
 func (c Config) StreamedDecodeBytes(b, h, w int) int64 {
 	if c.FullResChannels == 0 || c.ImageChannels == 0 {
 		return 0
 	}
 	px := int64(h) * int64(w)
-	return px*int64(c.FullResChannels+c.ImageChannels)*4 + int64(b)*px*3*4 + streamOverheadBytes
+	return px*(4*int64(max(c.FullResChannels, 2*c.ImageChannels))+int64(b)*3*4+streamBytesPerPixel) + streamOverheadBytes
 }
 
-// streamOverheadBytes is what a streamed decode adds beside its full-resolution tensors (strips,
-// ORT's working buffers), measured with BenchmarkDecodePeak.
-const streamOverheadBytes = 64 << 20
+const (
+	streamBytesPerPixel = 100
+	streamOverheadBytes = 48 << 20
+)

@@ -23,7 +23,7 @@ import (
 // stripValues is the size, in float32 values, that sets a strip's height: the widest of its input and
 // output tensors holds about this many (8 MiB), so ORT's buffers for a strip stay small beside the
 // full-resolution tensors, while a strip is still thousands of pixels wide for the convolution kernels.
-const stripValues = 2 << 20
+const stripValues = 1 << 20
 
 // errNotStreamable says why a decoder export cannot be streamed; LoadDecoder then loads it whole.
 var errNotStreamable = errors.New("not streamable")
@@ -79,15 +79,18 @@ func loadStreamer(ctx context.Context, path string, so ort.SessionOptions) (*str
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errNotStreamable, err)
 	}
-	sess, err := sessionOf(ctx, "vae decoder stem", stem, so)
+	// every session would otherwise keep an arena as large as its largest run (the stem's, at latent
+	// resolution, is larger than a strip's), and the strips a memory pattern; run one after another,
+	// they share one arena
+	strip := so
+	strip.SharedArena, strip.LowMem, strip.CacheDir = true, true, ""
+	stemOpts := so
+	stemOpts.SharedArena = true
+	sess, err := sessionOf(ctx, "vae decoder stem", stem, stemOpts)
 	if err != nil {
 		return nil, err
 	}
 	s.stem = &graph{sess: sess, what: "vae decoder stem", path: path, in: sess.Inputs()[0], out: sess.Outputs()[0]}
-	strip := so
-	// every strip session would otherwise keep an arena as large as its strips, and its memory
-	// pattern; the strips' buffers are small and short-lived
-	strip.SharedArena, strip.LowMem, strip.CacheDir = true, true, ""
 	for i, st := range cfg.DecoderSteps() {
 		step := streamStep{VAEStep: st}
 		if so.ProfilePrefix != "" { // a file per session: they would share the second in its name
@@ -148,10 +151,14 @@ func (st *streamStep) load(ctx context.Context, w *exportWeights, conf arch.Conf
 		if st.gamma2, st.beta2, err = norm(st.Prefix+".norm2", st.Out); err != nil {
 			return err
 		}
-		if st.first, err = build(arch.VAEStripConv(w, conf, st.Prefix+".conv1", st.In, st.Out, 0, false, act, false)); err != nil {
+		first := arch.StripConv{Conv: st.Prefix + ".conv1", In: st.In, Out: st.Out, Act: act}
+		if st.In != st.Out {
+			first.Shortcut = st.Prefix + ".conv_shortcut"
+		}
+		if st.first, err = build(arch.VAEStripConv(w, conf, first)); err != nil {
 			return err
 		}
-		st.second, err = build(arch.VAEStripConv(w, conf, st.Prefix+".conv2", st.Out, st.Out, st.In, true, act, false))
+		st.second, err = build(arch.VAEStripConv(w, conf, arch.StripConv{Conv: st.Prefix + ".conv2", In: st.Out, Out: st.Out, Act: act, Residual: st.Out}))
 	case arch.VAEUpsample:
 		st.first, err = build(arch.VAEStripUpsample(w, st.Prefix, st.In))
 	case arch.VAEOut:
@@ -159,7 +166,7 @@ func (st *streamStep) load(ctx context.Context, w *exportWeights, conf arch.Conf
 			return err
 		}
 		// conv_act is always SiLU
-		st.first, err = build(arch.VAEStripConv(w, conf, st.Prefix+".conv_out", st.In, st.Out, 0, false, "silu", true))
+		st.first, err = build(arch.VAEStripConv(w, conf, arch.StripConv{Conv: st.Prefix + ".conv_out", In: st.In, Out: st.Out, Act: "silu", NCHW: true}))
 	}
 	return err
 }
@@ -278,66 +285,101 @@ func (s *streamer) image(ctx context.Context, feats []float32, ch, h, w int, out
 			return err
 		}
 
+		var err error
 		switch st.Kind {
 		case arch.VAEResnet:
-			mid, err := newTensor(st.Out, x.h, x.w)
-			if err != nil {
-				return err
-			}
-			scale, shift := x.affine(s.groups, s.eps, st.gamma1, st.beta1)
-			err = s.strips(ctx, st.first, x, scale, shift, nil, mid)
-			if err == nil {
-				// the output overwrites the input: a strip's output rows start no later than its input
-				// rows (out ≤ in channels), the graph reads its residual rows before it writes, and later
-				// strips read only later rows
-				y := &tensor{buf: x.buf, c: st.Out, h: x.h, w: x.w, sum: make([]float64, st.Out), sumSq: make([]float64, st.Out)}
-				scale, shift = mid.affine(s.groups, s.eps, st.gamma2, st.beta2)
-				err = s.strips(ctx, st.second, mid, scale, shift, x, y)
-				x = y
-				x.buf.shrink(x.c * x.h * x.w)
-			}
-			mid.buf.release()
-			if err != nil {
-				return err
-			}
+			x, err = s.resnet(ctx, st, x)
 		case arch.VAEUpsample:
-			y, err := newTensor(x.c, 2*x.h, 2*x.w)
-			if err != nil {
+			var y *tensor
+			if y, err = newTensor(x.c, 2*x.h, 2*x.w); err != nil {
 				return err
 			}
-			if err := s.strips(ctx, st.first, x, nil, nil, nil, y); err != nil {
-				y.buf.release()
-				return err
-			}
+			err = s.strips(ctx, pass{sess: st.first, x: x, consume: true, y: y})
 			x.buf.release()
 			x = y
 		case arch.VAEOut:
 			scale, shift := x.affine(s.groups, s.eps, st.gamma1, st.beta1)
-			if err := s.strips(ctx, st.first, x, scale, shift, nil, &tensor{buf: &bigBuf{f: out}, c: 3, h: x.h, w: x.w}); err != nil {
-				return err
-			}
+			err = s.strips(ctx, pass{sess: st.first, x: x, scale: scale, shift: shift,
+				y: &tensor{buf: &bigBuf{f: out}, c: 3, h: x.h, w: x.w}})
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// rows is the height of the strips of a layer whose widest tensor has ch channels of w values a row.
-func (s *streamer) rows(ch, w int) int { return max(1, s.strip/(ch*w)) }
+// resnet runs a ResNet step on x and returns its output, which takes x's buffer: the first half
+// writes the inner tensor (and, when the width changes, the shortcut of x over x's rows as the strips
+// pass them, giving the rest back), the second half writes the output over the shortcut (or x).
+func (s *streamer) resnet(ctx context.Context, st streamStep, x *tensor) (*tensor, error) {
+	mid, err := newTensor(st.Out, x.h, x.w)
+	if err != nil {
+		return x, err
+	}
+	defer mid.buf.release()
+	res := x
+	first := pass{sess: st.first, x: x, y: mid}
+	first.scale, first.shift = x.affine(s.groups, s.eps, st.gamma1, st.beta1)
+	if st.In != st.Out {
+		// the shortcut overwrites x when no strip's output rows reach the rows the next strip reads:
+		// r1·out ≤ (r1 − 1)·in for every strip end r1, so for the first (the smallest)
+		rows := s.rowsOf(first)
+		if rows*st.Out <= (rows-1)*st.In {
+			res = &tensor{buf: x.buf, c: st.Out, h: x.h, w: x.w}
+			first.consume = true
+		} else if res, err = newTensor(st.Out, x.h, x.w); err != nil {
+			return x, err
+		}
+		first.sc = res
+	}
+	if err := s.strips(ctx, first); err != nil {
+		return x, err
+	}
+	if res.buf != x.buf {
+		x.buf.release()
+	}
+	// the output overwrites the residual: the graph reads a strip's residual rows before it writes
+	// them, and later strips read only later rows
+	y := &tensor{buf: res.buf, c: st.Out, h: x.h, w: x.w, sum: make([]float64, st.Out), sumSq: make([]float64, st.Out)}
+	second := pass{sess: st.second, x: mid, res: res, y: y, consume: true}
+	second.scale, second.shift = mid.affine(s.groups, s.eps, st.gamma2, st.beta2)
+	err = s.strips(ctx, second)
+	y.buf.shrink(y.c * y.h * y.w)
+	return y, err
+}
 
-// strips runs a strip session over x: the norm as scale and shift (nil for an upsampler, whose y is
-// twice x's size), res the residual input (nil for none). y receives the output rows and their sums;
-// a y with a nil sum is the decoder's NCHW output.
-func (s *streamer) strips(ctx context.Context, sess *ort.Session, x *tensor, scale, shift []float32, res, y *tensor) error {
+// pass is one run of a strip session over a tensor.
+type pass struct {
+	sess         *ort.Session
+	x            *tensor   // the input, read with a row of halo on each side
+	scale, shift []float32 // x's norm as an affine (nil for an upsampler)
+	res          *tensor   // the residual rows (nil: none)
+	y            *tensor   // the output rows (twice x's size for an upsampler); a nil sum: the NCHW output
+	sc           *tensor   // the shortcut output's rows (nil: none), possibly over x's buffer
+	consume      bool      // x is dead after the pass: give its rows back as the strips leave them
+}
+
+// rowsOf is the height of p's strips: its widest tensor holds about s.strip values.
+func (s *streamer) rowsOf(p pass) int {
+	up := p.y.h / p.x.h
+	return min(max(1, s.strip/(max(p.x.c, up*up*p.y.c)*p.x.w)), p.x.h)
+}
+
+// strips runs p strip by strip. Inputs and the HCW output are windows of the tensors' buffers; the
+// shortcut output is staged and copied after each run, since it may overwrite x.
+func (s *streamer) strips(ctx context.Context, p pass) error {
+	x, y := p.x, p.y
 	up := y.h / x.h // 2 for an upsampler
 	nchw := y.sum == nil
-	rows := min(s.rows(max(x.c, up*up*y.c), x.w), x.h)
+	rows := s.rowsOf(p)
 	var fixed []*ort.Tensor // scale, shift
 	defer func() {
 		for _, t := range fixed {
 			t.Destroy()
 		}
 	}()
-	for _, v := range [][]float32{scale, shift} {
+	for _, v := range [][]float32{p.scale, p.shift} {
 		if v == nil {
 			continue
 		}
@@ -352,43 +394,49 @@ func (s *streamer) strips(ctx context.Context, sess *ort.Session, x *tensor, sca
 		return err
 	}
 	defer pads.Destroy()
-	var staged []float32 // the NCHW output's strip
+	var staged []float32 // the NCHW output's or the shortcut's strip
 	for r0 := 0; r0 < x.h; r0 += rows {
 		r1 := min(r0+rows, x.h)
 		lo, hi := max(r0-1, 0), min(r1+1, x.h)
 		if err := pads.SetInt64([]int64{0, 0, int64(1 - (r0 - lo)), 0, 0, 0, int64(1 - (hi - r1)), 0}); err != nil {
 			return err
 		}
+		n := up * (r1 - r0)
 		var tensors []*ort.Tensor
-		wrap := func(data []float32, shape ...int64) error {
-			t, err := ort.WrapFloat32(data, shape...)
-			if err == nil {
+		wrap := func(data []float32, shape ...int) *ort.Tensor {
+			if err != nil {
+				return nil
+			}
+			dims := make([]int64, len(shape))
+			for i, d := range shape {
+				dims[i] = int64(d)
+			}
+			var t *ort.Tensor
+			if t, err = ort.WrapFloat32(data, dims...); err == nil {
 				tensors = append(tensors, t)
 			}
-			return err
+			return t
 		}
-		err := wrap(x.rows(lo, hi), int64(hi-lo), int64(x.c), int64(x.w))
-		ins := []*ort.Tensor{nil}
+		ins := []*ort.Tensor{wrap(x.rows(lo, hi), hi-lo, x.c, x.w)}
 		ins = append(ins, fixed...)
 		ins = append(ins, pads)
-		if err == nil && res != nil {
-			err = wrap(res.rows(r0, r1), int64(r1-r0), int64(res.c), int64(res.w))
-			if err == nil {
-				ins = append(ins, tensors[1])
-			}
+		if p.res != nil {
+			ins = append(ins, wrap(p.res.rows(r0, r1), r1-r0, p.res.c, p.res.w))
 		}
-		n := int64(up * (r1 - r0))
-		if err == nil {
-			if nchw {
-				staged = slices.Grow(staged[:0], int(n)*y.c*y.w)[:int(n)*y.c*y.w]
-				err = wrap(staged, 1, int64(y.c), n, int64(y.w))
-			} else {
-				err = wrap(y.rows(up*r0, up*r1), n, int64(y.c), int64(y.w))
-			}
+		var outs []*ort.Tensor
+		switch {
+		case nchw:
+			staged = slices.Grow(staged[:0], n*y.c*y.w)[:n*y.c*y.w]
+			outs = append(outs, wrap(staged, 1, y.c, n, y.w))
+		default:
+			outs = append(outs, wrap(y.rows(up*r0, up*r1), n, y.c, y.w))
+		}
+		if p.sc != nil {
+			staged = slices.Grow(staged[:0], n*p.sc.c*p.sc.w)[:n*p.sc.c*p.sc.w]
+			outs = append(outs, wrap(staged, n, p.sc.c, p.sc.w))
 		}
 		if err == nil {
-			ins[0] = tensors[0]
-			err = sess.Run(ctx, ins, tensors[len(tensors)-1:])
+			err = p.sess.Run(ctx, ins, outs)
 		}
 		for _, t := range tensors {
 			t.Destroy()
@@ -396,12 +444,23 @@ func (s *streamer) strips(ctx context.Context, sess *ort.Session, x *tensor, sca
 		if err != nil {
 			return err
 		}
-		if nchw {
+		switch {
+		case nchw:
 			for c := range y.c {
-				copy(y.buf.f[(c*y.h+up*r0)*y.w:(c*y.h+up*r1)*y.w], staged[c*int(n)*y.w:(c+1)*int(n)*y.w])
+				copy(y.buf.f[(c*y.h+up*r0)*y.w:(c*y.h+up*r1)*y.w], staged[c*n*y.w:(c+1)*n*y.w])
 			}
-		} else {
+		default:
 			y.account(up*r0, up*r1)
+		}
+		written := 0 // the prefix of x's buffer the shortcut now holds
+		if p.sc != nil {
+			copy(p.sc.rows(r0, r1), staged)
+			if p.sc.buf == x.buf {
+				written = r1 * p.sc.c * p.sc.w
+			}
+		}
+		if p.consume { // the next strip reads from row r1 − 1
+			x.buf.drop(written, (r1-1)*x.c*x.w)
 		}
 	}
 	return nil

@@ -11,7 +11,8 @@ import (
 // TestStreamedDecodeMatchesWhole decodes the tiny fixtures (a width change, so a conv_shortcut, in
 // the last up block; fp32 and fp16 I/O) streamed and whole: the streamed pixels must be the whole
 // graph's up to float32 rounding, with one strip per layer and with strips of a row or two (so every
-// halo, the upsamplers' row phases and the in-place residual cross strip borders), and for odd sizes.
+// halo, the upsamplers' row phases, the in-place shortcut and residual and the pages given back cross
+// strip borders), and for odd sizes.
 func TestStreamedDecodeMatchesWhole(t *testing.T) {
 	ctx := context.Background()
 	for _, fc := range fixtureCases {
@@ -30,7 +31,12 @@ func TestStreamedDecodeMatchesWhole(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer whole.Close()
-		for _, sz := range []struct{ b, h, w, strip int }{{2, 4, 6, stripValues}, {1, 5, 3, stripValues}, {2, 4, 6, 1}, {1, 3, 7, 40 * 32}} {
+		// strips of 1 row (the shortcut into a buffer of its own), of 3, 4 and 8 rows (the shortcut over
+		// the ResNet's input, whose pages are given back as the strips pass), whole
+		for _, sz := range []struct{ b, h, w, strip int }{
+			{2, 4, 6, stripValues}, {1, 5, 3, stripValues}, {2, 4, 6, 1}, {1, 3, 7, 40 * 32},
+			{2, 4, 6, 3 * 32 * 48}, {1, 5, 3, 4 * 32 * 24}, {1, 16, 16, 8 * 32 * 128},
+		} {
 			streamed.s.strip = sz.strip
 			z := randLatents(9, sz.b*16*sz.h*sz.w, 1)
 			want, err := whole.Decode(ctx, z, sz.b, sz.h, sz.w)

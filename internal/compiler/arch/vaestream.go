@@ -2,7 +2,6 @@ package arch
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/rflowrt/rflow/internal/onnx"
 )
@@ -19,8 +18,8 @@ import (
 type VAEStepKind int
 
 const (
-	// VAEResnet is a ResnetBlock2D: its strips are VAEStripConv (norm1, conv1) and then
-	// VAEStripConv with the residual (norm2, conv2, shortcut).
+	// VAEResnet is a ResnetBlock2D: its strips are VAEStripConv (norm1, conv1, and the shortcut when
+	// the width changes) and then VAEStripConv with the residual (norm2, conv2).
 	VAEResnet VAEStepKind = iota + 1
 	// VAEUpsample is an Upsample2D (nearest ×2, 3×3 conv): VAEStripUpsample.
 	VAEUpsample
@@ -110,51 +109,76 @@ func (v vaeNet) stripInput(name string, ch int, rows string) string {
 	return v.Unsqueeze(v.Transpose(x, 1, 0, 2), 0)
 }
 
-// stripOutput declares y from NCHW [1, C, rows, W], as HCW unless nchw.
-func (v vaeNet) stripOutput(y string, ch int, rows, width string, nchw bool) {
+// stripOutput declares output name from NCHW y [1, C, rows, W], as HCW unless nchw.
+func (v vaeNet) stripOutput(y, name string, ch int, rows, width string, nchw bool) {
 	if nchw {
-		v.FloatOutput(y, StripY, onnx.Float, onnx.Fixed(1), onnx.Fixed(int64(ch)), onnx.Sym(rows), onnx.Sym(width))
+		v.FloatOutput(y, name, onnx.Float, onnx.Fixed(1), onnx.Fixed(int64(ch)), onnx.Sym(rows), onnx.Sym(width))
 		return
 	}
 	y = v.Transpose(v.Squeeze(y, 0), 1, 0, 2)
-	v.FloatOutput(y, StripY, onnx.Float, onnx.Sym(rows), onnx.Fixed(int64(ch)), onnx.Sym(width))
+	v.FloatOutput(y, name, onnx.Float, onnx.Sym(rows), onnx.Fixed(int64(ch)), onnx.Sym(width))
 }
 
+// stripPads declares the pads input.
+func (v vaeNet) stripPads() string { return v.B.Input(StripPads, onnx.Int64, onnx.Fixed(8)) }
+
 // padRows adds the zero rows pads asks for to NCHW h.
-func (v vaeNet) padRows(h string) string {
-	pads := v.B.Input(StripPads, onnx.Int64, onnx.Fixed(8))
+func (v vaeNet) padRows(h, pads string) string {
 	return v.Op("Pad", []string{h, pads}, onnx.AttrString("mode", "constant"))
 }
 
+// StripConv describes one normalised convolution of a decoder step for VAEStripConv.
+type StripConv struct {
+	Conv    string // the conv: "….conv1", "….conv2", "decoder.conv_out"
+	In, Out int
+	Act     string // the ResNet activation (act_fn), "silu" for conv_norm_out
+	// Residual is the width of res, added to the output (0: no residual), through Shortcut when it
+	// differs from Out.
+	Residual int
+	// Shortcut is the ResNet's 1×1 "….conv_shortcut". With no Residual it makes a second output,
+	// StripShortcut [R, Out, W]: the shortcut of the strip's own rows of x, so that the caller can drop
+	// x before the ResNet's second half.
+	Shortcut string
+	NCHW     bool // y is NCHW [1, Out, R, W] (the decoder's output)
+}
+
+// StripShortcut is the second output of a StripConv with a Shortcut and no Residual.
+const StripShortcut = "shortcut"
+
 // VAEStripConv builds one normalised convolution of a decoder step on a strip:
-// conv(pad(act(x·scale + shift))) with the conv's own padding of one column left and right. For a
-// ResNet's second half (residual true, conv "….conv2") it adds res, through "….conv_shortcut" when
-// resIn differs from out. act is the ResNet activation (act_fn) or "silu" for conv_norm_out; nchw
-// makes y NCHW (the decoder's output).
-func VAEStripConv(w Weights, c Config, conv string, in, out, resIn int, residual bool, act string, nchw bool) (*onnx.Model, error) {
+// conv(pad(act(x·scale + shift))) with the conv's own padding of one column left and right, plus the
+// residual or the shortcut output that s asks for.
+func VAEStripConv(w Weights, c Config, s StripConv) (*onnx.Model, error) {
 	cfg, err := ParseVAEConfig(c)
 	if err != nil {
-		return nil, fmt.Errorf("vae strip %s: %w", conv, err)
+		return nil, fmt.Errorf("vae strip %s: %w", s.Conv, err)
 	}
-	cfg.Act = act
+	cfg.Act = s.Act
 	v := vaeNet{Net: NewNet("vae_strip", w), c: cfg}
-	x := v.stripInput(StripX, in, "rows_in")
-	scale := v.FloatInput(StripScale, onnx.Float, onnx.Fixed(int64(in)), onnx.Fixed(1), onnx.Fixed(1))
-	shift := v.FloatInput(StripShift, onnx.Float, onnx.Fixed(int64(in)), onnx.Fixed(1), onnx.Fixed(1))
-	h := v.padRows(v.act(v.Add(v.Mul(x, scale), shift)))
-	y := v.Op("Conv", []string{h, v.Param(conv+".weight", out, in, 3, 3), v.Param(conv+".bias", out)},
+	x := v.stripInput(StripX, s.In, "rows_in")
+	scale := v.FloatInput(StripScale, onnx.Float, onnx.Fixed(int64(s.In)), onnx.Fixed(1), onnx.Fixed(1))
+	shift := v.FloatInput(StripShift, onnx.Float, onnx.Fixed(int64(s.In)), onnx.Fixed(1), onnx.Fixed(1))
+	pads := v.stripPads()
+	h := v.padRows(v.act(v.Add(v.Mul(x, scale), shift)), pads)
+	y := v.Op("Conv", []string{h, v.Param(s.Conv+".weight", s.Out, s.In, 3, 3), v.Param(s.Conv+".bias", s.Out)},
 		onnx.AttrInts("kernel_shape", 3, 3), onnx.AttrInts("pads", 0, 1, 0, 1))
-	if residual {
-		r := v.stripInput(StripRes, resIn, "rows")
-		if resIn != out {
-			r = v.Conv2D(r, strings.TrimSuffix(conv, ".conv2")+".conv_shortcut", resIn, out, 1, 1, 0)
+	if s.Residual > 0 {
+		r := v.stripInput(StripRes, s.Residual, "rows")
+		if s.Residual != s.Out {
+			r = v.Conv2D(r, s.Shortcut, s.Residual, s.Out, 1, 1, 0)
 		}
 		y = v.Add(r, y)
 	}
-	v.stripOutput(y, out, "rows", "width", nchw)
+	v.stripOutput(y, StripY, s.Out, "rows", "width", s.NCHW)
+	if s.Residual == 0 && s.Shortcut != "" {
+		// the strip's own rows of x: from 1 − pads[2] (1 when a halo row above was given), R of them
+		start := v.Sub(v.Ints(1), v.Slice(pads, []int64{2}, []int64{3}, []int64{0}))
+		own := v.Op("Slice", []string{x, start, v.Add(start, v.Dim(y, 2)), v.Ints(2)})
+		v.stripOutput(v.Conv2D(own, s.Shortcut, s.In, s.Out, 1, 1, 0), StripShortcut, s.Out, "rows", "width", false)
+	}
 	m, err := v.Model()
 	if err != nil {
-		return nil, fmt.Errorf("vae strip %s: %w", conv, err)
+		return nil, fmt.Errorf("vae strip %s: %w", s.Conv, err)
 	}
 	return m, nil
 }
@@ -166,7 +190,7 @@ func VAEStripConv(w Weights, c Config, conv string, in, out, resIn int, residual
 // prefix.weight.subpixel<a><b> [ch, ch, 2, 2].
 func VAEStripUpsample(w Weights, prefix string, ch int) (*onnx.Model, error) {
 	v := vaeNet{Net: NewNet("vae_strip_upsample", w)}
-	x := v.padRows(v.stripInput(StripX, ch, "rows_in"))
+	x := v.padRows(v.stripInput(StripX, ch, "rows_in"), v.stripPads())
 	b := v.Param(prefix+".bias", ch)
 	_, unfolded := w.Shape(prefix + ".weight")
 	phases := make([]string, len(subPixelLayouts))
@@ -187,7 +211,7 @@ func VAEStripUpsample(w Weights, prefix string, ch int) (*onnx.Model, error) {
 		phases[i] = v.Op("Slice", []string{p, start, v.Add(start, rows), v.Ints(2)})
 	}
 	y := v.Op("DepthToSpace", []string{v.Concat(1, phases...)}, onnx.AttrInt("blocksize", 2), onnx.AttrString("mode", "DCR"))
-	v.stripOutput(y, ch, "rows2", "width2", false)
+	v.stripOutput(y, StripY, ch, "rows2", "width2", false)
 	m, err := v.Model()
 	if err != nil {
 		return nil, fmt.Errorf("vae strip %s: %w", prefix, err)
