@@ -238,18 +238,24 @@ func fixtureDir(t *testing.T, kind testmodels.Kind, prec onnx.DataType) string {
 	return testmodels.Cached(t, testmodels.Options{Kind: kind, Size: testmodels.SizeTiny, Precision: prec})
 }
 
+// fixtureDecoder is the path of a tiny fixture's vae_decoder model and its config.
+func fixtureDecoder(t *testing.T, kind testmodels.Kind, prec onnx.DataType) (string, Config) {
+	t.Helper()
+	dir := filepath.Join(fixtureDir(t, kind, prec), "vae_decoder")
+	cfg, err := ReadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "model.onnx"), cfg
+}
+
 func TestDecodeFixture(t *testing.T) {
 	ctx := context.Background()
 	for _, fc := range fixtureCases {
-		dir := filepath.Join(fixtureDir(t, fc.kind, fc.prec), "vae_decoder")
-		cfg, err := ReadConfig(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
+		path, cfg := fixtureDecoder(t, fc.kind, fc.prec)
 		if cfg.ScalingFactor != fc.scale || cfg.ShiftFactor != fc.shift || cfg.LatentChannels != 16 || cfg.ScaleFactor != 8 {
 			t.Fatalf("%s: config %+v", fc.kind, cfg)
 		}
-		path := filepath.Join(dir, "model.onnx")
 		// whole, to compare with the graph bit for bit (TestStreamedDecodeMatchesWhole covers streaming)
 		d, err := LoadWholeDecoder(ctx, path, orttest.Options(), cfg)
 		if err != nil {

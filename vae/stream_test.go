@@ -2,9 +2,9 @@ package vae
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
+	"github.com/rflowrt/rflow/internal/onnx"
 	"github.com/rflowrt/rflow/internal/ort/orttest"
 )
 
@@ -16,12 +16,7 @@ import (
 func TestStreamedDecodeMatchesWhole(t *testing.T) {
 	ctx := context.Background()
 	for _, fc := range fixtureCases {
-		dir := filepath.Join(fixtureDir(t, fc.kind, fc.prec), "vae_decoder")
-		cfg, err := ReadConfig(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(dir, "model.onnx")
+		path, cfg := fixtureDecoder(t, fc.kind, fc.prec)
 		streamed := loadDecoder(t, path, cfg)
 		if streamed.s == nil {
 			t.Fatalf("%s: the compiled fixture's decoder is not streamed", fc.kind)
@@ -49,7 +44,7 @@ func TestStreamedDecodeMatchesWhole(t *testing.T) {
 			}
 			// fp16 I/O: the whole graph rounds its output to float16, the stream does not
 			tol := 2e-5
-			if fc.prec != 0 && fc.prec.String() == "float16" {
+			if fc.prec == onnx.Float16 {
 				tol = 2e-3
 			}
 			if m := maxAbsDiff(got, want); m > tol {
