@@ -188,16 +188,20 @@ func (ms *models) decoder(ctx context.Context) (*vae.Decoder, error) {
 		if ms.dec, err = vae.LoadDecoder(ctx, path, ms.so, ms.vaeConfig()); err != nil {
 			return err
 		}
-		return ms.dec.SetAutoTiling(decoderTiles(ms.m.VAE.TileOptions(), ms.so.LowMem))
+		return ms.dec.SetAutoTiling(decoderTiles(ms.m.VAE.TileOptions(), ms.so.LowMem, ms.dec.Streamed()))
 	})
 	return ms.dec, err
 }
 
-// decoderTiles is the decoder's automatic tiling for the VAE's diffusers tiles vaeTiles.
-func decoderTiles(vaeTiles vae.TileOptions, lowMem bool) vae.TileOptions {
+// decoderTiles is the decoder's automatic tiling for the VAE's diffusers tiles vaeTiles. A streamed
+// decoder decodes every size whole, as diffusers does without enable_tiling: its memory grows with the
+// image by a third of a whole decode's, and when it would not fit, memoryTiles falls back to tiles.
+func decoderTiles(vaeTiles vae.TileOptions, lowMem, streamed bool) vae.TileOptions {
 	switch {
 	case lowMem:
 		return vae.TileOptions{Tile: vae.LowMemTileLatents}
+	case streamed:
+		return vae.TileOptions{}
 	case vaeTiles.Tile >= vae.AutoTileLatents:
 		return vaeTiles
 	}

@@ -8,28 +8,46 @@ import (
 	"testing"
 
 	"github.com/rflowrt/rflow/internal/ort/orttest"
+	"github.com/rflowrt/rflow/internal/testmodels"
 	"github.com/rflowrt/rflow/vae"
 )
 
-// TestDecoderTiles: the decoder tiles only latents larger than 128 (the diffusers tiles of SD3 and
-// FLUX, whose sample_size is 1024) by default, and larger than 64 with LowMem.
+// TestDecoderTiles: a whole-graph decoder tiles only latents larger than 128 (the diffusers tiles of
+// SD3 and FLUX, whose sample_size is 1024) by default, a streamed one none; both tile latents larger
+// than 64 with LowMem.
 func TestDecoderTiles(t *testing.T) {
 	sd3 := vae.TileOptions{Tile: 128, Overlap: 32}
 	for _, c := range []struct {
-		vaeTiles vae.TileOptions
-		lowMem   bool
-		want     vae.TileOptions
+		vaeTiles         vae.TileOptions
+		lowMem, streamed bool
+		want             vae.TileOptions
 	}{
-		{sd3, false, sd3},
-		{vae.TileOptions{Tile: 256, Overlap: 64}, false, vae.TileOptions{Tile: 256, Overlap: 64}},
-		{vae.TileOptions{Tile: 32, Overlap: 8}, false, vae.TileOptions{Tile: 128}}, // small sample_size: not below 128
-		{vae.TileOptions{}, false, vae.TileOptions{Tile: 128}},
-		{sd3, true, vae.TileOptions{Tile: 64}},
+		{sd3, false, false, sd3},
+		{vae.TileOptions{Tile: 256, Overlap: 64}, false, false, vae.TileOptions{Tile: 256, Overlap: 64}},
+		{vae.TileOptions{Tile: 32, Overlap: 8}, false, false, vae.TileOptions{Tile: 128}}, // small sample_size: not below 128
+		{vae.TileOptions{}, false, false, vae.TileOptions{Tile: 128}},
+		{sd3, true, false, vae.TileOptions{Tile: 64}},
+		{sd3, false, true, vae.TileOptions{}},
+		{sd3, true, true, vae.TileOptions{Tile: 64}},
 	} {
-		if got := decoderTiles(c.vaeTiles, c.lowMem); got != c.want {
-			t.Errorf("decoderTiles(%+v, lowMem %v) = %+v, want %+v", c.vaeTiles, c.lowMem, got, c.want)
+		if got := decoderTiles(c.vaeTiles, c.lowMem, c.streamed); got != c.want {
+			t.Errorf("decoderTiles(%+v, lowMem %v, streamed %v) = %+v, want %+v", c.vaeTiles, c.lowMem, c.streamed, got, c.want)
 		}
 	}
+	dir := testmodels.Cached(t, testmodels.Options{Kind: testmodels.KindSD3})
+	fixture, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(fixture, Options{Session: orttest.Options()})
+	dec, err := p.ms.decoder(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !dec.Streamed() || dec.AutoTiling() != (vae.TileOptions{}) {
+		t.Errorf("the compiled fixture's decoder: streamed %v, tiles %+v; want streamed, untiled", dec.Streamed(), dec.AutoTiling())
+	}
+	p.Close()
 	m, err := OpenDemo("demo-sd3")
 	if err != nil {
 		t.Fatal(err)
