@@ -2,10 +2,12 @@ package vae
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/rflowrt/rflow/internal/onnx"
 	"github.com/rflowrt/rflow/internal/ort/orttest"
+	"github.com/rflowrt/rflow/internal/testmodels"
 )
 
 // TestStreamedDecodeMatchesWhole decodes the tiny fixtures (a width change, so a conv_shortcut, in
@@ -53,5 +55,16 @@ func TestStreamedDecodeMatchesWhole(t *testing.T) {
 				t.Logf("%s %+v: max |streamed − whole| %.2g", fc.kind, sz, m)
 			}
 		}
+	}
+}
+
+// TestStreamedDecodeCancelled: a cancelled context stops a streamed decode with its error.
+func TestStreamedDecodeCancelled(t *testing.T) {
+	path, cfg := fixtureDecoder(t, testmodels.KindSD3, onnx.Float)
+	d := loadDecoder(t, path, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := d.Decode(ctx, randLatents(3, 16*4*4, 1), 1, 4, 4); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled decode: %v, want context.Canceled", err)
 	}
 }
