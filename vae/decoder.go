@@ -64,9 +64,10 @@ func LoadDecoder(ctx context.Context, path string, so ortopts.SessionOptions, cf
 	switch {
 	case err == nil:
 		return &Decoder{s: s, cfg: cfg}, nil
-	case !errors.Is(err, errNotStreamable):
-		return nil, fmt.Errorf("load vae decoder %s: %w", path, err)
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("load vae decoder %s: %w", path, ctx.Err())
 	}
+	// not streamable (or ONNX Runtime would not build a strip): the export's own graph, as it is
 	return LoadWholeDecoder(ctx, path, so, cfg)
 }
 
