@@ -42,7 +42,7 @@ type sessionFlags struct {
 func addSessionFlags(fs *pflag.FlagSet) *sessionFlags {
 	f := &sessionFlags{fs: fs}
 	fs.BoolVar(&f.spin, "spin", false, "let idle ONNX Runtime threads spin waiting for work (off by default: it burns CPU for no measurable wall-time gain)")
-	fs.BoolVar(&f.lowMem, "low-mem", false, "lower peak memory: ONNX Runtime's memory pattern off, and the VAE decoded in 512-pixel tiles above 512² (pixels then differ slightly from a whole decode; without it rflow tiles only when a whole decode would not fit in the memory left, and says so)")
+	fs.BoolVar(&f.lowMem, "low-mem", false, "lower peak memory: ONNX Runtime's memory pattern off, and the VAE decoded in 512-pixel tiles above 512² (pixels then differ slightly from an untiled decode; without it rflow tiles only when an untiled decode would not fit in the memory left, and says so)")
 	fs.BoolVar(&f.noCache, "no-cache", false, "do not keep ONNX Runtime's optimized graphs on disk (also $"+ort.NoCacheEnv+"=1)")
 	fs.Float64Var(&f.cacheMaxGB, "cache-max-gb", 0, "bound of the optimized-graph cache in GB, least recently used entries removed first; negative: no bound (default 2, or $"+cacheMaxEnv+")")
 	return f
