@@ -30,9 +30,11 @@ import (
 //	RFLOW_FULLSIZE_KINDS=q4s,q4,q8 RFLOW_FULLSIZE_RUN=1 go test -v -run '^$' -bench BenchmarkFullSizeLoad -benchtime 1x -timeout 3h ./internal/compiler/arch
 //
 // Kinds: q4s (every quantized layer 4-bit in blocks of 64), q4 (arch.DefaultQuant(Q4)), q8
-// (arch.DefaultQuant(Q8)); the unquantized parameters are fp16, as the compiler stores them. The
-// weights are a cheap deterministic pattern quantized round-to-nearest (the per-block search would
-// take hours at 12B parameters, and the values do not change what is loaded). For each kind the model
+// (arch.DefaultQuant(Q8): blocks of 256 at accuracy level 4 on VNNI CPUs, 128 at level 0 elsewhere),
+// q8-b128 (q8 in blocks of 128: the recipe before); the unquantized parameters are fp16, as the
+// compiler stores them. The weights are a cheap deterministic pattern quantized round-to-nearest (the
+// per-block search would take hours at 12B parameters, and the values do not change what is loaded).
+// For each kind the model
 // is written with external data to a folder under RFLOW_FULLSIZE_DIR (default: the benchmark's temp
 // folder), then each session variant in RFLOW_FULLSIZE_VARIANTS (default "default"; see
 // fullSizeVariants) is loaded in a child process on RFLOW_BENCH_THREADS threads (default 1, spinning
@@ -45,18 +47,31 @@ import (
 //
 //	kind             on disk   load: peak          first Run: peak      resident then
 //	q4s              6.89 GB   6.34 GB (5.91 GiB)  7.13 GB (6.64 GiB)   6.26 GB anon + 0.84 GB scales mapped
-//	q8 (level 4)    12.43 GB  13.46 GB (12.54 GiB) 13.46 GB (12.54 GiB) 12.90 GB anon + 0.46 GB mapped; Run 1 s
+//	q8 (level 4)    12.20 GB  12.81–12.86 GB       the same             12.53 GB anon + 0.18–0.23 GB mapped; Run 1 s
+//	                          (11.93–11.98 GiB)
+//	q8-b128 (lvl 4) 12.43 GB  13.46 GB (12.54 GiB) 13.46 GB (12.54 GiB) 12.90 GB anon + 0.46 GB mapped; Run 1 s
 //	q8 (level 0)    12.43 GB   0.42 GB             12.85 GB (11.97 GiB) 0.33 GB anon + 12.30 GB mapped; Run 51 s
 //	q4 (DefaultQuant) 10.01 GB 3.47 GB             10.27 GB (9.56 GiB)  3.39 GB anon + 6.83 GB mapped
+//
+// q8 at level 4 took blocks of 256 for this (arch.DefaultBlockSize): q8-b128 is the recipe before,
+// measured twice at 13.46 GB; the two q8 runs (the second with other jobs on the machine, whose
+// memory pressure left fewer of the file's scales resident) peaked at 12.86 and 12.81 GB. The 12.90 GB
+// that ORT owns at blocks of 128 are, by the graph's initializer sizes, the int8 B (11.83 GB), its
+// packed float32 scales and block sums (0.74 GB: 8 bytes per block) and the float32 copies ORT folds
+// from the fp16 float parameters (0.27 GB, twice their 134 MB: 127 MB are the Linear layers outside
+// the blocks — norm_out.linear 38, context_embedder 25, the time, guidance and text embedders 65 —
+// and 7 MB biases and norms). Blocks of 256 halve the packed scales and block sums (−0.37 GB) and the
+// mapped scales and zero points (0.46 → 0.23 GB).
 //
 // ORT repacks the B of the MatMulNBits it has a kernel for (4-bit at level 0; 8-bit only at level 4,
 // the default on VNNI CPUs) into its own memory and unmaps the file's copy; scales and zero points
 // stay mapped from the file. Weights it has no packed kernel for (8-bit at level 0) stay mapped and
 // are dequantized on every Run (hence 51 s for 17 tokens). With the benchmark inside a memory cgroup
 // (v1, the writer included), q4s loaded and ran under a 7.0e9-byte limit (peak 6.36 GB: the kernel
-// reclaimed the mapped scales) and q8 at level 4 under 13 GiB (peak 13.15 GB), but was killed under
-// 13.0e9 bytes: its 12.9 GB of ORT's own memory (int8 B 11.8, packed scales and block sums 0.74,
-// float32 copies of the fp16 float parameters 0.3) leaves no room.
+// reclaimed the mapped scales) and q8 at level 4 in blocks of 128 under 13 GiB (peak 13.15 GB), but
+// was killed under 13.0e9 bytes: its 12.9 GB of ORT's own memory (int8 B 11.8, packed scales and block
+// sums 0.74, float32 copies of the fp16 float parameters 0.27) left no room. (Blocks of 256, 12.53 GB
+// of ORT's own memory, were not rerun under a cgroup limit.)
 func BenchmarkFullSizeLoad(b *testing.B) {
 	spec := os.Getenv("RFLOW_FULLSIZE_KINDS")
 	if spec == "" {
@@ -90,7 +105,7 @@ func BenchmarkFullSizeLoad(b *testing.B) {
 	for _, kind := range strings.Split(spec, ",") {
 		q, ok := fullSizeKinds[kind]
 		if !ok {
-			b.Fatalf("RFLOW_FULLSIZE_KINDS: unknown kind %q (valid: q4s, q4, q8)", kind)
+			b.Fatalf("RFLOW_FULLSIZE_KINDS: unknown kind %q (valid: q4s, q4, q8, q8-b128)", kind)
 		}
 		dir := filepath.Join(root, "flux-dev-"+kind)
 		m, err := arch.FluxTransformer(arch.StoredAs(arch.Quantized(patternWeights{}, q), onnx.Float16), cfg, arch.IO{})
@@ -139,6 +154,13 @@ var fullSizeKinds = map[string]arch.Quant{
 	"q4s": withRTN(arch.DefaultQuant(arch.Q4S)),
 	"q4":  withRTN(arch.DefaultQuant(arch.Q4)),
 	"q8":  withRTN(arch.DefaultQuant(arch.Q8)),
+	// q8 before its block moved to 256 at accuracy level 4 (arch.DefaultBlockSize)
+	"q8-b128": withRTN(withBlock(arch.DefaultQuant(arch.Q8), 128)),
+}
+
+func withBlock(q arch.Quant, bs int) arch.Quant {
+	q.BlockSize = bs
+	return q
 }
 
 func withRTN(q arch.Quant) arch.Quant {

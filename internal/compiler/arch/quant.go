@@ -67,7 +67,8 @@ func (k WeightKind) Quantized() bool { return k == Int8 || k == Q8 || k == Q4 ||
 type Quant struct {
 	Kind WeightKind // Int8, Q8, Q4 or Q4S
 	// BlockSize is the MatMulNBits block along the input axis (a power of two ≥ 16); 0 is the kind's
-	// default (DefaultBlockSize). Layers whose input width is not a multiple of it stay float32.
+	// default at AccuracyLevel (DefaultBlockSize: q8 256 at level 4, else 128). A layer whose input
+	// width it does not divide takes the largest power of two that does, down to 16.
 	BlockSize int
 	// AccuracyLevel is MatMulNBits' accuracy_level (0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8); -1 is
 	// the kind's default (DefaultAccuracyLevel).
@@ -106,18 +107,45 @@ func (q Quant) Layout(weight string, in int) (bits, blockSize, accuracyLevel int
 	return bits, blockSize, qw.accuracyLevel(bits)
 }
 
-// DefaultBlockSize is the MatMulNBits block size of the kinds (a layer whose input width it does not
-// divide takes the largest power of two that does, down to 16). Q4: 32 (q4_0's block). Q8: 128,
-// measured on the bench SD3 transformer at 512² (3 interleaved rounds, CPU time, ±10 % noise): blocks
-// of 32, 64 and 128 at accuracy level 0 took 1.22, 1.12 and 1.10× fp32's time with output SNRs of
-// 43.6, 42.5 and 41.0 dB, and 128 makes FLUX.1-dev's transformer 12.4 GB instead of 13.8 GB. Q4S: 64,
-// the largest block that keeps FLUX.1-dev under 7 GB with every layer at 4 bits (6.89 GB; blocks of 32:
-// 7.72 GB, since MatMulNBits stores a float32 scale per block).
-func DefaultBlockSize(k WeightKind) int {
-	switch k {
-	case Q8:
+// DefaultBlockSize is the MatMulNBits block size of the kinds on this CPU, at their
+// DefaultAccuracyLevel (a layer whose input width it does not divide takes the largest power of two
+// that does, down to 16). Q4: 32 (q4_0's block). Q4S: 64, the largest block that keeps FLUX.1-dev
+// under 7 GB with every layer at 4 bits (6.89 GB; blocks of 32: 7.72 GB, since MatMulNBits stores a
+// float32 scale per block). Q8: 256 at accuracy level 4 (CPUs with VNNI), 128 at level 0 (see
+// defaultBlockSize).
+func DefaultBlockSize(k WeightKind) int { return defaultBlockSize(k, DefaultAccuracyLevel(k)) }
+
+// defaultBlockSize is the block of kind k at MatMulNBits accuracy level al.
+//
+// Q8 at level 0 (CPUs without VNNI): 128, measured on the bench SD3 transformer at 512² (3 interleaved
+// rounds, CPU time, ±10 % noise): blocks of 32, 64 and 128 took 1.22, 1.12 and 1.10× fp32's time with
+// output SNRs of 43.6, 42.5 and 41.0 dB, and 128 makes FLUX.1-dev's transformer 12.4 GB instead of
+// 13.8 GB. At level 0 ONNX Runtime keeps 8-bit weights memory-mapped (BenchmarkFullSizeLoad: 12.85 GB
+// after a first Run), so nothing there asks for a larger block.
+//
+// Q8 at level 4: 256 (before: 128, as at level 0), for the full-size FLUX.1-dev load (issue 13: ≤ 13 GB
+// at q8). At level 4 ORT repacks the int8 weights into its own memory with a float32 scale and a
+// float32 block sum per block, and keeps the file's scales and zero points mapped; blocks of 256 halve
+// both, and loading peaks at 12.81–12.86 GB (11.93–11.98 GiB; 12.53 GB of it ORT's own) instead of
+// 13.46 GB (12.90 GB ORT's own): BenchmarkFullSizeLoad, peak RSS, kinds q8 and q8-b128. The block is
+// also the span over which level 4 quantizes the activations to int8, which costs some accuracy and
+// no time.
+// Measured on a 2-core AVX512-VNNI EPYC shared with other jobs (load 3–5), 128 → 256
+// (BenchmarkWeightKindsTransformer, 512² CFG step, 1 thread, interleaved rounds, CPU time ×fp32; image
+// PSNR vs fp32 after 2 steps, scripts/bench-cpu.sh):
+//   - LargeSD3 (width 1536, every layer at 256; RFLOW_QUANT_MODEL=large, 6 rounds, ±11 %): output SNR
+//     38.2 → 36.8 dB, 0.69 → 0.63× fp32; image PSNR (SIZE=large, 512²) SD3 42.0 → 41.3 dB, FLUX-dev
+//     47.8 → 46.8 dB.
+//   - the bench SD3 transformer (width 384: only the MLP output projections take 256, the rest stays
+//     at 128; 12 rounds, ±5 %): output SNR 36.7 → 36.5 dB, 0.91 → 0.89× fp32; image PSNR (bench
+//     fixtures) SD3 41.5 → 41.5 dB at 512² (42.1 → 42.0 at 1024²), FLUX-dev 49.1 → 48.7 (48.4 → 48.4).
+func defaultBlockSize(k WeightKind, al int) int {
+	switch {
+	case k == Q8 && al == 4:
+		return 256
+	case k == Q8:
 		return 128
-	case Q4S:
+	case k == Q4S:
 		return 64
 	}
 	return 32
@@ -129,9 +157,10 @@ func DefaultBlockSize(k WeightKind) int {
 // along the input axis, as ggml's q8_0 and q4_0 quantize them) for q8 on a CPU with int8 dot-product
 // instructions (x86 AVX-VNNI or AVX512-VNNI), else 0 (unset: ONNX Runtime's float32 kernel, the same
 // as 1).
-//   - AVX512-VNNI (2-core AMD EPYC, quiet, 12 rounds, ±15–20 %): q8 level 0 1.05× fp32 at 41.0 dB
-//     output SNR, level 4 0.91–0.92× at 36.7 dB (2-step image PSNR vs fp32 in docs/bench-cpu.md); q4
-//     (DefaultQuant) levels 0 and 4 1.03–1.07× both, q4s 0.95 and 1.05×.
+//   - AVX512-VNNI (2-core AMD EPYC, quiet, 12 rounds, ±15–20 %): q8 (blocks of 128) level 0 1.05×
+//     fp32 at 41.0 dB output SNR, level 4 0.91–0.92× at 36.7 dB (2-step image PSNR vs fp32 in
+//     docs/bench-cpu.md; level 4 now takes blocks of 256, see defaultBlockSize); q4 (DefaultQuant)
+//     levels 0 and 4 1.03–1.07× both, q4s 0.95 and 1.05×.
 //   - AVX2 without VNNI (loaded 2-core machine, ±5–15 %): q8 levels 0/1 1.02–1.06× fp32 at 43.6 dB,
 //     level 4 1.34× at 39.0 dB in every round; q4 levels 0, 1 and 4 0.87, 0.86 and 0.92×.
 //
@@ -157,11 +186,11 @@ func Quantized(w Weights, q Quant) Weights {
 	if !q.Kind.Quantized() {
 		return w
 	}
-	if q.BlockSize == 0 {
-		q.BlockSize = DefaultBlockSize(q.Kind)
-	}
 	if q.AccuracyLevel < 0 {
 		q.AccuracyLevel = DefaultAccuracyLevel(q.Kind)
+	}
+	if q.BlockSize == 0 {
+		q.BlockSize = defaultBlockSize(q.Kind, q.AccuracyLevel)
 	}
 	return quantized{Weights: w, q: q, memo: &quantMemo{}}
 }
@@ -272,13 +301,18 @@ func Q4WideLayer(weight string) bool {
 	return ModulationLayer(weight) || AttentionLayer(weight) || MLPInputLayer(weight)
 }
 
+// q4WideBlockSize is the block of q4's 8-bit layers (Q4WideLayer): 128, the block q8 had when q4's
+// recipe was measured (its PSNRs and sizes above). Q8 moved to 256 for FLUX.1-dev's load peak
+// (DefaultBlockSize); q4 did not follow, as nothing measured asks it to.
+const q4WideBlockSize = 128
+
 // DefaultQuant is the measured recipe of a quantized kind: DefaultBlockSize and DefaultAccuracyLevel,
-// and for Q4 the Q4WideLayer layers at 8 bits as Q8 stores them (block 128, accuracy level 0).
+// and for Q4 the Q4WideLayer layers at 8 bits in blocks of 128 (q4WideBlockSize) at accuracy level 0.
 func DefaultQuant(k WeightKind) Quant {
 	q := Quant{Kind: k, BlockSize: DefaultBlockSize(k), AccuracyLevel: DefaultAccuracyLevel(k),
 		FullRange: k == Int8 && hasInt8DotProduct()}
 	if k == Q4 {
-		q.Wide, q.WideBlockSize = Q4WideLayer, DefaultBlockSize(Q8)
+		q.Wide, q.WideBlockSize = Q4WideLayer, q4WideBlockSize
 	}
 	return q
 }

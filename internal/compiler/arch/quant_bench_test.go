@@ -28,6 +28,11 @@ type quantVariant struct {
 func benchSD3Model(b *testing.B, v quantVariant) []byte {
 	b.Helper()
 	c := testmodels.BenchSD3()
+	if os.Getenv("RFLOW_QUANT_MODEL") == "large" {
+		// width 1536: every Linear's input width is a whole number of 256-blocks (bench: 384, so a
+		// 256 block falls back to 128 on all but the MLP output projections)
+		c = testmodels.LargeSD3()
+	}
 	cfg := arch.Config{
 		"num_layers": float64(c.Layers), "attention_head_dim": float64(c.Hidden / c.Heads),
 		"num_attention_heads": float64(c.Heads), "joint_attention_dim": float64(c.JointDim),
@@ -147,7 +152,8 @@ func notIn(parts ...string) func(string, int, int) bool {
 // threads, no spinning) for weight kinds and quantizer settings, interleaved over rounds so that a
 // loaded machine slows every variant alike: ms/step (median of the rounds, and the spread), size, and
 // the output's SNR against fp32. RFLOW_QUANT_VARIANTS (comma-separated names) narrows the list;
-// RFLOW_QUANT_ROUNDS sets the rounds (default 3).
+// RFLOW_QUANT_ROUNDS sets the rounds (default 3); RFLOW_QUANT_MODEL=large measures the ~530M-parameter
+// testmodels.LargeSD3 (width 1536) instead of the bench transformer (width 384).
 func BenchmarkWeightKindsTransformer(b *testing.B) {
 	all := []quantVariant{
 		{name: "fp32", kind: arch.FP32},
@@ -165,6 +171,7 @@ func BenchmarkWeightKindsTransformer(b *testing.B) {
 		{name: "q8-b64-al0", kind: arch.Q8, q: arch.Quant{AccuracyLevel: 0, BlockSize: 64}},
 		{name: "q8-b64-al4", kind: arch.Q8, q: arch.Quant{AccuracyLevel: 4, BlockSize: 64}},
 		{name: "q8-b128-al4", kind: arch.Q8, q: arch.Quant{AccuracyLevel: 4, BlockSize: 128}},
+		{name: "q8-b256-al4", kind: arch.Q8, q: arch.Quant{AccuracyLevel: 4, BlockSize: 256}},
 		{name: "q8-b32-al4", kind: arch.Q8, q: arch.Quant{AccuracyLevel: 4, BlockSize: 32}, f16: true},
 		{name: "q8-b16-al4", kind: arch.Q8, q: arch.Quant{AccuracyLevel: 4, BlockSize: 16}, f16: true},
 		{name: "q4-al0", kind: arch.Q4, q: arch.Quant{AccuracyLevel: 0}},

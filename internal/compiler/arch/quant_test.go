@@ -454,12 +454,12 @@ func TestQuantRulesAndKinds(t *testing.T) {
 			t.Errorf("AttentionLayer(%s) = %v", name, !want)
 		}
 	}
-	// DefaultQuant: q4 keeps modulation and image attention at 8 bits as q8 stores them, the rest 4 bits.
+	// DefaultQuant: q4 keeps modulation and image attention at 8 bits in blocks of 128, the rest 4 bits.
 	// The block halves until it divides the input width (192: 64). q8 takes int8 activations (level 4)
 	// and int8 full-range weights only on CPUs with VNNI.
-	q8Level, vnni := 0, hasInt8DotProduct()
+	q8Level, q8Block, vnni := 0, 128, hasInt8DotProduct()
 	if vnni {
-		q8Level = 4
+		q8Level, q8Block = 4, 256
 	}
 	if DefaultQuant(Int8).FullRange != vnni || DefaultQuant(Q4).FullRange || DefaultAccuracyLevel(Q4S) != 0 {
 		t.Errorf("VNNI %v: DefaultQuant(int8).FullRange %v, q4 %v, q4s level %d", vnni, DefaultQuant(Int8).FullRange,
@@ -480,7 +480,11 @@ func TestQuantRulesAndKinds(t *testing.T) {
 		{Q4, "single_transformer_blocks.0.proj_mlp.weight", 3072, [3]int{4, 32, 0}},
 		{Q4, "transformer_blocks.0.attn.add_k_proj.weight", 1536, [3]int{4, 32, 0}},
 		{Q4, "transformer_blocks.0.attn.add_k_proj.weight", 48, [3]int{4, 16, 0}},
-		{Q8, "transformer_blocks.0.ff.net.2.weight", 6144, [3]int{8, 128, q8Level}},
+		// q8: blocks of 256 at level 4 (FLUX.1-dev's widths, 3072…15360, are all multiples), halved
+		// where they do not divide the width; 128 at level 0; q4's 8-bit layers keep 128
+		{Q8, "transformer_blocks.0.ff.net.2.weight", 6144, [3]int{8, q8Block, q8Level}},
+		{Q8, "single_transformer_blocks.0.proj_out.weight", 15360, [3]int{8, q8Block, q8Level}},
+		{Q8, "transformer_blocks.0.attn.to_q.weight", 384, [3]int{8, 128, q8Level}},
 		// q4s: every layer 4 bits in blocks of 64, the sensitive ones too
 		{Q4S, "transformer_blocks.0.norm1.linear.weight", 3072, [3]int{4, 64, 0}},
 		{Q4S, "transformer_blocks.0.attn.to_q.weight", 1536, [3]int{4, 64, 0}},
@@ -491,6 +495,15 @@ func TestQuantRulesAndKinds(t *testing.T) {
 		if b, bs, al := DefaultQuant(c.k).Layout(c.name, c.in); [3]int{b, bs, al} != c.want {
 			t.Errorf("DefaultQuant(%s).Layout(%s, %d) = %d, %d, %d; want %v", c.k, c.name, c.in, b, bs, al, c.want)
 		}
+	}
+	// An unset block follows the level that is set: q8 at level 4 takes 256 on any CPU, at 0 or 1 128.
+	for al, want := range map[int]int{-1: q8Block, 0: 128, 1: 128, 4: 256} {
+		if _, bs, _ := (Quant{Kind: Q8, AccuracyLevel: al}).Layout("transformer_blocks.0.ff.net.2.weight", 6144); bs != want {
+			t.Errorf("Quant{Q8, level %d}: block %d, want %d", al, bs, want)
+		}
+	}
+	if DefaultBlockSize(Q8) != q8Block || DefaultQuant(Q4).WideBlockSize != 128 {
+		t.Errorf("DefaultBlockSize(q8) %d (want %d), q4's 8-bit block %d (want 128)", DefaultBlockSize(Q8), q8Block, DefaultQuant(Q4).WideBlockSize)
 	}
 	for _, k := range WeightKinds() {
 		if got, err := ParseWeightKind(string(k)); err != nil || got != k {
