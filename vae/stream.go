@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/rflowrt/rflow/internal/compiler/arch"
 	"github.com/rflowrt/rflow/internal/onnx"
@@ -36,6 +38,8 @@ type streamer struct {
 	groups int
 	eps    float64
 	strip  int // stripValues; tests lower it to make many strips of small images
+	// levelWidth is the widest tensor (channels) at each resolution level, the stem's first
+	levelWidth []int
 }
 
 // streamStep is one arch.VAEStep with its strip sessions and norm parameters.
@@ -103,6 +107,14 @@ func loadStreamer(ctx context.Context, path string, so ort.SessionOptions) (*str
 		}
 		s.steps = append(s.steps, step)
 	}
+	s.levelWidth = []int{0}
+	for _, st := range s.steps {
+		if st.Kind == arch.VAEUpsample {
+			s.levelWidth = append(s.levelWidth, 0)
+		}
+		l := len(s.levelWidth) - 1
+		s.levelWidth[l] = max(s.levelWidth[l], st.In, st.Out)
+	}
 	ok = true
 	return s, nil
 }
@@ -167,7 +179,7 @@ func (st *streamStep) load(ctx context.Context, w *exportWeights, conf arch.Conf
 			return err
 		}
 		// conv_act is always SiLU
-		st.first, err = build(arch.VAEStripConv(w, conf, arch.StripConv{Conv: st.Prefix + ".conv_out", In: st.In, Out: st.Out, Act: "silu", NCHW: true}))
+		st.first, err = build(arch.VAEStripConv(w, conf, arch.StripConv{Conv: st.Prefix + ".conv_out", In: st.In, Out: st.Out, Act: "silu"}))
 	}
 	return err
 }
@@ -205,45 +217,82 @@ func (s *streamer) run(ctx context.Context, in []float32, b, c, h, w, sf int, ou
 	return nil
 }
 
-// tensor is one image's activation [H, C, W] (rows major, so a strip of rows is contiguous; see
-// arch.VAEStripConv) in a bigBuf, with the per-channel sums of its values and squares (for the next
-// GroupNorm).
+// tensor is one image's activation [C, H, W] in a bigBuf as blocks of r rows, one after another,
+// each NCHW [C, rows, W] (the last may be shorter): a block is a strip graph's input or output as it
+// is. It carries the per-channel sums of its values and squares, for the next GroupNorm.
 type tensor struct {
 	buf        *bigBuf
-	c, h, w    int
+	c, h, w, r int
 	sum, sumSq []float64
 }
 
-func newTensor(c, h, w int) (*tensor, error) {
+func newTensor(c, h, w, r int) (*tensor, error) {
 	buf, err := newBigBuf(c * h * w)
 	if err != nil {
 		return nil, err
 	}
-	return &tensor{buf: buf, c: c, h: h, w: w, sum: make([]float64, c), sumSq: make([]float64, c)}, nil
+	return &tensor{buf: buf, c: c, h: h, w: w, r: r, sum: make([]float64, c), sumSq: make([]float64, c)}, nil
 }
 
-// rows is the window of rows [r0, r1).
-func (t *tensor) rows(r0, r1 int) []float32 { return t.buf.f[r0*t.c*t.w : r1*t.c*t.w] }
+// like is a tensor of c channels with t's shape and blocks over buf (a nil buf: a new one).
+func (t *tensor) like(c int, buf *bigBuf) (*tensor, error) {
+	if buf == nil {
+		return newTensor(c, t.h, t.w, t.r)
+	}
+	return &tensor{buf: buf, c: c, h: t.h, w: t.w, r: t.r, sum: make([]float64, c), sumSq: make([]float64, c)}, nil
+}
 
-// account adds rows [r0, r1) to the sums, in float64.
-func (t *tensor) account(r0, r1 int) {
-	for r := r0; r < r1; r++ {
+// blocks is the number of blocks; rowsIn the rows of block b.
+func (t *tensor) blocks() int      { return (t.h + t.r - 1) / t.r }
+func (t *tensor) rowsIn(b int) int { return min(t.r, t.h-b*t.r) }
+
+// block is block b's values; end is where it ends in the buffer.
+func (t *tensor) block(b int) []float32 {
+	off := b * t.r * t.c * t.w
+	return t.buf.f[off : off+t.c*t.rowsIn(b)*t.w]
+}
+
+// rows copies rows [r0, r1) of every channel into dst [c, r1−r0, w].
+func (t *tensor) rows(dst []float32, r0, r1 int) {
+	n := r1 - r0
+	for r := r0; r < r1; {
+		b, i := r/t.r, r%t.r
+		blk, bn := t.block(b), t.rowsIn(b)
+		k := min(bn-i, r1-r) // rows of this block
 		for c := range t.c {
-			row := t.buf.f[(r*t.c+c)*t.w : (r*t.c+c+1)*t.w]
-			var s0, s1, q0, q1 float64
-			i := 0
-			for ; i+1 < len(row); i += 2 {
-				a, b := float64(row[i]), float64(row[i+1])
-				s0, s1 = s0+a, s1+b
-				q0, q1 = q0+a*a, q1+b*b
-			}
-			if i < len(row) {
-				a := float64(row[i])
-				s0, q0 = s0+a, q0+a*a
-			}
-			t.sum[c] += s0 + s1
-			t.sumSq[c] += q0 + q1
+			copy(dst[(c*n+r-r0)*t.w:(c*n+r-r0+k)*t.w], blk[(c*bn+i)*t.w:(c*bn+i+k)*t.w])
 		}
+		r += k
+	}
+}
+
+// row copies row r (of the image) of every channel into dst [c, 1, w].
+func (t *tensor) row(dst []float32, r int) {
+	b, i := r/t.r, r%t.r
+	blk, n := t.block(b), t.rowsIn(b)
+	for c := range t.c {
+		copy(dst[c*t.w:(c+1)*t.w], blk[(c*n+i)*t.w:(c*n+i+1)*t.w])
+	}
+}
+
+// account adds block b to the sums, in float64.
+func (t *tensor) account(b int) {
+	blk, n := t.block(b), t.rowsIn(b)*t.w
+	for c := range t.c {
+		v := blk[c*n : (c+1)*n]
+		var s0, s1, q0, q1 float64
+		i := 0
+		for ; i+1 < len(v); i += 2 {
+			a, b := float64(v[i]), float64(v[i+1])
+			s0, s1 = s0+a, s1+b
+			q0, q1 = q0+a*a, q1+b*b
+		}
+		if i < len(v) {
+			a := float64(v[i])
+			s0, q0 = s0+a, q0+a*a
+		}
+		t.sum[c] += s0 + s1
+		t.sumSq[c] += q0 + q1
 	}
 }
 
@@ -267,32 +316,45 @@ func (t *tensor) affine(groups int, eps float64, gamma, beta []float32) (scale, 
 	return scale, shift
 }
 
+// blockRows is the block height at a level of the decoder whose tensors are at most ch wide, w values
+// a row and h rows: about s.strip values a block, even when upsampled (an upsampler writes two rows
+// for each it reads), at least 1 (2) and at most h.
+func (s *streamer) blockRows(ch, h, w int, upsampled bool) int {
+	r := max(1, s.strip/(ch*w))
+	if upsampled {
+		r = max(2, r&^1)
+	}
+	return min(r, h)
+}
+
 // image runs the steps on one image's stem features [ch, h, w] (NCHW), writing its pixels [3, H, W]
 // to out.
 func (s *streamer) image(ctx context.Context, feats []float32, ch, h, w int, out []float32) error {
-	x, err := newTensor(ch, h, w)
+	level := 0 // the steps' resolution level: the number of upsamplers passed
+	x, err := newTensor(ch, h, w, s.blockRows(s.levelWidth[level], h, w, false))
 	if err != nil {
 		return err
 	}
 	defer func() { x.buf.release() }()
-	for c := range ch {
-		for r := range h {
-			copy(x.buf.f[(r*ch+c)*w:(r*ch+c+1)*w], feats[(c*h+r)*w:(c*h+r+1)*w])
+	for b := range x.blocks() {
+		blk, n := x.block(b), x.rowsIn(b)
+		for c := range ch {
+			copy(blk[c*n*w:(c+1)*n*w], feats[(c*h+b*x.r)*w:(c*h+b*x.r+n)*w])
 		}
+		x.account(b)
 	}
-	x.account(0, h)
 	for _, st := range s.steps {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-
 		var err error
 		switch st.Kind {
 		case arch.VAEResnet:
 			x, err = s.resnet(ctx, st, x)
 		case arch.VAEUpsample:
+			level++
 			var y *tensor
-			if y, err = newTensor(x.c, 2*x.h, 2*x.w); err != nil {
+			if y, err = newTensor(x.c, 2*x.h, 2*x.w, s.blockRows(s.levelWidth[level], 2*x.h, 2*x.w, true)); err != nil {
 				return err
 			}
 			err = s.strips(ctx, pass{sess: st.first, x: x, consume: true, y: y})
@@ -301,7 +363,7 @@ func (s *streamer) image(ctx context.Context, feats []float32, ch, h, w int, out
 		case arch.VAEOut:
 			scale, shift := x.affine(s.groups, s.eps, st.gamma1, st.beta1)
 			err = s.strips(ctx, pass{sess: st.first, x: x, scale: scale, shift: shift,
-				y: &tensor{buf: &bigBuf{f: out}, c: 3, h: x.h, w: x.w}})
+				y: &tensor{c: 3, h: x.h, w: x.w, r: x.r}, out: out})
 		}
 		if err != nil {
 			return err
@@ -311,10 +373,10 @@ func (s *streamer) image(ctx context.Context, feats []float32, ch, h, w int, out
 }
 
 // resnet runs a ResNet step on x and returns its output, which takes x's buffer: the first half
-// writes the inner tensor (and, when the width changes, the shortcut of x over x's rows as the strips
-// pass them, giving the rest back), the second half writes the output over the shortcut (or x).
+// writes the inner tensor (and, when the width changes, the shortcut of x over x's blocks as the
+// strips pass them, giving the rest back), the second half writes the output over the shortcut (or x).
 func (s *streamer) resnet(ctx context.Context, st streamStep, x *tensor) (*tensor, error) {
-	mid, err := newTensor(st.Out, x.h, x.w)
+	mid, err := x.like(st.Out, nil)
 	if err != nil {
 		return x, err
 	}
@@ -323,13 +385,12 @@ func (s *streamer) resnet(ctx context.Context, st streamStep, x *tensor) (*tenso
 	first := pass{sess: st.first, x: x, y: mid}
 	first.scale, first.shift = x.affine(s.groups, s.eps, st.gamma1, st.beta1)
 	if st.In != st.Out {
-		// the shortcut overwrites x when no strip's output rows reach the rows the next strip reads:
-		// r1·out ≤ (r1 − 1)·in for every strip end r1, so for the first (the smallest)
-		rows := s.rowsOf(first)
-		if rows*st.Out <= (rows-1)*st.In {
-			res = &tensor{buf: x.buf, c: st.Out, h: x.h, w: x.w}
-			first.consume = true
-		} else if res, err = newTensor(st.Out, x.h, x.w); err != nil {
+		// block b of the shortcut ends where block b+1 of x starts, or before, when it is narrower
+		var buf *bigBuf
+		if st.Out < st.In {
+			buf, first.consume = x.buf, true
+		}
+		if res, err = x.like(st.Out, buf); err != nil {
 			return x, err
 		}
 		first.sc = res
@@ -340,9 +401,9 @@ func (s *streamer) resnet(ctx context.Context, st streamStep, x *tensor) (*tenso
 	if res.buf != x.buf {
 		x.buf.release()
 	}
-	// the output overwrites the residual: the graph reads a strip's residual rows before it writes
-	// them, and later strips read only later rows
-	y := &tensor{buf: res.buf, c: st.Out, h: x.h, w: x.w, sum: make([]float64, st.Out), sumSq: make([]float64, st.Out)}
+	// the output overwrites the residual: the residual is added element by element, each value read
+	// before its sum is written
+	y, _ := res.like(st.Out, res.buf)
 	second := pass{sess: st.second, x: mid, res: res, y: y, consume: true}
 	second.scale, second.shift = mid.affine(s.groups, s.eps, st.gamma2, st.beta2)
 	err = s.strips(ctx, second)
@@ -350,60 +411,99 @@ func (s *streamer) resnet(ctx context.Context, st streamStep, x *tensor) (*tenso
 	return y, err
 }
 
-// pass is one run of a strip session over a tensor.
+// pass is one run of a strip session over a tensor, a block at a time.
 type pass struct {
 	sess         *ort.Session
-	x            *tensor   // the input, read with a row of halo on each side
+	x            *tensor   // the input
 	scale, shift []float32 // x's norm as an affine (nil for an upsampler)
-	res          *tensor   // the residual rows (nil: none)
-	y            *tensor   // the output rows (twice x's size for an upsampler); a nil sum: the NCHW output
-	sc           *tensor   // the shortcut output's rows (nil: none), possibly over x's buffer
-	consume      bool      // x is dead after the pass: give its rows back as the strips leave them
+	res          *tensor   // the residual (nil: none)
+	y            *tensor   // the output (twice x's size for an upsampler)
+	out          []float32 // when set, y is the decoder's output, written here as NCHW [3, H, W]
+	sc           *tensor   // the shortcut output (nil: none), possibly over x's buffer
+	consume      bool      // x is dead after the pass: give its blocks back as the strips leave them
 }
 
-// rowsOf is the height of p's strips: its widest tensor holds about s.strip values.
-func (s *streamer) rowsOf(p pass) int {
-	up := p.y.h / p.x.h
-	return min(max(1, s.strip/(max(p.x.c, up*up*p.y.c)*p.x.w)), p.x.h)
-}
-
-// strips runs p strip by strip. Inputs and the HCW output are windows of the tensors' buffers; the
-// shortcut output is staged and copied after each run, since it may overwrite x.
+// strips runs p block by block. The input, residual and output blocks are the tensors' own memory;
+// the halo rows are copied, the row above before anything overwrites it; the shortcut and the
+// decoder's output are staged and copied after each run, the shortcut since it may overwrite x.
 func (s *streamer) strips(ctx context.Context, p pass) error {
 	x, y := p.x, p.y
 	up := y.h / x.h // 2 for an upsampler
-	nchw := y.sum == nil
-	rows := s.rowsOf(p)
-	var fixed []*ort.Tensor // scale, shift
+	var keep []*ort.Tensor
 	defer func() {
-		for _, t := range fixed {
+		for _, t := range keep {
 			t.Destroy()
 		}
 	}()
-	for _, v := range [][]float32{p.scale, p.shift} {
-		if v == nil {
-			continue
+	newTensor := func(shape ...int64) (*ort.Tensor, error) {
+		t, err := ort.NewTensor(onnx.Float, shape...)
+		if err == nil {
+			keep = append(keep, t)
 		}
-		t, err := ort.WrapFloat32(v, int64(x.c), 1, 1)
-		if err != nil {
-			return err
-		}
-		fixed = append(fixed, t)
+		return t, err
 	}
-	pads, err := ort.NewTensor(onnx.Int64, 8)
+	row := []int64{1, int64(x.c), 1, int64(x.w)}
+	top, err := newTensor(row...)
 	if err != nil {
 		return err
 	}
-	defer pads.Destroy()
-	var staged []float32 // the NCHW output's or the shortcut's strip
-	for r0 := 0; r0 < x.h; r0 += rows {
-		r1 := min(r0+rows, x.h)
-		lo, hi := max(r0-1, 0), min(r1+1, x.h)
-		if err := pads.SetInt64([]int64{0, 0, int64(1 - (r0 - lo)), 0, 0, 0, int64(1 - (hi - r1)), 0}); err != nil {
+	bottom, err := newTensor(row...)
+	if err != nil {
+		return err
+	}
+	fixed := []*ort.Tensor{top, bottom} // after x, in the graph's input order
+	var mask *ort.Tensor                // the full blocks'; the last block's may be shorter
+	if p.scale != nil {
+		for _, v := range [][]float32{p.scale, p.shift} {
+			t, err := ort.WrapFloat32(v, int64(x.c), 1, 1)
+			if err != nil {
+				return err
+			}
+			keep = append(keep, t)
+			fixed = append(fixed, t)
+		}
+		if mask, err = newTensor(1, 1, int64(x.r+2), 1); err != nil {
 			return err
 		}
-		n := up * (r1 - r0)
-		var tensors []*ort.Tensor
+		fixed = append(fixed, mask)
+	}
+	var staged, gathered []float32 // the shortcut's block or the output's; an upsampler's input rows
+	strips := x.blocks()
+	if up > 1 { // an upsampler's strips are its output's blocks, so that each level has blocks of its own size
+		strips = y.blocks()
+	}
+	for b := range strips {
+		r0, r1 := b*x.r, b*x.r+x.rowsIn(b)
+		input := func() []float32 { return x.block(b) }
+		if up > 1 {
+			r0, r1 = b*y.r/2, (b*y.r+y.rowsIn(b))/2
+			input = func() []float32 {
+				gathered = slices.Grow(gathered[:0], x.c*(r1-r0)*x.w)[:x.c*(r1-r0)*x.w]
+				x.rows(gathered, r0, r1)
+				return gathered
+			}
+		}
+		n := r1 - r0
+		// top holds row r0−1 already (zeros above the image); bottom is row r1 or zeros
+		if r1 < x.h {
+			x.row(bottom.Float32s(), r1)
+		} else {
+			clear(bottom.Float32s())
+		}
+		if mask != nil {
+			if n+2 != len(mask.Float32s()) {
+				if mask, err = newTensor(1, 1, int64(n+2), 1); err != nil { // the old one is destroyed on return
+					return err
+				}
+				fixed[len(fixed)-1] = mask
+			}
+			m := mask.Float32s()
+			for i := range m {
+				m[i] = 1
+			}
+			m[0], m[n+1] = float32(min(r0, 1)), float32(min(x.h-r1, 1))
+		}
+		var wrapped []*ort.Tensor
 		wrap := func(data []float32, shape ...int) *ort.Tensor {
 			if err != nil {
 				return nil
@@ -414,55 +514,99 @@ func (s *streamer) strips(ctx context.Context, p pass) error {
 			}
 			var t *ort.Tensor
 			if t, err = ort.WrapFloat32(data, dims...); err == nil {
-				tensors = append(tensors, t)
+				wrapped = append(wrapped, t)
 			}
 			return t
 		}
-		ins := []*ort.Tensor{wrap(x.rows(lo, hi), hi-lo, x.c, x.w)}
-		ins = append(ins, fixed...)
-		ins = append(ins, pads)
+		ins := append([]*ort.Tensor{wrap(input(), 1, x.c, n, x.w)}, fixed...)
 		if p.res != nil {
-			ins = append(ins, wrap(p.res.rows(r0, r1), r1-r0, p.res.c, p.res.w))
+			ins = append(ins, wrap(p.res.block(b), 1, p.res.c, n, p.res.w))
 		}
 		var outs []*ort.Tensor
 		switch {
-		case nchw:
-			staged = slices.Grow(staged[:0], n*y.c*y.w)[:n*y.c*y.w]
+		case up > 1: // the four phases, n+1 rows each
+			phase := x.c * (n + 1) * x.w
+			staged = slices.Grow(staged[:0], 4*phase)[:4*phase]
+			for i := range 4 {
+				outs = append(outs, wrap(staged[i*phase:(i+1)*phase], 1, x.c, n+1, x.w))
+			}
+		case p.out != nil:
+			staged = slices.Grow(staged[:0], y.c*n*y.w)[:y.c*n*y.w]
 			outs = append(outs, wrap(staged, 1, y.c, n, y.w))
 		default:
-			outs = append(outs, wrap(y.rows(up*r0, up*r1), n, y.c, y.w))
+			outs = append(outs, wrap(y.block(b), 1, y.c, n, y.w))
 		}
 		if p.sc != nil {
-			staged = slices.Grow(staged[:0], n*p.sc.c*p.sc.w)[:n*p.sc.c*p.sc.w]
-			outs = append(outs, wrap(staged, n, p.sc.c, p.sc.w))
+			staged = slices.Grow(staged[:0], p.sc.c*n*p.sc.w)[:p.sc.c*n*p.sc.w]
+			outs = append(outs, wrap(staged, 1, p.sc.c, n, p.sc.w))
 		}
 		if err == nil {
 			err = p.sess.Run(ctx, ins, outs)
 		}
-		for _, t := range tensors {
+		for _, t := range wrapped {
 			t.Destroy()
 		}
 		if err != nil {
 			return err
 		}
+		x.row(top.Float32s(), r1-1) // the next strip's row above, before the shortcut may overwrite it
 		switch {
-		case nchw:
+		case up > 1:
+			interleave(y.block(b), staged, x.c, n, x.w)
+			y.account(b)
+		case p.out != nil:
 			for c := range y.c {
-				copy(y.buf.f[(c*y.h+up*r0)*y.w:(c*y.h+up*r1)*y.w], staged[c*n*y.w:(c+1)*n*y.w])
+				copy(p.out[(c*y.h+r0)*y.w:(c*y.h+r1)*y.w], staged[c*n*y.w:(c+1)*n*y.w])
 			}
 		default:
-			y.account(up*r0, up*r1)
+			y.account(b)
 		}
 		written := 0 // the prefix of x's buffer the shortcut now holds
 		if p.sc != nil {
-			copy(p.sc.rows(r0, r1), staged)
+			blk := p.sc.block(b)
+			copy(blk, staged)
 			if p.sc.buf == x.buf {
-				written = r1 * p.sc.c * p.sc.w
+				written = b*p.sc.r*p.sc.c*p.sc.w + len(blk)
 			}
 		}
-		if p.consume { // the next strip reads from row r1 − 1
-			x.buf.drop(written, (r1-1)*x.c*x.w)
+		if p.consume { // later strips read rows r1 on (and the row above, copied): the blocks before are dead
+			dead := r1 / x.r * x.r * x.c * x.w
+			if r1 == x.h {
+				dead = x.c * x.h * x.w
+			}
+			x.buf.drop(written, dead)
 		}
 	}
 	return nil
+}
+
+// interleave writes the upsampled block dst [c, 2n, 2w] from the four phases [4][c, n+1, w] of
+// arch.VAEStripUpsample: row 2i+a, column 2j+b is phase (a, b)'s row i+a, column j. The channels are
+// split among goroutines: ORT's threads are idle meanwhile.
+func interleave(dst, phases []float32, c, n, w int) {
+	phase := c * (n + 1) * w
+	work := func(c0, c1 int) {
+		for ch := c0; ch < c1; ch++ {
+			for i := range n {
+				for a := range 2 {
+					src0 := phases[(2*a)*phase+(ch*(n+1)+i+a)*w:][:w]
+					src1 := phases[(2*a+1)*phase+(ch*(n+1)+i+a)*w:][:w]
+					row := dst[(ch*2*n+2*i+a)*2*w:][:2*w]
+					for j, v := range src0 {
+						row[2*j], row[2*j+1] = v, src1[j]
+					}
+				}
+			}
+		}
+	}
+	parts := min(runtime.GOMAXPROCS(0), c, max(1, c*n*w/(64<<10)))
+	var wg sync.WaitGroup
+	for k := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work(k*c/parts, (k+1)*c/parts)
+		}()
+	}
+	wg.Wait()
 }

@@ -12,9 +12,7 @@ import (
 
 // TestStreamedDecodeMatchesWhole decodes the tiny fixtures (a width change, so a conv_shortcut, in
 // the last up block; fp32 and fp16 I/O) streamed and whole: the streamed pixels must be the whole
-// graph's up to float32 rounding, with one strip per layer and with strips of a row or two (so every
-// halo, the upsamplers' row phases, the in-place shortcut and residual and the pages given back cross
-// strip borders), and for odd sizes.
+// graph's up to float32 rounding, in blocks of every height and for odd sizes.
 func TestStreamedDecodeMatchesWhole(t *testing.T) {
 	ctx := context.Background()
 	for _, fc := range fixtureCases {
@@ -28,11 +26,13 @@ func TestStreamedDecodeMatchesWhole(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer whole.Close()
-		// strips of 1 row (the shortcut into a buffer of its own), of 3, 4 and 8 rows (the shortcut over
-		// the ResNet's input, whose pages are given back as the strips pass), whole
+		// blocks (each level has its own height) of 1 row, of 2 to 24 rows with a shorter last one, an
+		// upsampler's strips straddling its input's blocks (14-row blocks read 3 rows at a time), and
+		// whole: every halo, the upsamplers' row phases, the shortcut written over the ResNet's input
+		// and the pages given back cross block borders
 		for _, sz := range []struct{ b, h, w, strip int }{
 			{2, 4, 6, stripValues}, {1, 5, 3, stripValues}, {2, 4, 6, 1}, {1, 3, 7, 40 * 32},
-			{2, 4, 6, 3 * 32 * 48}, {1, 5, 3, 4 * 32 * 24}, {1, 16, 16, 8 * 32 * 128},
+			{1, 5, 3, 2 * 6144}, {1, 5, 3, 3 * 6144}, {2, 4, 6, 4608}, {1, 8, 2, 3584}, {1, 16, 16, 8 * 32 * 128},
 		} {
 			streamed.s.strip = sz.strip
 			z := randLatents(9, sz.b*16*sz.h*sz.w, 1)

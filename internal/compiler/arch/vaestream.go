@@ -78,53 +78,46 @@ func VAEDecoderStem(w Weights, c Config, io IO) (*onnx.Model, error) {
 	return m, nil
 }
 
-// Strip graphs hold activations row-major across channels, [rows, C, W] ("HCW": one image's
-// NCHW tensor with H and C swapped), so that a strip of rows of a whole-image tensor is one
-// contiguous window the caller can hand ORT without copying, and a strip's output is written straight
-// into its rows. A strip of R output rows of a W-wide image reads the R rows and the halo rows above
-// and below that exist (R+2 inside the image, fewer at its top and bottom edges, where pads adds the
-// zero rows of the convolution's padding):
+// Strip graphs are NCHW throughout, so that a caller keeping its tensors in blocks of rows ([C, R, W]
+// each, one after another) can hand ONNX Runtime a block as it is and have the output written straight
+// into its place. A strip of R output rows of a W-wide image reads its R rows and one row of halo above
+// and below, given apart (rows of the neighbouring blocks; zeros at the image's edges):
 //
-//	x     [R+top+bottom, in, W]  the layer's input rows, before the norm (top, bottom ∈ {0, 1})
-//	scale [in, 1, 1]             the norm as an affine: gamma·rstd of the channel's group
-//	shift [in, 1, 1]             beta − mean·gamma·rstd
-//	pads  [8] int64              the zero rows to add: 0, 0, 1−top, 0, 0, 0, 1−bottom, 0
-//	res   [R, resIn, W]          (with a residual) the ResNet's input rows, added through the shortcut
-//	y     [R, out, W]            or [1, out, R, W] (NCHW) for the decoder's output layer
+//	x      [1, in, R, W]     the layer's input rows, before the norm
+//	top    [1, in, 1, W]     the row above them
+//	bottom [1, in, 1, W]     the row below them
+//	scale  [in, 1, 1]        the norm as an affine: gamma·rstd of the channel's group
+//	shift  [in, 1, 1]        beta − mean·gamma·rstd
+//	mask   [1, 1, R+2, 1]    1 for the rows in the image, 0 for a top or bottom row that is the
+//	                         convolution's zero padding (the norm and activation of a zero row are not 0)
+//	res    [1, resIn, R, W]  (with a residual) the ResNet's input rows, added through the shortcut
+//	y      [1, out, R, W]
 //
-// An upsampler strip takes x [r+top+bottom, ch, W] and pads (r rows of the small input) and gives
-// y [2r, ch, 2W].
+// An upsampler strip takes x, top and bottom (r rows of the small input, zeros outside it: its padding
+// comes before any norm) and gives the four phases of the 2r×2W output (StripPhases).
 const (
-	StripX     = "x"
-	StripScale = "scale"
-	StripShift = "shift"
-	StripPads  = "pads"
-	StripRes   = "res"
-	StripY     = "y"
+	StripX      = "x"
+	StripTop    = "top"
+	StripBottom = "bottom"
+	StripScale  = "scale"
+	StripShift  = "shift"
+	StripMask   = "mask"
+	StripRes    = "res"
+	StripY      = "y"
 )
 
-// stripInput declares an HCW strip input and returns it as NCHW [1, C, rows, W].
-func (v vaeNet) stripInput(name string, ch int, rows string) string {
-	x := v.FloatInput(name, onnx.Float, onnx.Sym(rows), onnx.Fixed(int64(ch)), onnx.Sym("width"))
-	return v.Unsqueeze(v.Transpose(x, 1, 0, 2), 0)
+// stripInputs declares x, top and bottom with ch channels.
+func (v vaeNet) stripInputs(ch int) (x, top, bottom string) {
+	c, w := onnx.Fixed(int64(ch)), onnx.Sym("width")
+	x = v.FloatInput(StripX, onnx.Float, onnx.Fixed(1), c, onnx.Sym("rows"), w)
+	top = v.FloatInput(StripTop, onnx.Float, onnx.Fixed(1), c, onnx.Fixed(1), w)
+	bottom = v.FloatInput(StripBottom, onnx.Float, onnx.Fixed(1), c, onnx.Fixed(1), w)
+	return x, top, bottom
 }
 
-// stripOutput declares output name from NCHW y [1, C, rows, W], as HCW unless nchw.
-func (v vaeNet) stripOutput(y, name string, ch int, rows, width string, nchw bool) {
-	if nchw {
-		v.FloatOutput(y, name, onnx.Float, onnx.Fixed(1), onnx.Fixed(int64(ch)), onnx.Sym(rows), onnx.Sym(width))
-		return
-	}
-	y = v.Transpose(v.Squeeze(y, 0), 1, 0, 2)
-	v.FloatOutput(y, name, onnx.Float, onnx.Sym(rows), onnx.Fixed(int64(ch)), onnx.Sym(width))
-}
-
-// stripPads declares the pads input.
-func (v vaeNet) stripPads() string { return v.B.Input(StripPads, onnx.Int64, onnx.Fixed(8)) }
-
-// padRows adds the zero rows pads asks for to NCHW h.
-func (v vaeNet) padRows(h, pads string) string {
-	return v.Op("Pad", []string{h, pads}, onnx.AttrString("mode", "constant"))
+// stripOutput declares output name from y [1, ch, rows, width].
+func (v vaeNet) stripOutput(y, name string, ch int, rows, width string) {
+	v.FloatOutput(y, name, onnx.Float, onnx.Fixed(1), onnx.Fixed(int64(ch)), onnx.Sym(rows), onnx.Sym(width))
 }
 
 // StripConv describes one normalised convolution of a decoder step for VAEStripConv.
@@ -136,18 +129,17 @@ type StripConv struct {
 	// differs from Out.
 	Residual int
 	// Shortcut is the ResNet's 1×1 "….conv_shortcut". With no Residual it makes a second output,
-	// StripShortcut [R, Out, W]: the shortcut of the strip's own rows of x, so that the caller can drop
-	// x before the ResNet's second half.
+	// StripShortcut [1, Out, R, W]: the shortcut of x, so that the caller can drop x before the
+	// ResNet's second half.
 	Shortcut string
-	NCHW     bool // y is NCHW [1, Out, R, W] (the decoder's output)
 }
 
 // StripShortcut is the second output of a StripConv with a Shortcut and no Residual.
 const StripShortcut = "shortcut"
 
 // VAEStripConv builds one normalised convolution of a decoder step on a strip:
-// conv(pad(act(x·scale + shift))) with the conv's own padding of one column left and right, plus the
-// residual or the shortcut output that s asks for.
+// conv(act(norm(top, x, bottom))·mask) (the halo rows zeroed where they are padding), the conv's own padding
+// one column left and right, plus the residual or the shortcut output that s asks for.
 func VAEStripConv(w Weights, c Config, s StripConv) (*onnx.Model, error) {
 	cfg, err := ParseVAEConfig(c)
 	if err != nil {
@@ -155,26 +147,23 @@ func VAEStripConv(w Weights, c Config, s StripConv) (*onnx.Model, error) {
 	}
 	cfg.Act = s.Act
 	v := vaeNet{Net: NewNet("vae_strip", w), c: cfg}
-	x := v.stripInput(StripX, s.In, "rows_in")
+	x, top, bottom := v.stripInputs(s.In)
 	scale := v.FloatInput(StripScale, onnx.Float, onnx.Fixed(int64(s.In)), onnx.Fixed(1), onnx.Fixed(1))
 	shift := v.FloatInput(StripShift, onnx.Float, onnx.Fixed(int64(s.In)), onnx.Fixed(1), onnx.Fixed(1))
-	pads := v.stripPads()
-	h := v.padRows(v.act(v.Add(v.Mul(x, scale), shift)), pads)
+	mask := v.FloatInput(StripMask, onnx.Float, onnx.Fixed(1), onnx.Fixed(1), onnx.Sym("rows_halo"), onnx.Fixed(1))
+	h := v.Mul(v.act(v.Add(v.Mul(v.Concat(2, top, x, bottom), scale), shift)), mask)
 	y := v.Op("Conv", []string{h, v.Param(s.Conv+".weight", s.Out, s.In, 3, 3), v.Param(s.Conv+".bias", s.Out)},
 		onnx.AttrInts("kernel_shape", 3, 3), onnx.AttrInts("pads", 0, 1, 0, 1))
 	if s.Residual > 0 {
-		r := v.stripInput(StripRes, s.Residual, "rows")
+		r := v.FloatInput(StripRes, onnx.Float, onnx.Fixed(1), onnx.Fixed(int64(s.Residual)), onnx.Sym("rows"), onnx.Sym("width"))
 		if s.Residual != s.Out {
 			r = v.Conv2D(r, s.Shortcut, s.Residual, s.Out, 1, 1, 0)
 		}
 		y = v.Add(r, y)
 	}
-	v.stripOutput(y, StripY, s.Out, "rows", "width", s.NCHW)
+	v.stripOutput(y, StripY, s.Out, "rows", "width")
 	if s.Residual == 0 && s.Shortcut != "" {
-		// the strip's own rows of x: from 1 − pads[2] (1 when a halo row above was given), R of them
-		start := v.Sub(v.Ints(1), v.Slice(pads, []int64{2}, []int64{3}, []int64{0}))
-		own := v.Op("Slice", []string{x, start, v.Add(start, v.Dim(y, 2)), v.Ints(2)})
-		v.stripOutput(v.Conv2D(own, s.Shortcut, s.In, s.Out, 1, 1, 0), StripShortcut, s.Out, "rows", "width", false)
+		v.stripOutput(v.Conv2D(x, s.Shortcut, s.In, s.Out, 1, 1, 0), StripShortcut, s.Out, "rows", "width")
 	}
 	m, err := v.Model()
 	if err != nil {
@@ -183,22 +172,24 @@ func VAEStripConv(w Weights, c Config, s StripConv) (*onnx.Model, error) {
 	return m, nil
 }
 
+// StripPhases are the outputs of VAEStripUpsample: phase (a, b) is the upsampled image's rows 2i+a,
+// columns 2j+b.
+var StripPhases = [4]string{"y00", "y01", "y10", "y11"}
+
 // VAEStripUpsample builds an Upsample2D (prefix "….upsamplers.0.conv") on a strip as SubPixelUpsampleConv
-// does on the whole input: four 2×2 convs, one per output phase, without vertical padding (the halo
-// rows and pads are the padding), each phase's rows cut to the strip, interleaved by DepthToSpace. The
-// weights are prefix.weight [ch, ch, 3, 3] or, in a compiled decoder, the folded kernels
-// prefix.weight.subpixel<a><b> [ch, ch, 2, 2].
+// does on the whole input, but leaves the four phases apart: each 2×2 conv runs over the strip's r
+// rows and their halo without vertical padding and gives r+1 rows, of which phase (a, b)'s rows
+// [a, a+r) are the strip's; the caller interleaves them (ONNX Runtime's DepthToSpace on strips cost a
+// tenth of the decode). The weights are prefix.weight [ch, ch, 3, 3] or, in a compiled decoder, the
+// folded kernels prefix.weight.subpixel<a><b> [ch, ch, 2, 2].
 func VAEStripUpsample(w Weights, prefix string, ch int) (*onnx.Model, error) {
 	v := vaeNet{Net: NewNet("vae_strip_upsample", w)}
-	x := v.padRows(v.stripInput(StripX, ch, "rows_in"), v.stripPads())
+	x, top, bottom := v.stripInputs(ch)
+	x = v.Concat(2, top, x, bottom)
 	b := v.Param(prefix+".bias", ch)
 	_, unfolded := w.Shape(prefix + ".weight")
-	phases := make([]string, len(subPixelLayouts))
-	// phase a of small row i reads rows i−1+a and i+a, which are padded rows i−lo+a and i−lo+a+1:
-	// its r+1 output rows, cut to [a, a+r), are the strip's r rows
-	rows := v.Sub(v.Dim(x, 2), v.Ints(2))
 	for i, l := range subPixelLayouts {
-		a, c, _ := l.subPixelPhase()
+		_, c, _ := l.subPixelPhase()
 		var k string
 		if unfolded {
 			k = v.param(prefix+".weight", shapeOf(ch, ch, 3, 3), l)
@@ -207,11 +198,8 @@ func VAEStripUpsample(w Weights, prefix string, ch int) (*onnx.Model, error) {
 		}
 		p := v.Op("Conv", []string{x, k, b}, onnx.AttrInts("kernel_shape", 2, 2),
 			onnx.AttrInts("pads", 0, int64(1-c), 0, int64(c)))
-		start := v.Ints(int64(a))
-		phases[i] = v.Op("Slice", []string{p, start, v.Add(start, rows), v.Ints(2)})
+		v.stripOutput(p, StripPhases[i], ch, "rows1", "width")
 	}
-	y := v.Op("DepthToSpace", []string{v.Concat(1, phases...)}, onnx.AttrInt("blocksize", 2), onnx.AttrString("mode", "DCR"))
-	v.stripOutput(y, StripY, ch, "rows2", "width2", false)
 	m, err := v.Model()
 	if err != nil {
 		return nil, fmt.Errorf("vae strip %s: %w", prefix, err)
