@@ -13,11 +13,11 @@ func (c Config) WholeDecodeBytes(b, h, w int) int64 {
 // StreamedDecodeBytes estimates what a streamed decode (LoadDecoder on the CPU) of b latents into
 // h×w-pixel images adds to the process's peak resident memory. The images are decoded one after
 // another, each holding at most two float32 tensors at full resolution: the last upsampler's output
-// (FullResChannels), which the first ResNet of the last block replaces row by row with its shortcut and
-// inner tensor (ImageChannels each). Beside them: the batch's output pixels and streamBytesPerPixel,
+// (FullResChannels), which the first ResNet of the last block replaces block by block with its shortcut
+// and inner tensor (ImageChannels each). Beside them: the batch's output pixels and streamBytesPerPixel,
 // streamOverheadBytes for the stem's and the strips' buffers, fitted with BenchmarkDecodePeak (bench
-// SD3 VAE: +190 MiB at 512², +673 MiB at 1024², against 214 and 704 MB estimated). 0 when the config
-// does not know the VAE's widths.
+// SD3 VAE, three rounds: +194–198 MiB at 512², +683–691 MiB at 1024², against 212 and 702 MiB
+// estimated). 0 when the config does not know the VAE's widths.
 func (c Config) StreamedDecodeBytes(b, h, w int) int64 {
 	if c.FullResChannels == 0 || c.ImageChannels == 0 {
 		return 0
@@ -27,6 +27,6 @@ func (c Config) StreamedDecodeBytes(b, h, w int) int64 {
 }
 
 const (
-	streamBytesPerPixel = 100
+	streamBytesPerPixel = 130
 	streamOverheadBytes = 48 << 20
 )
