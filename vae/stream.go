@@ -275,25 +275,47 @@ func (t *tensor) row(dst []float32, r int) {
 	}
 }
 
-// account adds block b to the sums, in float64.
+// account adds block b to the sums, in float64, the channels split among goroutines (ORT's threads
+// are idle meanwhile).
 func (t *tensor) account(b int) {
 	blk, n := t.block(b), t.rowsIn(b)*t.w
-	for c := range t.c {
-		v := blk[c*n : (c+1)*n]
-		var s0, s1, q0, q1 float64
-		i := 0
-		for ; i+1 < len(v); i += 2 {
-			a, b := float64(v[i]), float64(v[i+1])
-			s0, s1 = s0+a, s1+b
-			q0, q1 = q0+a*a, q1+b*b
+	parallel(t.c, len(blk), func(c0, c1 int) {
+		for c := c0; c < c1; c++ {
+			v := blk[c*n : (c+1)*n]
+			var s0, s1, q0, q1 float64
+			i := 0
+			for ; i+1 < len(v); i += 2 {
+				a, b := float64(v[i]), float64(v[i+1])
+				s0, s1 = s0+a, s1+b
+				q0, q1 = q0+a*a, q1+b*b
+			}
+			if i < len(v) {
+				a := float64(v[i])
+				s0, q0 = s0+a, q0+a*a
+			}
+			t.sum[c] += s0 + s1
+			t.sumSq[c] += q0 + q1
 		}
-		if i < len(v) {
-			a := float64(v[i])
-			s0, q0 = s0+a, q0+a*a
-		}
-		t.sum[c] += s0 + s1
-		t.sumSq[c] += q0 + q1
+	})
+}
+
+// parallel runs work over channels [0, c) in up to GOMAXPROCS goroutines, one when the values are
+// too few to be worth it.
+func parallel(c, values int, work func(c0, c1 int)) {
+	parts := min(runtime.GOMAXPROCS(0), c, max(1, values/(64<<10)))
+	if parts == 1 {
+		work(0, c)
+		return
 	}
+	var wg sync.WaitGroup
+	for k := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work(k*c/parts, (k+1)*c/parts)
+		}()
+	}
+	wg.Wait()
 }
 
 // affine is GroupNorm(groups, eps, gamma, beta) over t as a per-channel x·scale + shift.
@@ -581,8 +603,7 @@ func (s *streamer) strips(ctx context.Context, p pass) error {
 }
 
 // interleave writes the upsampled block dst [c, 2n, 2w] from the four phases [4][c, n+1, w] of
-// arch.VAEStripUpsample: row 2i+a, column 2j+b is phase (a, b)'s row i+a, column j. The channels are
-// split among goroutines: ORT's threads are idle meanwhile.
+// arch.VAEStripUpsample: row 2i+a, column 2j+b is phase (a, b)'s row i+a, column j.
 func interleave(dst, phases []float32, c, n, w int) {
 	phase := c * (n + 1) * w
 	work := func(c0, c1 int) {
@@ -599,14 +620,5 @@ func interleave(dst, phases []float32, c, n, w int) {
 			}
 		}
 	}
-	parts := min(runtime.GOMAXPROCS(0), c, max(1, c*n*w/(64<<10)))
-	var wg sync.WaitGroup
-	for k := range parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			work(k*c/parts, (k+1)*c/parts)
-		}()
-	}
-	wg.Wait()
+	parallel(c, c*n*w, work)
 }
