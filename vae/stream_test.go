@@ -3,6 +3,7 @@ package vae
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/rflowrt/rflow/internal/onnx"
@@ -66,5 +67,55 @@ func TestStreamedDecodeCancelled(t *testing.T) {
 	cancel()
 	if _, err := d.Decode(ctx, randLatents(3, 16*4*4, 1), 1, 4, 4); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled decode: %v, want context.Canceled", err)
+	}
+}
+
+// TestTensorAccount: the per-channel sums of a blocked tensor, taken over goroutines for large blocks,
+// are the plain float64 sums of each channel's values.
+func TestTensorAccount(t *testing.T) {
+	const c, h, w, r = 64, 70, 64, 32 // blocks of 131072 values, split among goroutines; a short last block
+	x, err := newTensor(c, h, w, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.buf.release()
+	z := randLatents(11, c*h*w, 3)
+	copy(x.buf.f, z)
+	for b := range x.blocks() {
+		x.account(b)
+	}
+	for ch := range c {
+		var s, q float64
+		for b := range x.blocks() {
+			n := x.rowsIn(b) * w
+			for _, v := range x.block(b)[ch*n : (ch+1)*n] {
+				s, q = s+float64(v), q+float64(v)*float64(v)
+			}
+		}
+		if math.Abs(s-x.sum[ch]) > 1e-9*math.Max(1, math.Abs(s)) || math.Abs(q-x.sumSq[ch]) > 1e-9*q {
+			t.Fatalf("channel %d: sums %g, %g; want %g, %g", ch, x.sum[ch], x.sumSq[ch], s, q)
+		}
+	}
+}
+
+// TestInterleave: row 2i+a, column 2j+b of the upsampled block is phase (a, b)'s row i+a, column j,
+// also when the channels are split among goroutines.
+func TestInterleave(t *testing.T) {
+	for _, s := range []struct{ c, n, w int }{{3, 2, 5}, {64, 16, 128}} {
+		phase := s.c * (s.n + 1) * s.w
+		phases := randLatents(5, 4*phase, 1)
+		dst := make([]float32, s.c*2*s.n*2*s.w)
+		interleave(dst, phases, s.c, s.n, s.w)
+		for ch := range s.c {
+			for y := range 2 * s.n {
+				for x := range 2 * s.w {
+					i, a, j, b := y/2, y%2, x/2, x%2
+					want := phases[(2*a+b)*phase+(ch*(s.n+1)+i+a)*s.w+j]
+					if got := dst[(ch*2*s.n+y)*2*s.w+x]; got != want {
+						t.Fatalf("%+v: channel %d (%d, %d) = %g, want %g", s, ch, y, x, got, want)
+					}
+				}
+			}
+		}
 	}
 }
