@@ -22,10 +22,10 @@ import (
 // written. The pixels are those of the whole decode (convolutions see the same rows; the norms the
 // same statistics) while the peak falls from ~5 full-resolution tensors plus ORT's buffers to two.
 
-// stripValues is the size, in float32 values, that sets a strip's height: the widest of its input and
-// output tensors holds about this many (4 MiB), so ORT's buffers for a strip stay small beside the
+// stripValues sets the block height of each resolution level: a block of the level's widest tensor
+// holds about this many float32 values (4 MiB), so ORT's buffers for a strip stay small beside the
 // full-resolution tensors, while a strip is still thousands of pixels wide for the convolution kernels
-// (at 1024² the bench decode peaked 53 MiB higher with twice this).
+// (at 1024² the bench decode peaked 53 MiB higher with twice this; 2 and 4 times this were no faster).
 const stripValues = 1 << 20
 
 // errNotStreamable says why a decoder export cannot be streamed; LoadDecoder then loads it whole.
