@@ -33,6 +33,7 @@ var errNotStreamable = errors.New("not streamable")
 
 // streamer is a loaded streamed decoder.
 type streamer struct {
+	mu     sync.Mutex // one decode at a time: a second would hold its own full-resolution tensors
 	stem   *graph
 	steps  []streamStep
 	groups int
@@ -203,6 +204,8 @@ func (s *streamer) close() error {
 // run decodes unscaled latents [b, C, h, w] into out [b, 3, S·h, S·w]: the stem for the whole batch,
 // then the strips image by image.
 func (s *streamer) run(ctx context.Context, in []float32, b, c, h, w, sf int, out []float32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	ch := int(s.stem.out.Shape[1])
 	feats, err := s.stem.run(ctx, in, [4]int{b, c, h, w}, [4]int{b, ch, h, w})
 	if err != nil {
