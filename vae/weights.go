@@ -1,11 +1,9 @@
 package vae
 
 import (
-	"encoding/binary"
 	"fmt"
 	"strings"
 
-	"github.com/rflowrt/rflow/internal/half"
 	"github.com/rflowrt/rflow/internal/onnx"
 )
 
@@ -152,7 +150,7 @@ func (w *exportWeights) Float32(name string, shape []int64) ([]float32, error) {
 	if !ok {
 		return nil, fmt.Errorf("vae decoder export: no parameter %s", name)
 	}
-	v, err := floats(f.t)
+	v, err := f.t.Float32s()
 	if err != nil {
 		return nil, fmt.Errorf("vae decoder export: %s: %w", name, err)
 	}
@@ -174,29 +172,4 @@ func (w *exportWeights) Float32(name string, shape []int64) ([]float32, error) {
 		return nil, fmt.Errorf("vae decoder export: %s has %d values, want %v", name, len(v), shape)
 	}
 	return v, nil
-}
-
-// floats reads a float32, float16 or bfloat16 tensor as float32.
-func floats(t *onnx.Tensor) ([]float32, error) {
-	if t.Type == onnx.Float {
-		return t.Float32s()
-	}
-	b, err := t.Bytes()
-	if err != nil {
-		return nil, err
-	}
-	u := make([]uint16, len(b)/2)
-	for i := range u {
-		u[i] = binary.LittleEndian.Uint16(b[2*i:])
-	}
-	v := make([]float32, len(u))
-	switch t.Type {
-	case onnx.Float16:
-		err = half.DecodeFloat16(v, u)
-	case onnx.BFloat16:
-		err = half.DecodeBFloat16(v, u)
-	default:
-		err = fmt.Errorf("element type %v, want a float type", t.Type)
-	}
-	return v, err
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/rflowrt/rflow/internal/half"
 )
 
 // eagerTensor is the payload size up to which ReadModel loads a tensor's bytes; bigger payloads
@@ -597,20 +599,33 @@ func (t *Tensor) Bytes() ([]byte, error) {
 	return w.b, nil
 }
 
-// Float32s returns a float32 tensor's values.
+// Float32s returns a float32, float16 or bfloat16 tensor's values as float32.
 func (t *Tensor) Float32s() ([]float32, error) {
-	if t.Type != Float {
-		return nil, fmt.Errorf("onnx: tensor %q is %v, not float32", t.Name, t.Type)
+	if t.Type != Float && t.Type != Float16 && t.Type != BFloat16 {
+		return nil, fmt.Errorf("onnx: tensor %q is %v, not a float type", t.Name, t.Type)
 	}
 	b, err := t.Bytes()
 	if err != nil {
 		return nil, err
 	}
-	v := make([]float32, len(b)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	if t.Type == Float {
+		v := make([]float32, len(b)/4)
+		for i := range v {
+			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+		return v, nil
 	}
-	return v, nil
+	u := make([]uint16, len(b)/2)
+	for i := range u {
+		u[i] = binary.LittleEndian.Uint16(b[2*i:])
+	}
+	v := make([]float32, len(u))
+	if t.Type == Float16 {
+		err = half.DecodeFloat16(v, u)
+	} else {
+		err = half.DecodeBFloat16(v, u)
+	}
+	return v, err
 }
 
 // Int64s returns an int64 tensor's values.

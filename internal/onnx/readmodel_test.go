@@ -259,3 +259,25 @@ func writeGraph(t *testing.T, dir, name string, g []byte) string {
 	}
 	return path
 }
+
+// TestTensorFloat32s: float32, float16 and bfloat16 tensors read back as float32 (values exact in
+// every type), other types are an error.
+func TestTensorFloat32s(t *testing.T) {
+	want := []float32{1, -2.5, 0.375, 1024}
+	for _, x := range []Tensor{Float32Tensor("f", []int64{4}, want), Float16Tensor("h", []int64{4}, want), BFloat16Tensor("b", []int64{4}, want)} {
+		got, err := x.Float32s()
+		if err != nil || len(got) != len(want) {
+			t.Fatalf("%v: %v, %v", x.Type, got, err)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("%v: %v, want %v", x.Type, got, want)
+				break
+			}
+		}
+	}
+	i := Int64Tensor("i", []int64{1}, []int64{1})
+	if _, err := i.Float32s(); err == nil {
+		t.Error("an int64 tensor read as float32")
+	}
+}
