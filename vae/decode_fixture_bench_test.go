@@ -31,16 +31,31 @@ func benchFixtureDir(b testing.TB) (string, Config) {
 
 // benchFixtureDecoder loads the bench SD3 fixture's VAE decoder with so (streamed, as LoadDecoder
 // does, unless whole).
-func benchFixtureDecoder(b testing.TB, so ort.SessionOptions, whole ...bool) *Decoder {
+func benchFixtureDecoder(b testing.TB, so ort.SessionOptions, whole bool) *Decoder {
 	b.Helper()
-	dir, cfg := benchFixtureDir(b)
+	dir, _ := benchFixtureDir(b)
+	return benchDecoder(b, dir, so, whole)
+}
+
+// benchDecoder loads the vae_decoder folder dir with so, streamed unless whole, and checks that it
+// loaded as asked.
+func benchDecoder(tb testing.TB, dir string, so ort.SessionOptions, whole bool) *Decoder {
+	tb.Helper()
+	cfg, err := ReadConfig(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	load := LoadDecoder
-	if len(whole) > 0 && whole[0] {
+	if whole {
 		load = LoadWholeDecoder
 	}
 	d, err := load(context.Background(), filepath.Join(dir, "model.onnx"), so, cfg)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
+	}
+	if d.Streamed() == whole {
+		d.Close()
+		tb.Fatalf("%s: whole %t, but the decoder is streamed: %t", dir, whole, d.Streamed())
 	}
 	return d
 }

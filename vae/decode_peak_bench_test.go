@@ -95,22 +95,7 @@ func TestDecodePeakChild(t *testing.T) {
 	if _, err := fmt.Sscanf(strings.Join(f[:6], " "), "%d %d %d %t %t %t", &side, &threads, &opt, &noArena, &noPattern, &whole); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ReadConfig(f[6])
-	if err != nil {
-		t.Fatal(err)
-	}
-	load := LoadDecoder
-	if whole {
-		load = LoadWholeDecoder
-	}
-	d, err := load(context.Background(), filepath.Join(f[6], "model.onnx"),
-		ort.SessionOptions{IntraOpThreads: threads, OptLevel: ort.OptLevel(opt), NoArena: noArena, LowMem: noPattern}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if whole != (d.s == nil) {
-		t.Fatalf("whole %t, but the decoder is streamed: %t", whole, d.s != nil)
-	}
+	d := benchDecoder(t, f[6], ort.SessionOptions{IntraOpThreads: threads, OptLevel: ort.OptLevel(opt), NoArena: noArena, LowMem: noPattern}, whole)
 	defer d.Close()
 	loaded, err := benchutil.StatusMiB("VmHWM")
 	if err != nil {

@@ -74,7 +74,7 @@ func loadStreamer(ctx context.Context, path string, so ort.SessionOptions) (*str
 	if !ok {
 		return nil, fmt.Errorf("%w: the export does not name its parameters", errNotStreamable)
 	}
-	s := &streamer{groups: cfg.NormGroups, eps: 1e-6, strip: stripValues}
+	s := &streamer{groups: cfg.NormGroups, eps: arch.VAENormEps, strip: stripValues}
 	ok = false
 	defer func() {
 		if !ok {
@@ -97,16 +97,13 @@ func loadStreamer(ctx context.Context, path string, so ort.SessionOptions) (*str
 		return nil, err
 	}
 	s.stem = &graph{sess: sess, what: "vae decoder stem", path: path, in: sess.Inputs()[0], out: sess.Outputs()[0]}
-	for i, st := range cfg.DecoderSteps() {
+	for _, st := range cfg.DecoderSteps() {
 		step := streamStep{VAEStep: st}
-		if so.ProfilePrefix != "" { // a file per session: they would share the second in its name
-			strip.ProfilePrefix = fmt.Sprintf("%s-strip%02d", so.ProfilePrefix, i)
-		}
-		if err := step.load(ctx, w, conf, cfg.Act, strip); err != nil {
-			s.steps = append(s.steps, step)
+		err := step.load(ctx, w, cfg.Act, strip)
+		s.steps = append(s.steps, step) // closed on failure too
+		if err != nil {
 			return nil, err
 		}
-		s.steps = append(s.steps, step)
 	}
 	s.levelWidth = []int{0}
 	for _, st := range s.steps {
@@ -134,7 +131,7 @@ func sessionOf(ctx context.Context, name string, m *onnx.Model, so ort.SessionOp
 }
 
 // load builds the step's strip sessions and reads its norms.
-func (st *streamStep) load(ctx context.Context, w *exportWeights, conf arch.Config, act string, so ort.SessionOptions) error {
+func (st *streamStep) load(ctx context.Context, w *exportWeights, act string, so ort.SessionOptions) error {
 	norm := func(name string, ch int) (gamma, beta []float32, err error) {
 		if gamma, err = w.Float32(name+".weight", []int64{int64(ch)}); err == nil {
 			beta, err = w.Float32(name+".bias", []int64{int64(ch)})
@@ -151,7 +148,7 @@ func (st *streamStep) load(ctx context.Context, w *exportWeights, conf arch.Conf
 		}
 		o := so
 		if o.ProfilePrefix != "" { // a file per session: they would share the second in its name
-			o.ProfilePrefix = fmt.Sprintf("%s-%d", o.ProfilePrefix, built)
+			o.ProfilePrefix = fmt.Sprintf("%s-%s-%d", o.ProfilePrefix, st.Prefix, built)
 		}
 		built++
 		return sessionOf(ctx, "vae decoder strip "+st.Prefix, m, o)
@@ -169,10 +166,10 @@ func (st *streamStep) load(ctx context.Context, w *exportWeights, conf arch.Conf
 		if st.In != st.Out {
 			first.Shortcut = st.Prefix + ".conv_shortcut"
 		}
-		if st.first, err = build(arch.VAEStripConv(w, conf, first)); err != nil {
+		if st.first, err = build(arch.VAEStripConv(w, first)); err != nil {
 			return err
 		}
-		st.second, err = build(arch.VAEStripConv(w, conf, arch.StripConv{Conv: st.Prefix + ".conv2", In: st.Out, Out: st.Out, Act: act, Residual: st.Out}))
+		st.second, err = build(arch.VAEStripConv(w, arch.StripConv{Conv: st.Prefix + ".conv2", In: st.Out, Out: st.Out, Act: act, Residual: st.Out}))
 	case arch.VAEUpsample:
 		st.first, err = build(arch.VAEStripUpsample(w, st.Prefix, st.In))
 	case arch.VAEOut:
@@ -180,7 +177,7 @@ func (st *streamStep) load(ctx context.Context, w *exportWeights, conf arch.Conf
 			return err
 		}
 		// conv_act is always SiLU
-		st.first, err = build(arch.VAEStripConv(w, conf, arch.StripConv{Conv: st.Prefix + ".conv_out", In: st.In, Out: st.Out, Act: "silu"}))
+		st.first, err = build(arch.VAEStripConv(w, arch.StripConv{Conv: st.Prefix + ".conv_out", In: st.In, Out: st.Out, Act: "silu"}))
 	}
 	return err
 }
@@ -266,15 +263,6 @@ func (t *tensor) rows(dst []float32, r0, r1 int) {
 			copy(dst[(c*n+r-r0)*t.w:(c*n+r-r0+k)*t.w], blk[(c*bn+i)*t.w:(c*bn+i+k)*t.w])
 		}
 		r += k
-	}
-}
-
-// row copies row r (of the image) of every channel into dst [c, 1, w].
-func (t *tensor) row(dst []float32, r int) {
-	b, i := r/t.r, r%t.r
-	blk, n := t.block(b), t.rowsIn(b)
-	for c := range t.c {
-		copy(dst[c*t.w:(c+1)*t.w], blk[(c*n+i)*t.w:(c*n+i+1)*t.w])
 	}
 }
 
@@ -460,7 +448,7 @@ func (s *streamer) strips(ctx context.Context, p pass) error {
 			t.Destroy()
 		}
 	}()
-	newTensor := func(shape ...int64) (*ort.Tensor, error) {
+	ortTensor := func(shape ...int64) (*ort.Tensor, error) {
 		t, err := ort.NewTensor(onnx.Float, shape...)
 		if err == nil {
 			keep = append(keep, t)
@@ -468,11 +456,11 @@ func (s *streamer) strips(ctx context.Context, p pass) error {
 		return t, err
 	}
 	row := []int64{1, int64(x.c), 1, int64(x.w)}
-	top, err := newTensor(row...)
+	top, err := ortTensor(row...)
 	if err != nil {
 		return err
 	}
-	bottom, err := newTensor(row...)
+	bottom, err := ortTensor(row...)
 	if err != nil {
 		return err
 	}
@@ -487,7 +475,7 @@ func (s *streamer) strips(ctx context.Context, p pass) error {
 			keep = append(keep, t)
 			fixed = append(fixed, t)
 		}
-		if mask, err = newTensor(1, 1, int64(x.r+2), 1); err != nil {
+		if mask, err = ortTensor(1, 1, int64(x.r+2), 1); err != nil {
 			return err
 		}
 		fixed = append(fixed, mask)
@@ -498,26 +486,27 @@ func (s *streamer) strips(ctx context.Context, p pass) error {
 		strips = y.blocks()
 	}
 	for b := range strips {
-		r0, r1 := b*x.r, b*x.r+x.rowsIn(b)
-		input := func() []float32 { return x.block(b) }
+		var r0, r1 int // x's rows
+		var input []float32
 		if up > 1 {
 			r0, r1 = b*y.r/2, (b*y.r+y.rowsIn(b))/2
-			input = func() []float32 {
-				gathered = slices.Grow(gathered[:0], x.c*(r1-r0)*x.w)[:x.c*(r1-r0)*x.w]
-				x.rows(gathered, r0, r1)
-				return gathered
-			}
+			gathered = slices.Grow(gathered[:0], x.c*(r1-r0)*x.w)[:x.c*(r1-r0)*x.w]
+			x.rows(gathered, r0, r1)
+			input = gathered
+		} else {
+			r0, r1 = b*x.r, b*x.r+x.rowsIn(b)
+			input = x.block(b)
 		}
 		n := r1 - r0
 		// top holds row r0−1 already (zeros above the image); bottom is row r1 or zeros
 		if r1 < x.h {
-			x.row(bottom.Float32s(), r1)
+			x.rows(bottom.Float32s(), r1, r1+1)
 		} else {
 			clear(bottom.Float32s())
 		}
 		if mask != nil {
 			if n+2 != len(mask.Float32s()) {
-				if mask, err = newTensor(1, 1, int64(n+2), 1); err != nil { // the old one is destroyed on return
+				if mask, err = ortTensor(1, 1, int64(n+2), 1); err != nil { // the old one is destroyed on return
 					return err
 				}
 				fixed[len(fixed)-1] = mask
@@ -543,7 +532,7 @@ func (s *streamer) strips(ctx context.Context, p pass) error {
 			}
 			return t
 		}
-		ins := append([]*ort.Tensor{wrap(input(), 1, x.c, n, x.w)}, fixed...)
+		ins := append([]*ort.Tensor{wrap(input, 1, x.c, n, x.w)}, fixed...)
 		if p.res != nil {
 			ins = append(ins, wrap(p.res.block(b), 1, p.res.c, n, p.res.w))
 		}
@@ -574,7 +563,7 @@ func (s *streamer) strips(ctx context.Context, p pass) error {
 		if err != nil {
 			return err
 		}
-		x.row(top.Float32s(), r1-1) // the next strip's row above, before the shortcut may overwrite it
+		x.rows(top.Float32s(), r1-1, r1) // the next strip's row above, before the shortcut may overwrite it
 		switch {
 		case up > 1:
 			interleave(y.block(b), staged, x.c, n, x.w)

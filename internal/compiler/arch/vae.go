@@ -28,8 +28,8 @@ type VAEConfig struct {
 // ScaleFactor is the ratio of image to latent size, 2^(len(BlockOut)−1) (diffusers' vae_scale_factor).
 func (c VAEConfig) ScaleFactor() int { return 1 << max(len(c.BlockOut)-1, 0) }
 
-// vaeEps is the GroupNorm epsilon of every norm in diffusers' Encoder and Decoder.
-const vaeEps = 1e-6
+// VAENormEps is the GroupNorm epsilon of every norm in diffusers' Encoder and Decoder.
+const VAENormEps = 1e-6
 
 // ParseVAEConfig reads an AutoencoderKL config.json, with diffusers' defaults for absent fields.
 func ParseVAEConfig(c Config) (VAEConfig, error) {
@@ -180,7 +180,7 @@ func (v vaeNet) encoder(x string) string {
 	}
 	h = v.mid(h, "encoder.mid_block", ch)
 	// conv_act is always SiLU (act_fn only reaches the ResNets)
-	h = v.SiLU(v.GroupNorm(h, "encoder.conv_norm_out", c.NormGroups, ch, vaeEps))
+	h = v.SiLU(v.GroupNorm(h, "encoder.conv_norm_out", c.NormGroups, ch, VAENormEps))
 	h = v.Conv2D(h, "encoder.conv_out", ch, 2*c.LatentChannels, 3, 1, 1)
 	if c.QuantConv {
 		h = v.Conv2D(h, "quant_conv", 2*c.LatentChannels, 2*c.LatentChannels, 1, 1, 0)
@@ -206,7 +206,7 @@ func (v vaeNet) decoder(z string) string {
 			h = v.upsample(h, p+".upsamplers.0.conv", ch)
 		}
 	}
-	h = v.SiLU(v.GroupNorm(h, "decoder.conv_norm_out", c.NormGroups, ch, vaeEps))
+	h = v.SiLU(v.GroupNorm(h, "decoder.conv_norm_out", c.NormGroups, ch, VAENormEps))
 	return v.Conv2D(h, "decoder.conv_out", ch, c.OutChannels, 3, 1, 1)
 }
 
@@ -232,8 +232,8 @@ func (v vaeNet) act(x string) string {
 // shortcut(x) + conv2(act(norm2(conv1(act(norm1(x)))))), the shortcut a 1×1 conv when the width changes.
 func (v vaeNet) resnet(x, p string, in, out int) string {
 	g := v.c.NormGroups
-	h := v.Conv2D(v.act(v.GroupNorm(x, p+".norm1", g, in, vaeEps)), p+".conv1", in, out, 3, 1, 1)
-	h = v.Conv2D(v.act(v.GroupNorm(h, p+".norm2", g, out, vaeEps)), p+".conv2", out, out, 3, 1, 1)
+	h := v.Conv2D(v.act(v.GroupNorm(x, p+".norm1", g, in, VAENormEps)), p+".conv1", in, out, 3, 1, 1)
+	h = v.Conv2D(v.act(v.GroupNorm(h, p+".norm2", g, out, VAENormEps)), p+".conv2", out, out, 3, 1, 1)
 	if in != out {
 		x = v.Conv2D(x, p+".conv_shortcut", in, out, 1, 1, 0)
 	}
@@ -263,8 +263,8 @@ const attentionChunks = 8
 // than on the scores, and k is made directly in the [C, HW] layout the products need. The fused
 // operator (FusedAttention) needs neither: it never holds more than a tile of scores.
 func (v vaeNet) attention(x, p string, ch int) string {
-	hn := v.Reshape(v.GroupNorm(x, p+".group_norm", v.c.NormGroups, ch, vaeEps), 0, int64(ch), -1) // [B, C, HW]
-	h := v.Transpose(hn, 0, 2, 1)                                                                  // [B, HW, C]
+	hn := v.Reshape(v.GroupNorm(x, p+".group_norm", v.c.NormGroups, ch, VAENormEps), 0, int64(ch), -1) // [B, C, HW]
+	h := v.Transpose(hn, 0, 2, 1)                                                                      // [B, HW, C]
 	scale := float32(1 / math.Sqrt(float64(ch)))
 	var a string
 	if v.Net.attention == UnfusedAttention {

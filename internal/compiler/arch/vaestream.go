@@ -140,13 +140,8 @@ const StripShortcut = "shortcut"
 // VAEStripConv builds one normalised convolution of a decoder step on a strip:
 // conv(act(norm(top, x, bottom))·mask) (the halo rows zeroed where they are padding), the conv's own padding
 // one column left and right, plus the residual or the shortcut output that s asks for.
-func VAEStripConv(w Weights, c Config, s StripConv) (*onnx.Model, error) {
-	cfg, err := ParseVAEConfig(c)
-	if err != nil {
-		return nil, fmt.Errorf("vae strip %s: %w", s.Conv, err)
-	}
-	cfg.Act = s.Act
-	v := vaeNet{Net: NewNet("vae_strip", w), c: cfg}
+func VAEStripConv(w Weights, s StripConv) (*onnx.Model, error) {
+	v := vaeNet{Net: NewNet("vae_strip", w), c: VAEConfig{Act: s.Act}} // the activation is all the net reads of c
 	x, top, bottom := v.stripInputs(s.In)
 	scale := v.FloatInput(StripScale, onnx.Float, onnx.Fixed(int64(s.In)), onnx.Fixed(1), onnx.Fixed(1))
 	shift := v.FloatInput(StripShift, onnx.Float, onnx.Fixed(int64(s.In)), onnx.Fixed(1), onnx.Fixed(1))
