@@ -37,16 +37,12 @@ func NewTensor(t onnx.DataType, shape ...int64) (*Tensor, error) {
 	if len(shape) == 0 {
 		return nil, fmt.Errorf("rank-0 (scalar) tensors are not supported: give the %v tensor a shape such as [1]", t)
 	}
-	n := int64(1)
-	for _, d := range shape {
-		if d <= 0 {
-			return nil, fmt.Errorf("tensor shape %v: every dimension must be positive", shape)
-		}
-		n *= d
+	n, err := shapeSize(shape)
+	if err != nil {
+		return nil, err
 	}
 	s := ortgo.NewShape(shape...)
 	x := &Tensor{typ: t, shape: append([]int64(nil), shape...)}
-	var err error
 	switch t {
 	case onnx.Float:
 		x.f32 = make([]float32, n)
@@ -82,12 +78,9 @@ func WrapFloat32(data []float32, shape ...int64) (*Tensor, error) {
 	if err := checkInit(); err != nil {
 		return nil, err
 	}
-	n := int64(1)
-	for _, d := range shape {
-		if d <= 0 {
-			return nil, fmt.Errorf("tensor shape %v: every dimension must be positive", shape)
-		}
-		n *= d
+	n, err := shapeSize(shape)
+	if err != nil {
+		return nil, err
 	}
 	if int64(len(data)) != n {
 		return nil, fmt.Errorf("tensor shape %v: %d values, want %d", shape, len(data), n)
@@ -97,6 +90,18 @@ func WrapFloat32(data []float32, shape ...int64) (*Tensor, error) {
 		return nil, fmt.Errorf("wrap float32 tensor %v: %w", shape, err)
 	}
 	return &Tensor{typ: onnx.Float, shape: append([]int64(nil), shape...), value: v, f32: data}, nil
+}
+
+// shapeSize is the number of values of shape, each of whose dimensions must be positive.
+func shapeSize(shape []int64) (int64, error) {
+	n := int64(1)
+	for _, d := range shape {
+		if d <= 0 {
+			return 0, fmt.Errorf("tensor shape %v: every dimension must be positive", shape)
+		}
+		n *= d
+	}
+	return n, nil
 }
 
 // Type is the element type.
