@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/rflowrt/rflow/internal/compiler/arch"
 	"github.com/rflowrt/rflow/internal/onnx"
 )
 
@@ -155,14 +156,7 @@ func (w *exportWeights) Float32(name string, shape []int64) ([]float32, error) {
 		return nil, fmt.Errorf("vae decoder export: %s: %w", name, err)
 	}
 	if f.transposed {
-		rows, cols := int(f.t.Dims[0]), int(f.t.Dims[1])
-		u := make([]float32, len(v))
-		for i := range rows {
-			for j := range cols {
-				u[j*rows+i] = v[i*cols+j]
-			}
-		}
-		v = u
+		v = arch.Transpose(v, int(f.t.Dims[0]), int(f.t.Dims[1]))
 	}
 	n := int64(1)
 	for _, d := range shape {

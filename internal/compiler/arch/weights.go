@@ -102,6 +102,11 @@ func (p paramSource) WriteRaw(w io.Writer) error {
 	return nil
 }
 
+// Transpose returns the [cols, rows] transpose of the row-major [rows, cols] matrix v.
+func Transpose(v []float32, rows, cols int) []float32 {
+	return transposeBand(make([]float32, len(v)), v, rows, cols, 0, cols)
+}
+
 // transposeBand fills out with rows c0…c1-1 of the [cols, rows] transpose of the row-major [rows, cols]
 // matrix v, in tiles that keep both sides in cache.
 func transposeBand(out, v []float32, rows, cols, c0, c1 int) []float32 {

@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/rflowrt/rflow/internal/compiler/arch"
 	"github.com/rflowrt/rflow/internal/half"
 	"github.com/rflowrt/rflow/internal/linkdir"
 )
@@ -201,7 +202,7 @@ func patchInitializer(path string, in *initializer, param string, transposed boo
 			return fmt.Errorf("%s: a transposed initializer of shape %v", in.name, in.dims)
 		}
 		shape = []int64{in.dims[1], in.dims[0]}
-		v = transpose(v, in.dims[0], in.dims[1])
+		v = arch.Transpose(v, int(in.dims[0]), int(in.dims[1]))
 	}
 	w := m.Wrap(c.Role, valuesWeights{param: param, shape: shape, v: v})
 	out, err := w.Float32(param, shape)
@@ -209,7 +210,7 @@ func patchInitializer(path string, in *initializer, param string, transposed boo
 		return err
 	}
 	if transposed {
-		out = transpose(out, shape[0], shape[1])
+		out = arch.Transpose(out, int(shape[0]), int(shape[1]))
 	}
 	for i, x := range out {
 		switch in.dtype {
@@ -241,16 +242,6 @@ func (w valuesWeights) Float32(name string, _ []int64) ([]float32, error) {
 		return nil, fmt.Errorf("no tensor %q", name)
 	}
 	return w.v, nil
-}
-
-func transpose(v []float32, rows, cols int64) []float32 {
-	out := make([]float32, len(v))
-	for r := range rows {
-		for c := range cols {
-			out[c*rows+r] = v[r*cols+c]
-		}
-	}
-	return out
 }
 
 // readInitializers lists a model's graph initializers and where their bytes are (ModelProto.graph = 7,
