@@ -28,9 +28,6 @@ import (
 // (at 1024² the bench decode peaked 53 MiB higher with twice this; 2 and 4 times this were no faster).
 const stripValues = 1 << 20
 
-// errNotStreamable says why a decoder export cannot be streamed; LoadDecoder then loads it whole.
-var errNotStreamable = errors.New("not streamable")
-
 // streamer is a loaded streamed decoder.
 type streamer struct {
 	mu     sync.Mutex // one decode at a time: a second would hold its own full-resolution tensors
@@ -52,27 +49,27 @@ type streamStep struct {
 }
 
 // loadStreamer builds the stem and strip sessions of the decoder export at path from its own weights,
-// on the CPU. It returns errNotStreamable (wrapped) when the export does not name its parameters, the
-// folder has no AutoencoderKL config.json, or the provider is not the CPU.
+// on the CPU. It fails when the export does not name its parameters, the folder has no AutoencoderKL
+// config.json, or the provider is not the CPU; LoadDecoder then runs the export whole.
 func loadStreamer(ctx context.Context, path string, so ort.SessionOptions) (*streamer, error) {
 	if so.Provider != "" && so.Provider != "cpu" {
-		return nil, fmt.Errorf("%w: provider %s", errNotStreamable, so.Provider)
+		return nil, fmt.Errorf("provider %s: the decoder streams on the CPU only", so.Provider)
 	}
 	conf, err := arch.ReadConfig(filepath.Join(filepath.Dir(path), "config.json"))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errNotStreamable, err)
+		return nil, err
 	}
 	cfg, err := arch.ParseVAEConfig(conf)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errNotStreamable, err)
+		return nil, err
 	}
 	m, err := onnx.ReadModel(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errNotStreamable, err)
+		return nil, err
 	}
 	w, ok := newExportWeights(m)
 	if !ok {
-		return nil, fmt.Errorf("%w: the export does not name its parameters", errNotStreamable)
+		return nil, errors.New("the export does not name its parameters")
 	}
 	s := &streamer{groups: cfg.NormGroups, eps: arch.VAENormEps, strip: stripValues}
 	ok = false
@@ -83,7 +80,7 @@ func loadStreamer(ctx context.Context, path string, so ort.SessionOptions) (*str
 	}()
 	stem, err := arch.VAEDecoderStem(w, conf, arch.IO{})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errNotStreamable, err)
+		return nil, err
 	}
 	// every session would otherwise keep an arena as large as its largest run (the stem's, at latent
 	// resolution, is larger than a strip's), and the strips a memory pattern; run one after another,
@@ -121,7 +118,7 @@ func loadStreamer(ctx context.Context, path string, so ort.SessionOptions) (*str
 func sessionOf(ctx context.Context, name string, m *onnx.Model, so ort.SessionOptions) (*ort.Session, error) {
 	data, err := m.Marshal()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", errNotStreamable, name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	sess, err := ort.NewSessionFromBytes(ctx, name, data, "", so)
 	if err != nil {
@@ -136,15 +133,12 @@ func (st *streamStep) load(ctx context.Context, w *exportWeights, act string, so
 		if gamma, err = w.Float32(name+".weight", []int64{int64(ch)}); err == nil {
 			beta, err = w.Float32(name+".bias", []int64{int64(ch)})
 		}
-		if err != nil {
-			err = fmt.Errorf("%w: %v", errNotStreamable, err)
-		}
 		return gamma, beta, err
 	}
 	built := 0
 	build := func(m *onnx.Model, err error) (*ort.Session, error) {
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", errNotStreamable, err)
+			return nil, err
 		}
 		o := so
 		if o.ProfilePrefix != "" { // a file per session: they would share the second in its name
